@@ -1,0 +1,122 @@
+"""Devices: a name plus a lazily loaded backend module.
+
+A device whose backend is missing or cannot run still exists: ``enabled()`` is False,
+``disabled_reason`` says why, and touching a kernel raises :class:`DeviceUnavailableError`.
+"""
+import numpy as np
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A device was used whose backend is not installed or cannot run here."""
+
+
+class BackendDevice:
+    """A device backed by one backend of the registry.
+
+    Attributes the device lacks are forwarded to its backend module, so raw kernels are
+    reachable (``nd.cpu().matmul``). Devices compare equal by name and index.
+    """
+
+    def __init__(self, name, backend_name, registry, index=0):
+        self.name = name
+        self.backend_name = backend_name
+        self.index = index
+        self._registry = registry
+        self._module = None
+        self._optional = {}
+
+    # ---- identity ---------------------------------------------------------------------
+    def __repr__(self):
+        return f"{self.name}({self.index})" if self.index else f"{self.name}()"
+
+    def __eq__(self, other):
+        return isinstance(other, BackendDevice) and (self.name, self.index) == (other.name, other.index)
+
+    def __hash__(self):
+        return hash((self.name, self.index))
+
+    # ---- backend ----------------------------------------------------------------------
+    @property
+    def mod(self):
+        """The backend module; raises DeviceUnavailableError when it cannot be used."""
+        if self._module is None:
+            module, reason = self._registry.load(self.backend_name, self.index)
+            if module is None:
+                raise DeviceUnavailableError(f"device {self!r} is not available: {reason}")
+            self._module = module
+        return self._module
+
+    def enabled(self):
+        """True when this device's backend is installed and can run here."""
+        return self.disabled_reason is None
+
+    @property
+    def disabled_reason(self):
+        """None when enabled, else a sentence saying why the device cannot be used."""
+        if self._module is not None:
+            return None
+        return self._registry.load(self.backend_name, self.index)[1]
+
+    @property
+    def dtypes(self):
+        """The dtype names this device's backend supports."""
+        return tuple(getattr(self.mod, "DTYPES", ("float32",)))
+
+    def check_dtype(self, dtype):
+        if dtype not in self.dtypes:
+            raise TypeError(f"device {self!r} does not support dtype={dtype!r}; it supports {self.dtypes}")
+
+    def optional(self, name):
+        """The backend's optional kernel ``name``, or None when it does not provide it."""
+        try:
+            return self._optional[name]
+        except KeyError:
+            kernel = self._optional[name] = getattr(self.mod, name, None)
+            return kernel
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_module", "_registry", "_optional"):
+            raise AttributeError(name)
+        kernel = getattr(self.mod, name)
+        if not name.startswith("_"):
+            setattr(self, name, kernel)  # cache: later lookups skip __getattr__
+        return kernel
+
+    # ---- factories (random draws come from numpy's global generator, on the host) ------
+    def _from_numpy(self, array, dtype):
+        from .backend_ndarray.ndarray import NDArray
+        return NDArray(array, device=self, dtype=dtype)
+
+    def rand(self, *shape, dtype="float32"):
+        """Uniform [0, 1) samples of ``shape``."""
+        return self._from_numpy(np.random.rand(*shape), dtype)
+
+    def randn(self, *shape, dtype="float32"):
+        """Standard normal samples of ``shape``."""
+        return self._from_numpy(np.random.randn(*shape), dtype)
+
+    def one_hot(self, n, i, dtype="float32"):
+        """Rows of the n x n identity picked by the integer labels ``i``."""
+        labels = np.asarray(i.numpy() if hasattr(i, "numpy") else i)
+        if labels.size and not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError("one_hot: labels must hold integers")
+        labels = labels.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{labels.min()}, {labels.max()}]")
+        return self._from_numpy(np.eye(n)[labels], dtype)
+
+    def empty(self, shape, dtype="float32"):
+        """An uninitialised array of ``shape``."""
+        from .backend_ndarray.ndarray import empty
+        return empty(shape, dtype=dtype, device=self)
+
+    def full(self, shape, fill_value, dtype="float32"):
+        """An array of ``shape`` filled with ``fill_value``."""
+        from .backend_ndarray.ndarray import full
+        return full(shape, fill_value, dtype=dtype, device=self)
+
+
+def default_device():
+    """The device picked by ``NEEDLE_BACKEND`` (the native CPU backend if installed, else numpy)."""
+    from . import backends
+    return backends.default_device()

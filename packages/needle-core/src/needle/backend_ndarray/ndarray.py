@@ -1,0 +1,551 @@
+"""NDArray: an n-dimensional strided view over one backend buffer.
+
+All view logic lives here, once, for every backend: permute, broadcast, slicing, flip and
+reshape of compact arrays change (shape, strides, offset) and share the buffer; anything
+that needs real work calls one flat-buffer kernel of the backend protocol.
+"""
+import math
+from numbers import Number
+
+import numpy as np
+
+from .. import _device as _devices
+
+_DEFAULT_DTYPE = "float32"
+
+
+def prod(xs):
+    """Product of a sequence of ints (1 for an empty one)."""
+    return math.prod(xs)
+
+
+def compact_strides(shape):
+    """Row-major strides, in elements, of a compact array of ``shape``."""
+    stride, out = 1, []
+    for dim in reversed(shape):
+        out.append(stride)
+        stride *= dim
+    return tuple(reversed(out))
+
+
+def normalize_axes(axes, ndim, name="axes"):
+    """Return ``axes`` (int, tuple or None) as a sorted tuple of non-negative ints."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, (int, np.integer)):
+        axes = (int(axes),)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
+            raise ValueError(f"{name}={axes} is out of range for an array with {ndim} dimensions")
+        out.append(ax % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axes} repeats an axis")
+    return tuple(sorted(out))
+
+
+def broadcast_shapes(*shapes):
+    """numpy's broadcasting of several shapes; a ValueError names them when they clash."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast together") from None
+
+
+def _dtype_name(dtype):
+    if dtype is None:
+        return None
+    return np.dtype(dtype).name
+
+
+class NDArray:
+    """A strided n-dimensional array on a device.
+
+    ``NDArray(obj, device=None, dtype=None)`` copies a numpy array, a nested list or another
+    NDArray. Without ``dtype``, a float64 numpy input stays float64 where the device supports
+    it; everything else becomes float32.
+    """
+
+    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "__weakref__")
+
+    def __init__(self, other, device=None, dtype=None):
+        if isinstance(other, NDArray):
+            device = device or other.device
+            dtype = _dtype_name(dtype) or other.dtype
+            if device == other.device and dtype == other.dtype:
+                src = other
+            else:
+                src = NDArray(other.numpy(), device=device, dtype=dtype)
+            self._init_from(src.compact() if src is not other else other.copy())
+            return
+        device = device or _devices.default_device()
+        array = np.asarray(other)
+        if dtype is None:
+            dtype = "float64" if array.dtype == np.float64 and "float64" in device.dtypes else _DEFAULT_DTYPE
+        dtype = _dtype_name(dtype)
+        device.check_dtype(dtype)
+        array = np.ascontiguousarray(array, dtype=dtype)
+        out = NDArray.make(array.shape, device=device, dtype=dtype)
+        device.from_numpy(array, out._handle)
+        self._init_from(out)
+
+    def _init_from(self, other):
+        self._shape = other._shape
+        self._strides = other._strides
+        self._offset = other._offset
+        self._device = other._device
+        self._handle = other._handle
+
+    @staticmethod
+    def make(shape, strides=None, device=None, handle=None, offset=0, dtype=_DEFAULT_DTYPE):
+        """Create an NDArray over ``handle`` (or over a new buffer when it is None)."""
+        array = object.__new__(NDArray)
+        array._shape = tuple(int(s) for s in shape)
+        array._strides = compact_strides(array._shape) if strides is None else tuple(strides)
+        array._offset = offset
+        array._device = device if device is not None else _devices.default_device()
+        if handle is None:
+            array._device.check_dtype(dtype)
+            handle = array._device.Array(prod(array._shape), dtype)
+        array._handle = handle
+        return array
+
+    # ---- properties -------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def strides(self):
+        return self._strides
+
+    @property
+    def offset(self):
+        return self._offset
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def dtype(self):
+        return self._handle.dtype
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    @property
+    def size(self):
+        return prod(self._shape)
+
+    @property
+    def flat(self):
+        """A 1-D view of a compact array (``a.flat[j] += eps`` writes through)."""
+        if not self.is_compact():
+            raise ValueError("NDArray.flat needs a compact array; call .compact() first")
+        return self.reshape((self.size,))
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d NDArray")
+        return self._shape[0]
+
+    def __repr__(self):
+        return f"NDArray({self.numpy()!r}, device={self.device})"
+
+    def __str__(self):
+        return str(self.numpy())
+
+    # ---- conversion -------------------------------------------------------------------
+    def numpy(self):
+        """A numpy copy of the array."""
+        return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def to(self, device):
+        """This array on ``device`` (self when already there)."""
+        if device == self._device:
+            return self
+        return NDArray(self.numpy(), device=device, dtype=self.dtype)
+
+    def astype(self, dtype):
+        """A copy converted to ``dtype``."""
+        return NDArray(self.numpy(), device=self._device, dtype=dtype)
+
+    def fill(self, value):
+        """Set every element of this array (view) to ``value`` in place."""
+        self._device.scalar_setitem(self.size, value, self._handle, self._shape, self._strides, self._offset)
+
+    def copy(self):
+        out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        return out
+
+    # ---- views ------------------------------------------------------------------------
+    def is_compact(self):
+        """True when the array is row-major contiguous and covers its whole buffer."""
+        return self._strides == compact_strides(self._shape) and self.size == self._handle.size
+
+    def compact(self):
+        """This array if compact, else a compact copy."""
+        if self.is_compact():
+            return self
+        return self.copy()
+
+    def as_strided(self, shape, strides):
+        """A view with the given shape and strides (in elements) over the same buffer."""
+        if len(shape) != len(strides):
+            raise ValueError(f"as_strided: shape {tuple(shape)} and strides {tuple(strides)} differ in length")
+        return NDArray.make(shape, strides=strides, device=self._device, handle=self._handle, offset=self._offset)
+
+    def reshape(self, new_shape):
+        """Reshape; a view for compact arrays, a copy otherwise. One -1 is inferred."""
+        if isinstance(new_shape, (int, np.integer)):
+            new_shape = (new_shape,)
+        new_shape = tuple(int(s) for s in new_shape)
+        if new_shape.count(-1) > 1:
+            raise ValueError(f"reshape: shape {new_shape} has more than one -1")
+        if -1 in new_shape:
+            known = prod(s for s in new_shape if s != -1)
+            if known == 0 or self.size % known:
+                raise ValueError(f"reshape: cannot reshape array of shape {self._shape} into {new_shape}")
+            new_shape = tuple(self.size // known if s == -1 else s for s in new_shape)
+        if prod(new_shape) != self.size or any(s < 0 for s in new_shape):
+            raise ValueError(f"reshape: cannot reshape array of shape {self._shape} "
+                             f"(size {self.size}) into {new_shape} (size {prod(new_shape)})")
+        src = self if self._strides == compact_strides(self._shape) else self.compact()
+        return NDArray.make(new_shape, device=self._device, handle=src._handle, offset=src._offset)
+
+    def permute(self, new_axes):
+        """Reorder the axes (a view)."""
+        new_axes = tuple(new_axes)
+        if sorted(a % max(self.ndim, 1) for a in new_axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: axes {new_axes} are not a permutation of {self.ndim} axes")
+        new_axes = tuple(a % self.ndim for a in new_axes)
+        return self.as_strided(tuple(self._shape[a] for a in new_axes),
+                               tuple(self._strides[a] for a in new_axes))
+
+    def broadcast_to(self, new_shape):
+        """A view of shape ``new_shape`` (numpy rules, leading axes may be added)."""
+        new_shape = tuple(new_shape)
+        lead = len(new_shape) - self.ndim
+        if lead < 0:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
+        strides = [0] * lead
+        for old, new, stride in zip(self._shape, new_shape[lead:], self._strides):
+            if old == new:
+                strides.append(stride)
+            elif old == 1:
+                strides.append(0)
+            else:
+                raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
+        return self.as_strided(new_shape, tuple(strides))
+
+    def flip(self, axes):
+        """Reverse the order of elements along ``axes`` (a view with negative strides)."""
+        axes = normalize_axes(axes, self.ndim)
+        strides, offset = list(self._strides), self._offset
+        for ax in axes:
+            if self._shape[ax] > 0:
+                offset += (self._shape[ax] - 1) * strides[ax]
+            strides[ax] = -strides[ax]
+        return NDArray.make(self._shape, strides=tuple(strides), device=self._device,
+                            handle=self._handle, offset=offset)
+
+    def pad(self, axes):
+        """Zero-pad: ``axes`` holds one (before, after) pair per dimension."""
+        if len(axes) != self.ndim:
+            raise ValueError(f"pad: need one (before, after) pair per axis of shape {self._shape}, got {axes}")
+        new_shape = tuple(s + lo + hi for s, (lo, hi) in zip(self._shape, axes))
+        out = full(new_shape, 0.0, dtype=self.dtype, device=self._device)
+        out[tuple(slice(lo, lo + s) for s, (lo, _) in zip(self._shape, axes))] = self
+        return out
+
+    # ---- indexing ---------------------------------------------------------------------
+    def process_slice(self, sl, dim):
+        """A slice with None filled in and negative bounds resolved, for axis ``dim``."""
+        start, stop, step = sl.indices(self._shape[dim])
+        return slice(start, stop, step)
+
+    def __getitem__(self, idxs):
+        """Course indexing: ints keep their axis with length 1; slices may have any step."""
+        if not isinstance(idxs, tuple):
+            idxs = (idxs,)
+        if len(idxs) > self.ndim:
+            raise IndexError(f"too many indices ({len(idxs)}) for an array of shape {self._shape}")
+        idxs = idxs + (slice(None),) * (self.ndim - len(idxs))
+        shape, strides, offset = [], [], self._offset
+        for dim, idx in enumerate(idxs):
+            n = self._shape[dim]
+            if isinstance(idx, (int, np.integer)):
+                i = int(idx)
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for axis {dim} with size {n}")
+                idx = slice(i % n, i % n + 1, 1)
+            if not isinstance(idx, slice):
+                raise TypeError(f"NDArray index must be ints and slices, got {type(idx).__name__}")
+            start, stop, step = idx.indices(n)
+            length = len(range(start, stop, step))
+            shape.append(length)
+            strides.append(self._strides[dim] * step)
+            if length:
+                offset += start * self._strides[dim]
+        return NDArray.make(tuple(shape), strides=tuple(strides), device=self._device,
+                            handle=self._handle, offset=offset)
+
+    def basic_index(self, idx):
+        """numpy basic indexing (ints drop the axis, slices, ``...``, ``None``) as a view."""
+        if not isinstance(idx, tuple):
+            idx = (idx,)
+        n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
+        if sum(1 for i in idx if i is Ellipsis) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if n_real > self.ndim:
+            raise IndexError(f"too many indices ({n_real}) for a tensor of shape {self._shape}")
+        expanded = []
+        for i in idx:
+            if i is Ellipsis:
+                expanded.extend([slice(None)] * (self.ndim - n_real))
+            else:
+                expanded.append(i)
+        if Ellipsis not in idx:
+            expanded.extend([slice(None)] * (self.ndim - n_real))
+        shape, strides, offset, dim = [], [], self._offset, 0
+        for i in expanded:
+            if i is None:
+                shape.append(1)
+                strides.append(0)
+                continue
+            n = self._shape[dim]
+            if isinstance(i, (int, np.integer)):
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for axis {dim} with size {n}")
+                offset += (int(i) % n) * self._strides[dim]
+            elif isinstance(i, slice):
+                start, stop, step = i.indices(n)
+                length = len(range(start, stop, step))
+                shape.append(length)
+                strides.append(self._strides[dim] * step)
+                if length:
+                    offset += start * self._strides[dim]
+            else:
+                raise TypeError(f"only ints, slices, None and ... are valid indices, got {type(i).__name__}")
+            dim += 1
+        return NDArray.make(tuple(shape), strides=tuple(strides), device=self._device,
+                            handle=self._handle, offset=offset)
+
+    def __setitem__(self, idxs, other):
+        self._assign(self[idxs], other)
+
+    def _assign(self, view, other):
+        """Write ``other`` (NDArray, numpy array or scalar) into ``view`` of this buffer."""
+        if isinstance(other, Number):
+            self._device.scalar_setitem(view.size, other, self._handle, view.shape, view.strides, view.offset)
+            return
+        if not isinstance(other, NDArray):
+            other = NDArray(np.asarray(other), device=self._device, dtype=self.dtype)
+        if other.device != self._device:
+            raise ValueError(f"setitem: value is on {other.device} but the array is on {self._device}")
+        if other.shape != view.shape:
+            if other.size == view.size:
+                other = other.reshape(view.shape)
+            else:
+                other = other.broadcast_to(view.shape)
+        if other.dtype != self.dtype:
+            other = other.astype(self.dtype)
+        self._device.ewise_setitem(other.compact()._handle, self._handle, view.shape, view.strides, view.offset)
+
+    # ---- elementwise ------------------------------------------------------------------
+    def _binary(self, other, ewise, scalar, name):
+        if isinstance(other, NDArray):
+            if other._device != self._device:
+                raise ValueError(f"{name}: operands are on different devices ({self._device} and {other._device})")
+            if other.dtype != self.dtype:
+                raise TypeError(f"{name}: operands have different dtypes ({self.dtype} and {other.dtype})")
+            a, b = self, other
+            if a._shape != b._shape:
+                shape = broadcast_shapes(a._shape, b._shape)
+                a, b = a.broadcast_to(shape), b.broadcast_to(shape)
+            out = NDArray.make(a._shape, device=self._device, dtype=self.dtype)
+            ewise(a.compact()._handle, b.compact()._handle, out._handle)
+        else:
+            out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+            scalar(self.compact()._handle, other, out._handle)
+        return out
+
+    def _kernel(self, name):
+        return getattr(self._device, name)
+
+    def _unary(self, name):
+        out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+        self._kernel(name)(self.compact()._handle, out._handle)
+        return out
+
+    def __add__(self, other):
+        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        sub = self._device.optional("ewise_sub")
+        if isinstance(other, NDArray) and sub is not None:
+            return self._binary(other, sub, None, "subtract")
+        return self + (-other)
+
+    def __rsub__(self, other):
+        rsub = self._device.optional("scalar_rsub")
+        if rsub is not None:
+            return self._binary(other, None, rsub, "subtract")
+        return (-self) + other
+
+    def __mul__(self, other):
+        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "multiply")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "divide")
+
+    def __rtruediv__(self, other):
+        rdiv = self._device.optional("scalar_rdiv")
+        if rdiv is not None:
+            return self._binary(other, None, rdiv, "divide")
+        return (self ** -1.0) * other
+
+    def __neg__(self):
+        if self._device.optional("ewise_neg") is not None:
+            return self._unary("ewise_neg")
+        return self * -1.0
+
+    def __pow__(self, other):
+        if isinstance(other, NDArray):
+            power = self._device.optional("ewise_power")
+            if power is not None:
+                return self._binary(other, power, None, "power")
+            return (self.log() * other).exp()
+        return self._binary(other, None, self._device.scalar_power, "power")
+
+    def maximum(self, other):
+        return self._binary(other, self._device.ewise_maximum, self._device.scalar_maximum, "maximum")
+
+    def __eq__(self, other):
+        return self._binary(other, self._device.ewise_eq, self._device.scalar_eq, "eq")
+
+    def __ge__(self, other):
+        return self._binary(other, self._device.ewise_ge, self._device.scalar_ge, "ge")
+
+    def __ne__(self, other):
+        return 1 - (self == other)
+
+    def __gt__(self, other):
+        return (self >= other) * (self != other)
+
+    def __lt__(self, other):
+        return 1 - (self >= other)
+
+    def __le__(self, other):
+        return 1 - (self > other)
+
+    __hash__ = None
+
+    def log(self):
+        return self._unary("ewise_log")
+
+    def exp(self):
+        return self._unary("ewise_exp")
+
+    def tanh(self):
+        return self._unary("ewise_tanh")
+
+    def sqrt(self):
+        if self._device.optional("ewise_sqrt") is not None:
+            return self._unary("ewise_sqrt")
+        return self ** 0.5
+
+    def relu(self):
+        if self._device.optional("ewise_relu") is not None:
+            return self._unary("ewise_relu")
+        return self.maximum(0.0)
+
+    def sigmoid(self):
+        if self._device.optional("ewise_sigmoid") is not None:
+            return self._unary("ewise_sigmoid")
+        return ((self * 0.5).tanh() + 1.0) * 0.5
+
+    # ---- matmul -----------------------------------------------------------------------
+    def __matmul__(self, other):
+        """Matrix product; leading (batch) axes broadcast as in numpy."""
+        if not isinstance(other, NDArray):
+            raise TypeError(f"matmul: expected an NDArray, got {type(other).__name__}")
+        if other._device != self._device:
+            raise ValueError(f"matmul: operands are on different devices ({self._device} and {other._device})")
+        if other.dtype != self.dtype:
+            raise TypeError(f"matmul: operands have different dtypes ({self.dtype} and {other.dtype})")
+        if self.ndim < 2 or other.ndim < 2:
+            raise ValueError(f"matmul: operands need at least 2 dimensions, got shapes {self._shape} and {other._shape}")
+        m, n = self._shape[-2:]
+        n2, p = other._shape[-2:]
+        if n != n2:
+            raise ValueError(f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})")
+        if self.ndim == 2 and other.ndim == 2:
+            out = NDArray.make((m, p), device=self._device, dtype=self.dtype)
+            self._device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+            return out
+        batch_shape = broadcast_shapes(self._shape[:-2], other._shape[:-2])
+        a = self.broadcast_to(batch_shape + (m, n)).compact()
+        b = other.broadcast_to(batch_shape + (n, p)).compact()
+        batch = prod(batch_shape)
+        out = NDArray.make(batch_shape + (m, p), device=self._device, dtype=self.dtype)
+        batched = self._device.optional("matmul_batched")
+        if batched is not None:
+            batched(a._handle, b._handle, out._handle, batch, m, n, p)
+            return out
+        # Core fallback from the required 2-D kernel: one call per matrix in the batch.
+        a3, b3, o3 = a.reshape((batch, m, n)), b.reshape((batch, n, p)), out.reshape((batch, m, p))
+        for i in range(batch):
+            o3[i] = a3[i].compact().reshape((m, n)) @ b3[i].compact().reshape((n, p))
+        return out
+
+    # ---- reductions -------------------------------------------------------------------
+    def _reduce(self, axis, keepdims, kernel, name):
+        axes = normalize_axes(axis, self.ndim, "axis")
+        if name == "max" and any(self._shape[a] == 0 for a in axes):
+            raise ValueError(f"max: zero-size reduction over axis {axis} of shape {self._shape}")
+        keep = tuple(a for a in range(self.ndim) if a not in axes)
+        view = self.permute(keep + axes)
+        out_shape = tuple(self._shape[a] for a in keep)
+        out = NDArray.make(out_shape, device=self._device, dtype=self.dtype)
+        kernel(view.compact()._handle, out._handle, prod(self._shape[a] for a in axes))
+        if keepdims:
+            out = out.reshape(tuple(1 if a in axes else s for a, s in enumerate(self._shape)))
+        return out
+
+    def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (int, tuple or None for all)."""
+        return self._reduce(axis, keepdims, self._device.reduce_sum, "sum")
+
+    def max(self, axis=None, keepdims=False):
+        """Maximum over ``axis`` (int, tuple or None for all)."""
+        return self._reduce(axis, keepdims, self._device.reduce_max, "max")
+
+
+# ---- constructors -------------------------------------------------------------------------
+def array(obj, dtype="float32", device=None):
+    """An NDArray holding a copy of ``obj``."""
+    return NDArray(obj, device=device, dtype=dtype)
+
+
+def empty(shape, dtype="float32", device=None):
+    """An uninitialised NDArray of ``shape``."""
+    return NDArray.make(shape, device=device, dtype=_dtype_name(dtype))
+
+
+def full(shape, fill_value, dtype="float32", device=None):
+    """An NDArray of ``shape`` filled with ``fill_value``."""
+    out = empty(shape, dtype, device)
+    out._device.fill(out._handle, fill_value)
+    return out

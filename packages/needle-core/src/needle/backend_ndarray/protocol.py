@@ -1,0 +1,90 @@
+"""The backend protocol: the flat-buffer kernels every backend provides.
+
+A backend is an object (usually a module) with the attributes below. Every kernel works
+on flat, one-dtype device buffers created by ``Array(size, dtype)``; all view logic
+(shape, strides, offset, broadcasting) lives in :mod:`needle.backend_ndarray.ndarray`, so a
+backend never sees anything but flat buffers plus a (shape, strides, offset) triple.
+
+Required
+--------
+``PROTOCOL_VERSION``                         int, the protocol version implemented (this is 1)
+``DTYPES``                                    tuple of dtype names supported, e.g. ("float32",)
+``Array(size, dtype="float32")``              a buffer with ``.size``, ``.dtype`` and ``.ptr()``
+``from_numpy(np_array, out)``                 copy a compact numpy array into ``out``
+``to_numpy(a, shape, strides, offset)``       numpy array of the strided view (strides in elements)
+``fill(out, value)``                          set every element of ``out``
+``compact(a, out, shape, strides, offset)``   gather the strided view of ``a`` into compact ``out``
+``ewise_setitem(a, out, shape, strides, offset)``  scatter compact ``a`` into the view of ``out``
+``scalar_setitem(size, value, out, shape, strides, offset)``  set the view of ``out`` to ``value``
+``ewise_{add,mul,div,maximum,eq,ge}(a, b, out)``   compact elementwise; comparisons give 1.0/0.0
+``scalar_{add,mul,div,power,maximum,eq,ge}(a, val, out)``
+``ewise_{log,exp,tanh}(a, out)``
+``matmul(a, b, out, m, n, p)``                (m, n) @ (n, p) on compact row-major matrices
+``reduce_sum(a, out, reduce_size)``           sum over contiguous groups of ``reduce_size``
+``reduce_max(a, out, reduce_size)``           max over contiguous groups of ``reduce_size``
+
+Optional
+--------
+Any name in :data:`OPTIONAL_KERNELS` may be provided; core looks it up with ``getattr`` and
+falls back on a composition of the required kernels when it is absent. A backend may also
+provide ``unavailable_reason()`` returning ``None`` when it can run, or a sentence saying why
+it cannot (no GPU, missing library); and ``device_count()`` for multi-device backends.
+"""
+
+PROTOCOL_VERSION = 1
+
+REQUIRED_KERNELS = (
+    "Array",
+    "from_numpy",
+    "to_numpy",
+    "fill",
+    "compact",
+    "ewise_setitem",
+    "scalar_setitem",
+    "ewise_add",
+    "ewise_mul",
+    "ewise_div",
+    "ewise_maximum",
+    "ewise_eq",
+    "ewise_ge",
+    "scalar_add",
+    "scalar_mul",
+    "scalar_div",
+    "scalar_power",
+    "scalar_maximum",
+    "scalar_eq",
+    "scalar_ge",
+    "ewise_log",
+    "ewise_exp",
+    "ewise_tanh",
+    "matmul",
+    "reduce_sum",
+    "reduce_max",
+)
+
+#: Kernels core uses when a backend has them. Signatures:
+#: ``ewise_sub(a, b, out)``, ``scalar_rsub(a, val, out)`` (val - a), ``scalar_rdiv(a, val, out)``
+#: (val / a), ``ewise_neg(a, out)``, ``ewise_sqrt(a, out)``, ``ewise_sigmoid(a, out)``,
+#: ``ewise_relu(a, out)``, ``ewise_power(a, b, out)``,
+#: ``matmul_batched(a, b, out, batch, m, n, p)`` (compact (batch, m, n) @ (batch, n, p)).
+OPTIONAL_KERNELS = (
+    "ewise_sub",
+    "scalar_rsub",
+    "scalar_rdiv",
+    "ewise_neg",
+    "ewise_sqrt",
+    "ewise_sigmoid",
+    "ewise_relu",
+    "ewise_power",
+    "matmul_batched",
+)
+
+
+def missing_kernels(backend) -> list:
+    """Names of required protocol attributes that ``backend`` lacks."""
+    return [name for name in REQUIRED_KERNELS if not hasattr(backend, name)]
+
+
+def optional_kernels(backend) -> list:
+    """Names of optional kernels that ``backend`` provides."""
+    return [name for name in OPTIONAL_KERNELS if hasattr(backend, name)]
