@@ -1,0 +1,6 @@
+"""Datasets: in-memory arrays and MNIST (CIFAR-10 and text corpora come in later releases)."""
+from .idx import DataFormatError, read_idx
+from .mnist_dataset import MNISTDataset, parse_mnist, read_mnist
+from .ndarray_dataset import NDArrayDataset
+
+__all__ = ["DataFormatError", "MNISTDataset", "NDArrayDataset", "parse_mnist", "read_idx", "read_mnist"]
