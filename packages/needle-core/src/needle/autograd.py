@@ -1,0 +1,457 @@
+"""Reverse-mode automatic differentiation: the Value/Op graph and backward.
+
+A Tensor is a node of the graph: it records the Op that made it and the input nodes.
+``backward`` sorts the graph topologically (iteratively, so deep graphs do not hit the
+recursion limit) and sweeps it in reverse, building each gradient from ops, so that a
+gradient is itself a differentiable Tensor.
+"""
+import contextlib
+import functools
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _device
+from .backend_ndarray.ndarray import NDArray
+
+#: When True, ops only record the graph; data is computed on first use.
+LAZY_MODE = False
+#: Number of live Value objects (tests use it to catch leaks).
+TENSOR_COUNTER = 0
+
+_grad_enabled = True
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager (and decorator) under which ops record no graph."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+
+def is_grad_enabled():
+    """False inside :class:`no_grad`."""
+    return _grad_enabled
+
+
+class Op:
+    """An operator: ``compute`` maps NDArrays forward, ``gradient`` maps adjoints back."""
+
+    def __call__(self, *args):
+        raise NotImplementedError()
+
+    def compute(self, *args: Tuple[NDArray]):
+        """Forward computation on the inputs' NDArrays."""
+        raise NotImplementedError()
+
+    def gradient(self, out_grad: "Value", node: "Value") -> Union["Value", Tuple["Value"]]:
+        """Partial adjoints for each input, given the adjoint ``out_grad`` of ``node``."""
+        raise NotImplementedError()
+
+    def gradient_as_tuple(self, out_grad: "Value", node: "Value") -> Tuple["Value"]:
+        """``gradient`` as a tuple, whatever the number of inputs."""
+        output = self.gradient(out_grad, node)
+        if isinstance(output, tuple):
+            return output
+        if isinstance(output, list):
+            return tuple(output)
+        return (output,)
+
+
+class TensorOp(Op):
+    """An op whose output is a Tensor."""
+
+    def __call__(self, *args):
+        return Tensor.make_from_op(self, args)
+
+
+class TensorTupleOp(Op):
+    """An op whose output is a TensorTuple."""
+
+    def __call__(self, *args):
+        return TensorTuple.make_from_op(self, args)
+
+
+class Value:
+    """A node of the computational graph."""
+
+    op: Optional[Op]
+    inputs: List["Value"]
+    cached_data: NDArray
+    requires_grad: bool
+
+    def realize_cached_data(self):
+        """Run ``compute`` (once) and return the cached NDArray."""
+        if self.cached_data is None:
+            self.cached_data = self.op.compute(*[x.realize_cached_data() for x in self.inputs])
+        return self.cached_data
+
+    def is_leaf(self):
+        return self.op is None
+
+    def __del__(self):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
+    def _init(self, op, inputs, *, num_outputs=1, cached_data=None, requires_grad=None):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
+        if requires_grad is None:
+            requires_grad = any(x.requires_grad for x in inputs)
+        self.op = op
+        self.inputs = inputs
+        self.num_outputs = num_outputs
+        self.cached_data = cached_data
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def make_const(cls, data, *, requires_grad=False):
+        """A leaf holding ``data``."""
+        value = cls.__new__(cls)
+        value._init(None, [], cached_data=data, requires_grad=requires_grad)
+        return value
+
+    @classmethod
+    def make_from_op(cls, op: Op, inputs: List["Value"]):
+        """Apply ``op``; record the graph only when some input needs a gradient."""
+        value = cls.__new__(cls)
+        requires_grad = _grad_enabled and any(x.requires_grad for x in inputs)
+        if requires_grad or LAZY_MODE:
+            value._init(op, list(inputs), requires_grad=requires_grad)
+            if not LAZY_MODE:
+                value.realize_cached_data()
+        else:
+            # Nothing upstream needs a gradient: keep the result, not the graph.
+            data = op.compute(*[x.realize_cached_data() for x in inputs])
+            value._init(None, [], cached_data=data, requires_grad=False)
+        return value
+
+
+def _as_ndarray(array, device, dtype):
+    if isinstance(array, NDArray):
+        return NDArray(array, device=device, dtype=dtype)
+    if dtype is None and not isinstance(array, np.ndarray) and not isinstance(array, np.generic):
+        dtype = "float32"  # lists and Python scalars: float32, as parameters are
+    return NDArray(array, device=device, dtype=dtype)
+
+
+class Tensor(Value):
+    """An n-dimensional array that records the ops applied to it, for ``backward``.
+
+    ``Tensor(array, device=None, dtype=None, requires_grad=True)``: ``array`` is a Tensor,
+    an NDArray, a numpy array, a list or a scalar. Without ``dtype``, a numpy float64 array
+    stays float64 where the device supports it; anything else becomes float32.
+    """
+
+    grad: "Tensor"
+
+    def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
+        if isinstance(array, Tensor):
+            device = device or array.device
+            dtype = dtype or array.dtype
+            src = array.realize_cached_data()
+            cached = src if (device == src.device and dtype == src.dtype) else _as_ndarray(src, device, dtype)
+        else:
+            if device is None and isinstance(array, NDArray):
+                device = array.device
+            cached = _as_ndarray(array, device or _device.default_device(), dtype)
+        self._init(None, [], cached_data=cached, requires_grad=requires_grad)
+
+    @staticmethod
+    def make_from_op(op: Op, inputs: List["Value"]):
+        return Value.make_from_op.__func__(Tensor, op, inputs)
+
+    @staticmethod
+    def make_const(data, requires_grad=False):
+        if isinstance(data, Tensor):
+            data = data.realize_cached_data()
+        return Value.make_const.__func__(Tensor, data, requires_grad=requires_grad)
+
+    # ---- data and metadata ------------------------------------------------------------
+    @property
+    def data(self):
+        """A detached Tensor sharing this one's storage."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Tensor.data: new value has dtype {value.dtype}, tensor has {self.dtype}")
+        self.cached_data = value.realize_cached_data()
+
+    def detach(self):
+        """A new leaf Tensor with the same data and no graph."""
+        return Tensor.make_const(self.realize_cached_data())
+
+    @property
+    def shape(self):
+        return self.realize_cached_data().shape
+
+    @property
+    def dtype(self):
+        return self.realize_cached_data().dtype
+
+    @property
+    def device(self):
+        return self.realize_cached_data().device
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return self.realize_cached_data().size
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def numpy(self):
+        """A numpy copy of the data."""
+        return self.realize_cached_data().numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def item(self):
+        """The value of a one-element tensor as a Python float."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return float(self.numpy().reshape(-1)[0])
+
+    def to(self, device):
+        """A copy on ``device`` (this tensor when already there); gradient flows back."""
+        if device == self.device:
+            return self
+        from .ops import ops_mathematic
+        return ops_mathematic.ToDevice(device)(self)
+
+    def astype(self, dtype):
+        """A detached copy with ``dtype``."""
+        return Tensor(self.realize_cached_data().astype(dtype), requires_grad=self.requires_grad)
+
+    def __repr__(self):
+        return f"needle.Tensor({self.realize_cached_data().numpy()})"
+
+    def __str__(self):
+        return str(self.realize_cached_data().numpy())
+
+    # ---- autograd ---------------------------------------------------------------------
+    def backward(self, out_grad=None, create_graph=True):
+        """Compute gradients of this tensor with respect to every leaf that requires grad.
+
+        ``out_grad`` defaults to ones of this tensor's shape. Each leaf's ``.grad`` is
+        replaced (not accumulated). With ``create_graph=False`` gradients are plain data
+        (faster, no graph kept); by default they are graph tensors, so a gradient can be
+        differentiated again.
+        """
+        if out_grad is None:
+            out_grad = Tensor.make_const(self.device.full(self.shape, 1.0, dtype=self.dtype))
+        elif not isinstance(out_grad, Tensor):
+            out_grad = Tensor(out_grad, device=self.device, dtype=self.dtype, requires_grad=False)
+        if out_grad.shape != self.shape:
+            raise ValueError(f"backward: out_grad has shape {out_grad.shape}, tensor has shape {self.shape}")
+        if create_graph:
+            compute_gradient_of_variables(self, out_grad)
+        else:
+            with no_grad():
+                compute_gradient_of_variables(self, out_grad)
+
+    # ---- operators --------------------------------------------------------------------
+    def __add__(self, other):
+        return _ops.add(self, other) if isinstance(other, Tensor) else _ops.add_scalar(self, other)
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        return _ops.multiply(self, other) if isinstance(other, Tensor) else _ops.mul_scalar(self, other)
+
+    __rmul__ = __mul__
+
+    def __pow__(self, other):
+        return _ops.power(self, other) if isinstance(other, Tensor) else _ops.power_scalar(self, other)
+
+    def __rpow__(self, other):
+        return _ops.rpower_scalar(self, other)
+
+    def __sub__(self, other):
+        if isinstance(other, Tensor):
+            return _ops.add(self, _ops.negate(other))
+        return _ops.add_scalar(self, -other)
+
+    def __rsub__(self, other):
+        return _ops.add_scalar(_ops.negate(self), other)
+
+    def __truediv__(self, other):
+        return _ops.divide(self, other) if isinstance(other, Tensor) else _ops.divide_scalar(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.rdivide_scalar(self, other)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __neg__(self):
+        return _ops.negate(self)
+
+    def __getitem__(self, idx):
+        return _ops.get_item(self, idx)
+
+    def matmul(self, other):
+        return _ops.matmul(self, other)
+
+    def sum(self, axes=None):
+        return _ops.summation(self, axes)
+
+    def mean(self, axes=None):
+        return _ops.mean(self, axes)
+
+    def max(self, axes=None, keepdims=False):
+        return _ops.max(self, axes, keepdims)
+
+    def broadcast_to(self, shape):
+        return _ops.broadcast_to(self, shape)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return _ops.reshape(self, shape)
+
+    def transpose(self, axes=None):
+        return _ops.transpose(self, axes)
+
+    def permute(self, axes):
+        return _ops.permute(self, axes)
+
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+
+class TensorTuple(Value):
+    """A tuple of tensors that is one node of the graph (e.g. the output of ``split``)."""
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int):
+        return _ops.tuple_get_item(self, index)
+
+    def tuple(self):
+        return tuple(self[i] for i in range(len(self)))
+
+    def __iter__(self):
+        return iter(self.tuple())
+
+    def __repr__(self):
+        return "needle.TensorTuple" + str(self.tuple())
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __add__(self, other):
+        if not isinstance(other, TensorTuple) or len(self) != len(other):
+            raise ValueError("TensorTuple + needs another TensorTuple of the same length")
+        return _ops.make_tuple(*[self[i] + other[i] for i in range(len(self))])
+
+    def detach(self):
+        return TensorTuple.make_const(self.realize_cached_data())
+
+    @property
+    def device(self):
+        data = self.realize_cached_data()
+        return data[0].device if data else _device.default_device()
+
+
+# ---- backward ------------------------------------------------------------------------------
+def find_topo_sort(node_list: List[Value]) -> List[Value]:
+    """Nodes reachable from ``node_list`` in topological order (inputs before users).
+
+    Depth-first post-order, visiting inputs in order, with an explicit stack so that a
+    chain of any length works within Python's default recursion limit.
+    """
+    return _topo_sort(node_list, only_requires_grad=False)
+
+
+def _topo_sort(node_list, only_requires_grad):
+    visited, order = set(), []
+    for root in node_list:
+        if id(root) in visited:
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(root.inputs))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if id(child) not in visited and (child.requires_grad or not only_requires_grad):
+                    visited.add(id(child))
+                    stack.append((child, iter(child.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def compute_gradient_of_variables(output_tensor, out_grad):
+    """Reverse sweep: sum each node's partial adjoints and pass them to its inputs.
+
+    Every leaf that requires grad gets ``.grad``; intermediate nodes keep nothing, so the
+    graph is freed once the caller drops it.
+    """
+    grads = {id(output_tensor): [out_grad]}
+    for node in reversed(_topo_sort([output_tensor], only_requires_grad=True)):
+        partials = grads.pop(id(node), None)
+        if partials is None:
+            continue
+        total = partials[0]
+        for partial in partials[1:]:
+            total = total + partial
+        if node.is_leaf():
+            if node.requires_grad:
+                node.grad = total
+            continue
+        if not node.requires_grad:
+            continue
+        for inp, grad in zip(node.inputs, node.op.gradient_as_tuple(total, node)):
+            if inp.requires_grad:
+                grads.setdefault(id(inp), []).append(grad)
+
+
+def sum_node_list(node_list):
+    """Sum a list of nodes (course helper)."""
+    return functools.reduce(lambda a, b: a + b, node_list)
+
+
+from . import ops as _ops  # noqa: E402  (ops import this module)

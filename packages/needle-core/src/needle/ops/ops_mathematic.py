@@ -1,0 +1,658 @@
+"""Tensor ops: each class keeps its forward (``compute``) beside its backward (``gradient``).
+
+Gradients are built from ops, so they are graph tensors and can be differentiated again.
+Elementwise binary ops broadcast with numpy's rules; each input's gradient is summed back
+to that input's shape.
+"""
+import math
+from numbers import Number
+
+from ..autograd import NDArray, Tensor, TensorOp
+from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
+
+
+# ---- argument checks --------------------------------------------------------------------------
+def _check_pair(name, a, b):
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        bad = a if not isinstance(a, Tensor) else b
+        raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
+    if a.device != b.device:
+        raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
+                         f"move one with .to(device)")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name}: tensors have different dtypes: a is {a.dtype}, b is {b.dtype}")
+
+
+def _check_broadcast(name, a, b):
+    _check_pair(name, a, b)
+    if a.shape != b.shape:
+        try:
+            broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+def _check_scalar(name, scalar):
+    if not isinstance(scalar, Number):
+        raise TypeError(f"{name}: expected a Python number, got {type(scalar).__name__}")
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes broadcasting added, so that it has ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    lead = len(grad.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = summation(grad, axes)
+    return reshape(grad, shape)
+
+
+# ---- elementwise arithmetic --------------------------------------------------------------------
+class EWiseAdd(TensorOp):
+    def compute(self, a: NDArray, b: NDArray):
+        return a + b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        return unbroadcast(out_grad, a.shape), unbroadcast(out_grad, b.shape)
+
+
+def add(a, b):
+    """Elementwise ``a + b`` (broadcasting)."""
+    _check_broadcast("add", a, b)
+    return EWiseAdd()(a, b)
+
+
+class AddScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray):
+        return a + self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad
+
+
+def add_scalar(a, scalar):
+    """``a + scalar``."""
+    _check_scalar("add_scalar", scalar)
+    return AddScalar(scalar)(a)
+
+
+class EWiseMul(TensorOp):
+    def compute(self, a: NDArray, b: NDArray):
+        return a * b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        return unbroadcast(out_grad * b, a.shape), unbroadcast(out_grad * a, b.shape)
+
+
+def multiply(a, b):
+    """Elementwise ``a * b`` (broadcasting)."""
+    _check_broadcast("multiply", a, b)
+    return EWiseMul()(a, b)
+
+
+class MulScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray):
+        return a * self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad * self.scalar
+
+
+def mul_scalar(a, scalar):
+    """``a * scalar``."""
+    _check_scalar("mul_scalar", scalar)
+    return MulScalar(scalar)(a)
+
+
+class EWisePow(TensorOp):
+    """``a ** b`` elementwise."""
+
+    def compute(self, a: NDArray, b: NDArray):
+        return a ** b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = out_grad * b * power(a, add_scalar(b, -1.0))
+        grad_b = out_grad * node * log(a)
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+def power(a, b):
+    """Elementwise ``a ** b`` (broadcasting)."""
+    _check_broadcast("power", a, b)
+    return EWisePow()(a, b)
+
+
+class PowerScalar(TensorOp):
+    """``a ** scalar``."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a ** self.scalar
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0]
+        if self.scalar == 0:
+            return out_grad * 0.0
+        return out_grad * (power_scalar(a, self.scalar - 1) * self.scalar)
+
+
+def power_scalar(a, scalar):
+    """``a ** scalar``."""
+    _check_scalar("power_scalar", scalar)
+    return PowerScalar(scalar)(a)
+
+
+class RPowerScalar(TensorOp):
+    """``scalar ** a``."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray):
+        return (a * math.log(self.scalar)).exp()
+
+    def gradient(self, out_grad, node):
+        return out_grad * node * math.log(self.scalar)
+
+
+def rpower_scalar(a, scalar):
+    """``scalar ** a`` (scalar > 0)."""
+    _check_scalar("rpower_scalar", scalar)
+    if scalar <= 0:
+        raise ValueError(f"rpower_scalar: base must be positive, got {scalar}")
+    return RPowerScalar(scalar)(a)
+
+
+class EWiseDiv(TensorOp):
+    def compute(self, a: NDArray, b: NDArray):
+        return a / b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = out_grad / b
+        grad_b = negate(out_grad * a / (b * b))
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+def divide(a, b):
+    """Elementwise ``a / b`` (broadcasting)."""
+    _check_broadcast("divide", a, b)
+    return EWiseDiv()(a, b)
+
+
+class DivScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray):
+        return a / self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad / self.scalar
+
+
+def divide_scalar(a, scalar):
+    """``a / scalar``."""
+    _check_scalar("divide_scalar", scalar)
+    return DivScalar(scalar)(a)
+
+
+class RDivScalar(TensorOp):
+    """``scalar / a``."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+    def compute(self, a: NDArray):
+        return self.scalar / a
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0]
+        return negate(out_grad * node / a)
+
+
+def rdivide_scalar(a, scalar):
+    """``scalar / a``."""
+    _check_scalar("rdivide_scalar", scalar)
+    return RDivScalar(scalar)(a)
+
+
+class Negate(TensorOp):
+    def compute(self, a: NDArray):
+        return -a
+
+    def gradient(self, out_grad, node):
+        return negate(out_grad)
+
+
+def negate(a):
+    """``-a``."""
+    return Negate()(a)
+
+
+# ---- unary functions ---------------------------------------------------------------------------
+class Log(TensorOp):
+    def compute(self, a: NDArray):
+        return a.log()
+
+    def gradient(self, out_grad, node):
+        return out_grad / node.inputs[0]
+
+
+def log(a):
+    """Natural logarithm."""
+    return Log()(a)
+
+
+class Exp(TensorOp):
+    def compute(self, a: NDArray):
+        return a.exp()
+
+    def gradient(self, out_grad, node):
+        return out_grad * node
+
+
+def exp(a):
+    """Exponential."""
+    return Exp()(a)
+
+
+class ReLU(TensorOp):
+    def compute(self, a: NDArray):
+        return a.relu()
+
+    def gradient(self, out_grad, node):
+        # The mask is a constant: relu's second derivative is zero almost everywhere.
+        return out_grad * Tensor.make_const(node.realize_cached_data() > 0.0)
+
+
+def relu(a):
+    """``max(a, 0)``."""
+    return ReLU()(a)
+
+
+class Tanh(TensorOp):
+    def compute(self, a: NDArray):
+        return a.tanh()
+
+    def gradient(self, out_grad, node):
+        return out_grad * add_scalar(negate(node * node), 1.0)
+
+
+def tanh(a):
+    """Hyperbolic tangent."""
+    return Tanh()(a)
+
+
+class Sigmoid(TensorOp):
+    def compute(self, a: NDArray):
+        return a.sigmoid()
+
+    def gradient(self, out_grad, node):
+        return out_grad * node * add_scalar(negate(node), 1.0)
+
+
+def sigmoid(a):
+    """Logistic sigmoid, finite for every finite input."""
+    return Sigmoid()(a)
+
+
+class Sqrt(TensorOp):
+    def compute(self, a: NDArray):
+        return a.sqrt()
+
+    def gradient(self, out_grad, node):
+        return out_grad / (node * 2.0)
+
+
+def sqrt(a):
+    """Square root."""
+    return Sqrt()(a)
+
+
+# ---- shape ops -----------------------------------------------------------------------------------
+class Transpose(TensorOp):
+    """Swap two axes (default: the last two)."""
+
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def _perm(self, ndim):
+        if self.axes is None:
+            i, j = ndim - 2, ndim - 1
+        else:
+            if len(self.axes) != 2:
+                raise ValueError(f"transpose: axes must name exactly two axes, got {self.axes}; use permute")
+            i, j = (normalize_axes((ax,), ndim, "axes")[0] for ax in self.axes)
+        perm = list(range(ndim))
+        perm[i], perm[j] = perm[j], perm[i]
+        return tuple(perm)
+
+    def compute(self, a: NDArray):
+        if a.ndim < 2 and self.axes is None:
+            return a
+        return a.permute(self._perm(a.ndim))
+
+    def gradient(self, out_grad, node):
+        return transpose(out_grad, self.axes)
+
+
+def transpose(a, axes=None):
+    """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``."""
+    if axes is not None:
+        Transpose(axes)._perm(len(a.shape))  # validate at the API edge
+    return Transpose(axes)(a)
+
+
+class Permute(TensorOp):
+    """Reorder all axes."""
+
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
+    def compute(self, a: NDArray):
+        return a.permute(self.axes)
+
+    def gradient(self, out_grad, node):
+        ndim = len(self.axes)
+        inverse = [0] * ndim
+        for i, ax in enumerate(self.axes):
+            inverse[ax % ndim] = i
+        return permute(out_grad, inverse)
+
+
+def permute(a, axes):
+    """Reorder the axes of ``a`` to ``axes``."""
+    axes = tuple(axes)
+    if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+        raise ValueError(f"permute: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
+    return Permute(axes)(a)
+
+
+class Reshape(TensorOp):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def compute(self, a: NDArray):
+        return a.reshape(self.shape)
+
+    def gradient(self, out_grad, node):
+        return reshape(out_grad, node.inputs[0].shape)
+
+
+def reshape(a, shape):
+    """``a`` with a new shape of the same size (one -1 is inferred)."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    shape = tuple(int(s) for s in shape)
+    size = prod(a.shape)
+    if -1 in shape:
+        known = prod(s for s in shape if s != -1)
+        if shape.count(-1) == 1 and known and size % known == 0:
+            shape = tuple(size // known if s == -1 else s for s in shape)
+    if prod(shape) != size or any(s < 0 for s in shape):
+        raise ValueError(f"reshape: cannot reshape tensor of shape {a.shape} (size {size}) into shape {shape}")
+    return Reshape(shape)(a)
+
+
+class BroadcastTo(TensorOp):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def compute(self, a: NDArray):
+        return a.broadcast_to(self.shape)
+
+    def gradient(self, out_grad, node):
+        return unbroadcast(out_grad, node.inputs[0].shape)
+
+
+def broadcast_to(a, shape):
+    """``a`` broadcast to ``shape`` (numpy rules; leading axes may be added)."""
+    shape = tuple(int(s) for s in shape)
+    try:
+        if broadcast_shapes(a.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast tensor of shape {a.shape} to shape {shape}") from None
+    return BroadcastTo(shape)(a)
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+class Summation(TensorOp):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def compute(self, a: NDArray):
+        return a.sum(self.axes)
+
+    def gradient(self, out_grad, node):
+        shape = node.inputs[0].shape
+        axes = normalize_axes(self.axes, len(shape))
+        return broadcast_to(reshape(out_grad, _kept_shape(shape, axes)), shape)
+
+
+def summation(a, axes=None):
+    """Sum over ``axes`` (int, tuple or None for all); the summed axes are removed."""
+    normalize_axes(axes, len(a.shape))
+    return Summation(axes)(a)
+
+
+def mean(a, axes=None):
+    """Mean over ``axes`` (int, tuple or None for all)."""
+    count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape)))
+    return divide_scalar(summation(a, axes), float(count))
+
+
+class Max(TensorOp):
+    """Maximum over axes; the gradient is shared evenly between tied maxima."""
+
+    def __init__(self, axes=None, keepdims=False):
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def compute(self, a: NDArray):
+        return a.max(self.axes, keepdims=self.keepdims)
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0].realize_cached_data()
+        axes = normalize_axes(self.axes, a.ndim)
+        kept = _kept_shape(a.shape, axes)
+        is_max = a == node.realize_cached_data().reshape(kept).broadcast_to(a.shape)
+        share = is_max / is_max.sum(axes, keepdims=True).broadcast_to(a.shape)
+        return broadcast_to(reshape(out_grad, kept), a.shape) * Tensor.make_const(share)
+
+
+def max(a, axes=None, keepdims=False):  # noqa: A001 - the course's name
+    """Maximum over ``axes`` (int, tuple or None for all)."""
+    axes_n = normalize_axes(axes, len(a.shape))
+    if any(a.shape[i] == 0 for i in axes_n):
+        raise ValueError(f"max: zero-size reduction over axes {axes} of shape {a.shape}")
+    return Max(axes, keepdims)(a)
+
+
+# ---- matmul ------------------------------------------------------------------------------------
+class MatMul(TensorOp):
+    """Matrix product, batched and broadcast over leading axes."""
+
+    def compute(self, a: NDArray, b: NDArray):
+        return a @ b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = matmul(out_grad, transpose(b))
+        grad_b = matmul(transpose(a), out_grad)
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+
+def matmul(a, b):
+    """``a @ b``; operands need 2 or more axes, leading axes broadcast."""
+    _check_pair("matmul", a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"matmul: operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    try:
+        broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
+    return MatMul()(a, b)
+
+
+# ---- indexing, flipping, dilation, padding ------------------------------------------------------
+class GetItem(TensorOp):
+    """numpy basic indexing; the gradient scatters into zeros."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def compute(self, a: NDArray):
+        return a.basic_index(self.index)
+
+    def gradient(self, out_grad, node):
+        return ScatterItem(self.index, node.inputs[0].shape)(out_grad)
+
+
+class ScatterItem(TensorOp):
+    """Zeros of ``shape`` with ``a`` written at ``index`` (the adjoint of GetItem)."""
+
+    def __init__(self, index, shape):
+        self.index = index
+        self.shape = shape
+
+    def compute(self, a: NDArray):
+        out = a.device.full(self.shape, 0.0, dtype=a.dtype)
+        out._assign(out.basic_index(self.index), a)
+        return out
+
+    def gradient(self, out_grad, node):
+        return get_item(out_grad, self.index)
+
+
+def get_item(a, index):
+    """``a[index]`` with numpy basic indexing."""
+    return GetItem(index)(a)
+
+
+class Flip(TensorOp):
+    def __init__(self, axes):
+        self.axes = axes
+
+    def compute(self, a: NDArray):
+        return a.flip(self.axes)
+
+    def gradient(self, out_grad, node):
+        return flip(out_grad, self.axes)
+
+
+def flip(a, axes):
+    """Reverse ``a`` along ``axes``."""
+    normalize_axes(axes, len(a.shape))
+    return Flip(axes)(a)
+
+
+def _dilated_slices(shape, axes, dilation):
+    return tuple(slice(None, None, dilation + 1) if i in axes else slice(None) for i in range(len(shape)))
+
+
+class Dilate(TensorOp):
+    """Insert ``dilation`` zeros after each element along ``axes``."""
+
+    def __init__(self, axes, dilation):
+        self.axes = axes
+        self.dilation = dilation
+
+    def compute(self, a: NDArray):
+        axes = normalize_axes(self.axes, a.ndim)
+        shape = tuple(s * (self.dilation + 1) if i in axes else s for i, s in enumerate(a.shape))
+        out = a.device.full(shape, 0.0, dtype=a.dtype)
+        out[_dilated_slices(shape, axes, self.dilation)] = a
+        return out
+
+    def gradient(self, out_grad, node):
+        return undilate(out_grad, self.axes, self.dilation)
+
+
+def dilate(a, axes, dilation):
+    """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element."""
+    normalize_axes(axes, len(a.shape))
+    return Dilate(axes, dilation)(a)
+
+
+class UnDilate(TensorOp):
+    """Keep every ``dilation + 1``-th element along ``axes`` (inverse of Dilate)."""
+
+    def __init__(self, axes, dilation):
+        self.axes = axes
+        self.dilation = dilation
+
+    def compute(self, a: NDArray):
+        axes = normalize_axes(self.axes, a.ndim)
+        return a[_dilated_slices(a.shape, axes, self.dilation)]
+
+    def gradient(self, out_grad, node):
+        # Dilate the gradient, then trim to the input's extent (the input may not be a
+        # multiple of dilation + 1 long).
+        grown = dilate(out_grad, self.axes, self.dilation)
+        shape = node.inputs[0].shape
+        if grown.shape == shape:
+            return grown
+        return get_item(grown, tuple(slice(0, s) for s in shape))
+
+
+def undilate(a, axes, dilation):
+    """Inverse of :func:`dilate`."""
+    normalize_axes(axes, len(a.shape))
+    return UnDilate(axes, dilation)(a)
+
+
+class Pad(TensorOp):
+    """Zero padding: one (before, after) pair per axis."""
+
+    def __init__(self, axes):
+        self.axes = tuple(tuple(p) for p in axes)
+
+    def compute(self, a: NDArray):
+        return a.pad(self.axes)
+
+    def gradient(self, out_grad, node):
+        shape = node.inputs[0].shape
+        return get_item(out_grad, tuple(slice(lo, lo + s) for s, (lo, _) in zip(shape, self.axes)))
+
+
+def pad(a, axes):
+    """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis."""
+    if len(axes) != len(a.shape) or any(len(p) != 2 or min(p) < 0 for p in axes):
+        raise ValueError(f"pad: need one non-negative (before, after) pair per axis of shape {a.shape}, got {axes}")
+    return Pad(axes)(a)
+
+
+# ---- devices -------------------------------------------------------------------------------------
+class ToDevice(TensorOp):
+    """Copy to another device; the gradient goes back to the source device."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def compute(self, a: NDArray):
+        return a.to(self.device)
+
+    def gradient(self, out_grad, node):
+        return ToDevice(node.inputs[0].device)(out_grad)
