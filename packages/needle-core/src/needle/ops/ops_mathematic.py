@@ -4,6 +4,7 @@ Gradients are built from ops, so they are graph tensors and can be differentiate
 Elementwise binary ops broadcast with numpy's rules; each input's gradient is summed back
 to that input's shape.
 """
+import builtins
 import math
 from numbers import Number
 
@@ -377,7 +378,7 @@ class Permute(TensorOp):
 def permute(a, axes):
     """Reorder the axes of ``a`` to ``axes``."""
     axes = tuple(axes)
-    if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+    if sorted(ax % builtins.max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
         raise ValueError(f"permute: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     return Permute(axes)(a)
 
