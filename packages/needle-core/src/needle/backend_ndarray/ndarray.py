@@ -4,6 +4,7 @@ All view logic lives here, once, for every backend: permute, broadcast, slicing,
 reshape of compact arrays change (shape, strides, offset) and share the buffer; anything
 that needs real work calls one flat-buffer kernel of the backend protocol.
 """
+import functools
 import math
 from numbers import Number
 
@@ -19,6 +20,7 @@ def prod(xs):
     return math.prod(xs)
 
 
+@functools.lru_cache(maxsize=4096)
 def compact_strides(shape):
     """Row-major strides, in elements, of a compact array of ``shape``."""
     stride, out = 1, []
@@ -100,8 +102,8 @@ class NDArray:
     def make(shape, strides=None, device=None, handle=None, offset=0, dtype=_DEFAULT_DTYPE):
         """Create an NDArray over ``handle`` (or over a new buffer when it is None)."""
         array = object.__new__(NDArray)
-        array._shape = tuple(int(s) for s in shape)
-        array._strides = compact_strides(array._shape) if strides is None else tuple(strides)
+        array._shape = shape = tuple(shape)
+        array._strides = compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
         array._device = device if device is not None else _devices.default_device()
         if handle is None:

@@ -14,20 +14,17 @@ DTYPES = ("float32", "float64")
 class Array:
     """A flat buffer of ``size`` elements of ``dtype`` in host memory."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "dtype")
 
     def __init__(self, size, dtype="float32"):
         if dtype not in DTYPES:
             raise TypeError(f"numpy backend supports dtypes {DTYPES}, got dtype={dtype!r}")
         self.array = np.empty(int(size), dtype=dtype)
+        self.dtype = dtype  # a plain str: numpy's dtype.name is slow on the hot path
 
     @property
     def size(self):
         return self.array.size
-
-    @property
-    def dtype(self):
-        return self.array.dtype.name
 
     def ptr(self):
         """Address of the first element, so tests can tell whether two views share memory."""
