@@ -47,6 +47,18 @@ def test_data_crop_matches_shifted_zero_padded_image(seed):
     np.testing.assert_array_equal(out, _shifted(img, sx, sy))
 
 
+def test_data_crop_shift_beyond_image_gives_zeros_or_overlap():
+    img = _img(3, 3, 1)
+    np.random.seed(5)
+    shifts = [np.random.randint(-7, 8, size=2) for _ in range(40)]
+    np.random.seed(5)
+    crop = data.RandomCrop(padding=7)
+    outs = [crop(img) for _ in range(40)]
+    assert any(not out.any() for out in outs)  # some shift moves the image fully out of view
+    for (sx, sy), out in zip(shifts, outs):
+        np.testing.assert_array_equal(out, _shifted(img, sx, sy))
+
+
 def test_data_crop_fixed_seed_hand_values():
     # seed 0: np.random.randint(-1, 2, size=2) -> [-1, 0]: the image moves down one row.
     img = np.arange(9, dtype=np.float32).reshape(3, 3, 1)

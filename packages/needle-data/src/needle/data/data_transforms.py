@@ -63,11 +63,22 @@ class RandomCrop(Transform):
         p = self.padding
         shift_x, shift_y = np.random.randint(low=-p, high=p + 1, size=2)
         h, w = img.shape[:2]
-        padded = np.pad(img, ((p, p), (p, p), (0, 0)))
-        return padded[p + shift_x:p + shift_x + h, p + shift_y:p + shift_y + w, :]
+        # Same result as cropping a zero-padded copy, without building the padded image:
+        # out[i, j] = img[i + shift_x, j + shift_y] where that pixel exists, else 0.
+        out = np.zeros_like(img)
+        rows, cols = _overlap(h, int(shift_x)), _overlap(w, int(shift_y))
+        if rows and cols:
+            out[rows[0]:rows[1], cols[0]:cols[1]] = img[rows[2]:rows[3], cols[2]:cols[3]]
+        return out
 
     def __repr__(self):
         return f"RandomCrop(padding={self.padding})"
+
+
+def _overlap(n, shift):
+    """Destination [d0, d1) and source [s0, s1) ranges for ``out[d] = img[d + shift]`` on an axis of length n."""
+    d0, d1 = max(0, -shift), min(n, n - shift)
+    return (d0, d1, d0 + shift, d1 + shift) if d0 < d1 else None
 
 
 class Normalize(Transform):
