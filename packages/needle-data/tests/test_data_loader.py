@@ -1,8 +1,7 @@
 """DataLoader and NDArrayDataset: epochs cover every sample once, seeded shuffles match numpy."""
+import needle as ndl
 import numpy as np
 import pytest
-
-import needle as ndl
 from needle import data
 
 

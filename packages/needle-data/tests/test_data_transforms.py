@@ -1,7 +1,6 @@
 """Transforms against numpy formulas and hand-built images."""
 import numpy as np
 import pytest
-
 from needle import data
 
 

@@ -17,7 +17,8 @@ def read_mnist(image_filename, label_filename):
         raise DataFormatError(f"{os.fspath(image_filename)}: expected 3 dimensions (N, rows, cols), "
                               f"header gives shape {images.shape}")
     if labels.ndim != 1:
-        raise DataFormatError(f"{os.fspath(label_filename)}: expected 1 dimension (N,), header gives shape {labels.shape}")
+        raise DataFormatError(f"{os.fspath(label_filename)}: expected 1 dimension (N,), "
+                              f"header gives shape {labels.shape}")
     if images.shape[0] != labels.shape[0]:
         raise DataFormatError(f"{os.fspath(image_filename)} holds {images.shape[0]} images but "
                               f"{os.fspath(label_filename)} holds {labels.shape[0]} labels; they must match")
