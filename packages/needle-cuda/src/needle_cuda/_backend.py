@@ -1,0 +1,435 @@
+"""The needle-cuda protocol module: the backend protocol on CuPy device buffers.
+
+Importing this module does not import CuPy; the first buffer allocation does (through
+:mod:`needle_cuda._cupy`), so the registry can load it and ask :func:`unavailable_reason`
+on a machine with no CuPy or no GPU. Kernels are CuPy ufuncs (one launch each), fused
+``needle_*`` ElementwiseKernels where a composition would take several launches, cuBLAS for
+matmul, and the shared-memory tiled kernel when ``MATMUL_IMPL`` is ``"tiled"``.
+
+Host <-> device copies happen only in :func:`from_numpy` and :func:`to_numpy`, and each is
+counted (:func:`transfer_stats`), so a test can prove the hot path makes none. Shapes,
+strides and scalars reach kernels as launch parameters, never as copied arrays.
+
+Module-level kernels run on CuPy's current device (device 0 unless changed). Use
+:func:`for_device` for a namespace bound to device ``i``.
+"""
+import contextlib
+import math
+import os
+import types
+
+import numpy as np
+from needle.backend_ndarray.protocol import OPTIONAL_KERNELS, PROTOCOL_VERSION, REQUIRED_KERNELS
+
+from . import _cupy, _kernels, _views
+from ._cupy import CudaUnavailableError, device_count, unavailable_reason
+
+__all__ = ["PROTOCOL_VERSION", "DTYPES", "Array", "CudaUnavailableError", "unavailable_reason", "device_count"]
+
+DTYPES = ("float32", "float64")
+
+#: Environment variable choosing the matmul implementation at import: ``cublas`` (default) or ``tiled``.
+MATMUL_ENV = "NEEDLE_CUDA_MATMUL"
+MATMUL_IMPLS = ("cublas", "tiled")
+#: Edge of the tiled matmul's shared-memory tiles.
+TILE_SIZE = __tile_size__ = _kernels.TILE
+
+_CP = None
+
+
+def _cp():
+    """CuPy, imported on first use (raises CudaUnavailableError with the reason when missing)."""
+    global _CP
+    if _CP is None:
+        _CP = _cupy.require()
+    return _CP
+
+
+def _dtype_name(dtype):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise TypeError(f"needle-cuda supports dtypes {DTYPES}, got dtype={dtype!r}")
+    return name
+
+
+# ---- buffers and transfers --------------------------------------------------------------
+class Array:
+    """A flat device buffer of ``size`` elements of ``dtype`` (a 1-D CuPy array inside).
+
+    ``device`` is a CUDA device index; None means CuPy's current device.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, size, dtype="float32", device=None):
+        dtype = _dtype_name(dtype)
+        size = int(size)
+        if size < 0:
+            raise ValueError(f"Array: size must be >= 0, got size={size}")
+        cp = _cp()
+        if device is None:
+            self.array = cp.empty(size, dtype=dtype)
+        else:
+            with cp.cuda.Device(int(device)):
+                self.array = cp.empty(size, dtype=dtype)
+
+    @property
+    def size(self):
+        return self.array.size
+
+    @property
+    def dtype(self):
+        return self.array.dtype.name
+
+    @property
+    def device_id(self):
+        """Index of the CUDA device holding the buffer."""
+        return self.array.device.id
+
+    def ptr(self):
+        """Device address of the first element, so tests can tell whether views share memory."""
+        return self.array.data.ptr
+
+    def __repr__(self):
+        return f"needle_cuda.Array(size={self.size}, dtype={self.dtype!r}, device={self.device_id})"
+
+
+_TRANSFERS = {"h2d": 0, "h2d_bytes": 0, "d2h": 0, "d2h_bytes": 0}
+
+
+def transfer_stats():
+    """Host<->device copies made so far: counts and bytes each way (copies of 0 bytes are not counted)."""
+    return dict(_TRANSFERS)
+
+
+def reset_transfer_stats():
+    """Zero the counters of :func:`transfer_stats`."""
+    for key in _TRANSFERS:
+        _TRANSFERS[key] = 0
+
+
+def _count(direction, nbytes):
+    if nbytes:
+        _TRANSFERS[direction] += 1
+        _TRANSFERS[direction + "_bytes"] += int(nbytes)
+
+
+def _view(a, shape, strides, offset, what):
+    """A CuPy view of buffer ``a`` (no copy); the bounds are checked on the host first."""
+    _views.check_view(a.size, shape, strides, offset, what)
+    arr = a.array
+    return _cp().ndarray(tuple(int(s) for s in shape), dtype=arr.dtype, memptr=arr.data + int(offset) * arr.itemsize,
+                         strides=_views.byte_strides(strides, arr.itemsize))
+
+
+def from_numpy(np_array, out):
+    """Copy a numpy array (any shape, ``out.size`` elements) into ``out``: one host-to-device copy."""
+    src = np.ascontiguousarray(np_array, dtype=out.array.dtype).reshape(-1)
+    if src.size != out.size:
+        raise ValueError(f"from_numpy: array of shape {np.shape(np_array)} has {src.size} elements, "
+                         f"the buffer has {out.size}")
+    if src.size:
+        out.array.set(src)
+    _count("h2d", src.nbytes)
+
+
+def to_numpy(a, shape, strides, offset):
+    """The strided view as a new numpy array: made compact on the device, then one copy to the host."""
+    if math.prod(shape) == 0:
+        _views.check_view(a.size, shape, strides, offset, "to_numpy")
+        return np.empty(tuple(shape), dtype=a.array.dtype)
+    host = _view(a, shape, strides, offset, "to_numpy").get()
+    _count("d2h", host.nbytes)
+    return host
+
+
+def fill(out, value):
+    """Set every element of ``out`` to ``value``."""
+    out.array.fill(value)
+
+
+# ---- strided copies ----------------------------------------------------------------------
+def compact(a, out, shape, strides, offset):
+    """Gather the strided view of ``a`` into compact ``out`` (one CuPy copy kernel)."""
+    n = math.prod(shape)
+    if n == 0:
+        return
+    src = _view(a, shape, strides, offset, "compact")
+    _cp().copyto(out.array[:n].reshape(tuple(shape)), src)
+
+
+def ewise_setitem(a, out, shape, strides, offset):
+    """Scatter compact ``a`` into the strided view of ``out``."""
+    n = math.prod(shape)
+    if n == 0:
+        return
+    if a.size < n:
+        raise ValueError(f"ewise_setitem: source buffer has {a.size} elements, the view of shape {tuple(shape)} needs {n}")
+    dst = _view(out, shape, strides, offset, "ewise_setitem")
+    src = a.array[:n].reshape(tuple(shape))
+    if a.array.data.ptr == out.array.data.ptr:
+        src = src.copy()  # writing a buffer into a permuted view of itself: copy first, threads race otherwise
+    _cp().copyto(dst, src)
+
+
+def scalar_setitem(size, value, out, shape, strides, offset):
+    """Set the strided view of ``out`` to ``value``."""
+    if math.prod(shape) == 0:
+        return
+    _view(out, shape, strides, offset, "scalar_setitem").fill(value)
+
+
+# ---- elementwise ---------------------------------------------------------------------------
+# Compact in, compact out: each is one CuPy ufunc launch (compiled by CuPy, cached per dtype),
+# or one fused needle_* kernel. Scalars are cast to the buffer's dtype so a float32 array never
+# promotes, and travel as kernel arguments.
+def _binary(ufunc):
+    def kernel(a, b, out):
+        getattr(_cp(), ufunc)(a.array, b.array, out=out.array)
+    kernel.__doc__ = f"out = {ufunc}(a, b), elementwise."
+    return kernel
+
+
+def _scalar(ufunc, reverse=False):
+    def kernel(a, val, out):
+        val = out.array.dtype.type(val)
+        args = (val, a.array) if reverse else (a.array, val)
+        getattr(_cp(), ufunc)(*args, out=out.array)
+    kernel.__doc__ = f"out = {ufunc}({'val, a' if reverse else 'a, val'}), elementwise."
+    return kernel
+
+
+def _unary(ufunc):
+    def kernel(a, out):
+        getattr(_cp(), ufunc)(a.array, out=out.array)
+    kernel.__doc__ = f"out = {ufunc}(a), elementwise."
+    return kernel
+
+
+def _fused(name, with_scalar=False, unary=False):
+    if unary:
+        def kernel(a, out):
+            _kernels.elementwise(name)(a.array, out.array)
+    elif with_scalar:
+        def kernel(a, val, out):
+            _kernels.elementwise(name)(a.array, out.array.dtype.type(val), out.array)
+    else:
+        def kernel(a, b, out):
+            _kernels.elementwise(name)(a.array, b.array, out.array)
+    kernel.__doc__ = f"The fused kernel {name}: {_kernels.ELEMENTWISE[name][2]}."
+    return kernel
+
+
+ewise_add = _binary("add")
+ewise_sub = _binary("subtract")
+ewise_mul = _binary("multiply")
+ewise_div = _binary("divide")
+ewise_maximum = _binary("maximum")
+ewise_power = _binary("power")
+ewise_eq = _fused("needle_ewise_eq")
+ewise_ge = _fused("needle_ewise_ge")
+
+scalar_add = _scalar("add")
+scalar_mul = _scalar("multiply")
+scalar_div = _scalar("divide")
+scalar_power = _scalar("power")
+scalar_maximum = _scalar("maximum")
+scalar_rsub = _scalar("subtract", reverse=True)
+scalar_rdiv = _scalar("divide", reverse=True)
+scalar_eq = _fused("needle_scalar_eq", with_scalar=True)
+scalar_ge = _fused("needle_scalar_ge", with_scalar=True)
+
+ewise_log = _unary("log")
+ewise_exp = _unary("exp")
+ewise_tanh = _unary("tanh")
+ewise_neg = _unary("negative")
+ewise_sqrt = _unary("sqrt")
+ewise_sigmoid = _fused("needle_ewise_sigmoid", unary=True)
+
+
+def ewise_relu(a, out):
+    """out = maximum(a, 0) (NaN stays NaN, as in numpy)."""
+    _cp().maximum(a.array, out.array.dtype.type(0), out=out.array)
+
+
+# ---- reductions -----------------------------------------------------------------------------
+def reduce_sum(a, out, reduce_size):
+    """Sum over contiguous groups of ``reduce_size`` elements (a CuPy reduction kernel)."""
+    if out.size == 0:
+        return
+    if reduce_size == 0:
+        out.array.fill(0)
+        return
+    _cp().sum(a.array[: out.size * reduce_size].reshape(out.size, reduce_size), axis=1, out=out.array)
+
+
+def reduce_max(a, out, reduce_size):
+    """Maximum over contiguous groups of ``reduce_size`` elements."""
+    if out.size == 0:
+        return
+    if reduce_size == 0:
+        raise ValueError("reduce_max: zero-size reduction has no maximum")
+    _cp().amax(a.array[: out.size * reduce_size].reshape(out.size, reduce_size), axis=1, out=out.array)
+
+
+# ---- matmul ---------------------------------------------------------------------------------
+def _parse_matmul_impl(value, source="matmul implementation"):
+    name = (value or "cublas").strip().lower()
+    if name not in MATMUL_IMPLS:
+        raise ValueError(f"{source}={value!r} is not a matmul implementation; choose one of {', '.join(MATMUL_IMPLS)}")
+    return name
+
+
+#: The matmul implementation ``matmul`` and ``matmul_batched`` use: "cublas" or "tiled".
+MATMUL_IMPL = _parse_matmul_impl(os.environ.get(MATMUL_ENV, ""), MATMUL_ENV)
+
+
+def get_matmul_impl():
+    """The current matmul implementation name."""
+    return MATMUL_IMPL
+
+
+def set_matmul_impl(name):
+    """Choose the matmul implementation ("cublas" or "tiled"); returns the previous one."""
+    global MATMUL_IMPL
+    previous, MATMUL_IMPL = MATMUL_IMPL, _parse_matmul_impl(name)
+    return previous
+
+
+@contextlib.contextmanager
+def matmul_impl(name):
+    """Use matmul implementation ``name`` inside a ``with`` block."""
+    previous = set_matmul_impl(name)
+    try:
+        yield
+    finally:
+        set_matmul_impl(previous)
+
+
+def _check_matmul(a, b, out, batch, m, n, p):
+    # The tiled kernel reads raw pointers: sizes are checked here, not discovered as a fault.
+    for what, buf, need, shape in (("a", a, batch * m * n, (m, n)), ("b", b, batch * n * p, (n, p)),
+                                   ("out", out, batch * m * p, (m, p))):
+        if buf.size < need:
+            raise ValueError(f"matmul: buffer {what} has {buf.size} elements, {batch} matrices of shape {shape} "
+                             f"need {need}")
+    if not a.dtype == b.dtype == out.dtype:
+        raise TypeError(f"matmul: dtypes differ (a {a.dtype}, b {b.dtype}, out {out.dtype})")
+
+
+def matmul_cublas(a, b, out, m, n, p):
+    """(m, n) @ (n, p) through cuBLAS (``cupy.matmul``)."""
+    matmul_batched_cublas(a, b, out, 1, m, n, p)
+
+
+def matmul_batched_cublas(a, b, out, batch, m, n, p):
+    """(batch, m, n) @ (batch, n, p) through cuBLAS (one strided-batched GEMM)."""
+    _check_matmul(a, b, out, batch, m, n, p)
+    if batch * m * p == 0:
+        return
+    result = out.array[: batch * m * p].reshape(batch, m, p)
+    if n == 0:
+        result.fill(0)  # an empty inner product is 0; cuBLAS is not asked
+        return
+    _cp().matmul(a.array[: batch * m * n].reshape(batch, m, n), b.array[: batch * n * p].reshape(batch, n, p),
+                 out=result)
+
+
+def matmul_tiled(a, b, out, m, n, p):
+    """(m, n) @ (n, p) with the shared-memory tiled kernel (``needle_matmul_tiled_*``)."""
+    matmul_batched_tiled(a, b, out, 1, m, n, p)
+
+
+def matmul_batched_tiled(a, b, out, batch, m, n, p):
+    """(batch, m, n) @ (batch, n, p) with the tiled kernel, the batch on gridDim.z."""
+    _check_matmul(a, b, out, batch, m, n, p)
+    _kernels.launch_tiled(a.array, b.array, out.array, batch, m, n, p)
+
+
+_MATMUL = {"cublas": matmul_batched_cublas, "tiled": matmul_batched_tiled}
+
+
+def _impl():
+    try:
+        return _MATMUL[MATMUL_IMPL]
+    except KeyError:
+        raise ValueError(f"needle_cuda MATMUL_IMPL={MATMUL_IMPL!r}; choose one of {', '.join(MATMUL_IMPLS)}") from None
+
+
+def matmul(a, b, out, m, n, p):
+    """(m, n) @ (n, p) on compact row-major buffers, by the implementation ``MATMUL_IMPL`` names."""
+    _impl()(a, b, out, 1, m, n, p)
+
+
+def matmul_batched(a, b, out, batch, m, n, p):
+    """(batch, m, n) @ (batch, n, p) on compact buffers, by the implementation ``MATMUL_IMPL`` names."""
+    _impl()(a, b, out, batch, m, n, p)
+
+
+# ---- devices ----------------------------------------------------------------------------------
+def synchronize():
+    """Wait for every kernel queued on the current device (benchmarks time with this)."""
+    _cp().cuda.Device().synchronize()
+
+
+@contextlib.contextmanager
+def use_device(index):
+    """Make CUDA device ``index`` current inside a ``with`` block (allocations and launches go there)."""
+    with _cp().cuda.Device(int(index)):
+        yield
+
+
+#: Every kernel a device-bound namespace runs under its device.
+KERNELS = tuple(n for n in REQUIRED_KERNELS if n != "Array") + OPTIONAL_KERNELS + (
+    "matmul_cublas", "matmul_tiled", "matmul_batched_cublas", "matmul_batched_tiled")
+
+_bound = {}
+
+
+def for_device(index):
+    """The protocol bound to CUDA device ``index``: buffers are allocated there and kernels run there.
+
+    Index 0 shares the module's functions but allocates on device 0 explicitly; other indices wrap
+    each kernel in ``cupy.cuda.Device(index)`` (about a microsecond a call).
+    """
+    index = int(index)
+    if index < 0:
+        raise ValueError(f"for_device: device index must be >= 0, got {index}")
+    if index not in _bound:
+        _bound[index] = _make_namespace(index)
+    return _bound[index]
+
+
+def _make_namespace(index):
+    module = globals()
+
+    def bound_array(size, dtype="float32"):
+        return Array(size, dtype, device=index)
+
+    def bound_reason():
+        reason = unavailable_reason()
+        if reason is None and index >= device_count():
+            reason = f"CUDA device index {index} is out of range: {device_count()} device(s) visible"
+        return reason
+
+    ns = types.SimpleNamespace(
+        PROTOCOL_VERSION=PROTOCOL_VERSION, DTYPES=DTYPES, TILE_SIZE=TILE_SIZE, DEVICE_INDEX=index,
+        Array=bound_array, unavailable_reason=bound_reason, device_count=device_count,
+        transfer_stats=transfer_stats, reset_transfer_stats=reset_transfer_stats,
+        get_matmul_impl=get_matmul_impl, set_matmul_impl=set_matmul_impl, matmul_impl=matmul_impl,
+        synchronize=lambda: _on_device(index, synchronize)(), __name__=f"{__name__}.for_device({index})")
+    for name in KERNELS:
+        setattr(ns, name, module[name] if index == 0 else _on_device(index, module[name]))
+    return ns
+
+
+def _on_device(index, kernel):
+    def run(*args):
+        with _cp().cuda.Device(index):
+            return kernel(*args)
+    run.__name__ = run.__qualname__ = kernel.__name__
+    run.__doc__ = kernel.__doc__
+    return run

@@ -1,0 +1,82 @@
+"""Lazy, cached access to CuPy and the CUDA devices it sees.
+
+Nothing here imports CuPy at module import time: ``pip install needle-cuda`` must import on a
+machine without CuPy or a GPU. The first call to :func:`load` tries the import and asks the CUDA
+runtime how many devices it sees (as ``cupy.cuda.is_available`` does), catching every error, and
+caches either the module or a sentence saying why the backend cannot run here.
+"""
+INSTALL_HINT = "pip install needle-cuda[cuda12] (CUDA 12) or needle-cuda[cuda13] (CUDA 13)"
+
+_state = None  # (cupy module or None, device count, reason or None) once probed
+
+
+class CudaUnavailableError(RuntimeError):
+    """A needle-cuda kernel was called where CuPy or a CUDA device is missing."""
+
+
+def _import_cupy():
+    """Import CuPy (a seam: host-side tests replace it to simulate a missing install)."""
+    import cupy
+    return cupy
+
+
+def _device_count(cupy):
+    """Devices the CUDA runtime sees; raises what the runtime raises (a seam for tests)."""
+    return int(cupy.cuda.runtime.getDeviceCount())
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _probe():
+    try:
+        cupy = _import_cupy()
+    except ModuleNotFoundError as exc:
+        if exc.name in (None, "cupy") or str(exc).endswith("'cupy'"):
+            return None, 0, f"CuPy is not installed: {INSTALL_HINT}"
+        return None, 0, f"CuPy is installed but failed to import ({_first_line(exc)}); reinstall with {INSTALL_HINT}"
+    except Exception as exc:  # CuPy re-raises broken installs with a diagnosis; keep its first line
+        return None, 0, f"CuPy is installed but failed to import ({_first_line(exc)}); reinstall with {INSTALL_HINT}"
+    version = getattr(cupy, "__version__", "?")
+    try:
+        count = _device_count(cupy)
+    except Exception as exc:  # no driver, driver too old, CUDA_VISIBLE_DEVICES="" ...
+        return None, 0, (f"CuPy {version} is installed but no CUDA device is visible "
+                         f"(cudaGetDeviceCount failed: {_first_line(exc)})")
+    if count <= 0:
+        return None, 0, f"CuPy {version} is installed but no CUDA device is visible (cudaGetDeviceCount returned {count})"
+    return cupy, count, None
+
+
+def load():
+    """``(cupy, device_count, reason)``: the module and count when usable, else ``(None, 0, reason)``."""
+    global _state
+    if _state is None:
+        _state = _probe()
+    return _state
+
+
+def require():
+    """The CuPy module, or :class:`CudaUnavailableError` saying why it cannot be used."""
+    cupy, _, reason = load()
+    if cupy is None:
+        raise CudaUnavailableError(f"needle-cuda cannot run here: {reason}")
+    return cupy
+
+
+def unavailable_reason():
+    """None when CuPy imports and sees at least one GPU, else a sentence saying why not."""
+    return load()[2]
+
+
+def device_count():
+    """Number of CUDA devices visible to CuPy (0 when CuPy or a device is missing)."""
+    return load()[1]
+
+
+def reset():
+    """Forget the cached probe (tests use this after replacing the seams above)."""
+    global _state
+    _state = None
