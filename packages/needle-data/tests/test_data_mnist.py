@@ -29,6 +29,12 @@ def test_data_mnist_paths_point_at_the_four_bundled_files(paths):
     assert paths.test_images.endswith("t10k-images-idx3-ubyte.gz")
     assert paths.test_labels.endswith("t10k-labels-idx1-ubyte.gz")
     assert set(paths._asdict()) == {"train_images", "train_labels", "test_images", "test_labels"}
+    assert paths["test_labels"] == paths.test_labels == paths[3]
+    assert dict(paths) == paths._asdict()
+    train_images, _, _, test_labels = paths
+    assert (train_images, test_labels) == (paths.train_images, paths.test_labels)
+    with pytest.raises(KeyError, match="train_images"):
+        paths["validation_images"]
 
 
 @pytest.mark.parametrize("split, n", [("train", 4000), ("test", 1000)])
