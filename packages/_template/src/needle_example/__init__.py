@@ -1,0 +1,2 @@
+"""needle-example: replace with what this package gives."""
+from .version import __version__
