@@ -33,7 +33,7 @@ def needle_cases(device, repeat):
     def chain():
         x = ndl.Tensor(a_np, device=device, requires_grad=True)
         y = x
-        for i in range(CHAIN // 2):
+        for _ in range(CHAIN // 2):
             y = y * 0.999
             y = y + 0.001
         y.sum().backward(create_graph=False)

@@ -488,7 +488,8 @@ class NDArray:
         if other.dtype != self.dtype:
             raise TypeError(f"matmul: operands have different dtypes ({self.dtype} and {other.dtype})")
         if self.ndim < 2 or other.ndim < 2:
-            raise ValueError(f"matmul: operands need at least 2 dimensions, got shapes {self._shape} and {other._shape}")
+            raise ValueError(f"matmul: operands need at least 2 dimensions, "
+                             f"got shapes {self._shape} and {other._shape}")
         m, n = self._shape[-2:]
         n2, p = other._shape[-2:]
         if n != n2:
