@@ -1,0 +1,287 @@
+"""Conformance, level 1: the raw protocol kernels of a backend against numpy, on flat buffers.
+
+Every required kernel, and every optional kernel the backend provides, at sizes 0, 1, odd
+and prime, in each dtype the backend declares.
+"""
+import numpy as np
+import pytest
+
+from needle.backend_ndarray import protocol
+
+SIZES = [0, 1, 2, 7, 31, 257]
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _dtypes(dev):
+    return [d for d in FLOAT_DTYPES if d in dev.dtypes]
+
+
+def _rtol(dtype):
+    return 1e-5 if dtype == "float32" else 1e-12
+
+
+def _buf(dev, x, dtype):
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = dev.Array(x.size, dtype)
+    dev.from_numpy(x, out)
+    return out
+
+
+def _read(dev, a, size=None):
+    size = a.size if size is None else size
+    return np.asarray(dev.to_numpy(a, (size,), (1,), 0))
+
+
+def _data(n, dtype, seed=0, low=-2.0, high=2.0):
+    return np.random.RandomState(seed + n).uniform(low, high, n).astype(dtype)
+
+
+def test_protocol_surface(dev):
+    mod = dev.mod
+    assert getattr(mod, "PROTOCOL_VERSION", None) == protocol.PROTOCOL_VERSION
+    assert protocol.missing_kernels(mod) == []
+    assert "float32" in dev.dtypes, "every backend must support float32"
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_array_roundtrip(dev, n):
+    for dtype in _dtypes(dev):
+        x = _data(n, dtype)
+        a = _buf(dev, x, dtype)
+        assert a.size == n
+        assert a.dtype == dtype
+        assert isinstance(a.ptr(), int)
+        got = _read(dev, a)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, x)
+
+
+def test_array_distinct_buffers(dev):
+    a, b = dev.Array(4, "float32"), dev.Array(4, "float32")
+    assert a.ptr() != b.ptr()
+
+
+def test_unsupported_dtype_raises(dev):
+    if "int8" in dev.dtypes:
+        pytest.skip("backend claims int8")
+    with pytest.raises((TypeError, ValueError)):
+        dev.Array(3, "int8")
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_fill(dev, n):
+    for dtype in _dtypes(dev):
+        a = dev.Array(n, dtype)
+        dev.fill(a, 2.5)
+        np.testing.assert_array_equal(_read(dev, a), np.full(n, 2.5, dtype))
+
+
+# (shape, strides, offset) views over a buffer of 60 elements: transposed, stepped,
+# broadcast (stride 0), reversed (negative strides), empty and 0-d.
+VIEWS = [
+    ((3, 4), (4, 1), 0),
+    ((4, 3), (1, 4), 0),
+    ((2, 3), (10, 3), 5),
+    ((3, 5), (0, 1), 2),
+    ((4,), (-3, ), 11),
+    ((2, 3, 2), (-20, 5, -1), 41),
+    ((0, 3), (3, 1), 0),
+    ((), (), 7),
+    ((5, 1, 2), (12, 1, 7), 3),
+]
+
+
+@pytest.mark.parametrize("shape,strides,offset", VIEWS, ids=[str(v) for v in VIEWS])
+def test_strided_read_and_compact(dev, shape, strides, offset):
+    for dtype in _dtypes(dev):
+        base = _data(60, dtype)
+        expected = np.lib.stride_tricks.as_strided(
+            base[offset:], shape, tuple(s * base.itemsize for s in strides)) if shape else base[offset]
+        expected = np.array(expected, dtype=dtype).reshape(shape)
+        a = _buf(dev, base, dtype)
+        np.testing.assert_array_equal(np.asarray(dev.to_numpy(a, shape, strides, offset)), expected)
+        out = dev.Array(expected.size, dtype)
+        dev.compact(a, out, shape, strides, offset)
+        np.testing.assert_array_equal(_read(dev, out), expected.reshape(-1))
+        np.testing.assert_array_equal(_read(dev, a), base)  # the source is untouched
+
+
+# Views without repeated elements (no stride 0), as setitem targets.
+WRITE_VIEWS = [v for v in VIEWS if 0 not in v[1]]
+
+
+@pytest.mark.parametrize("shape,strides,offset", WRITE_VIEWS, ids=[str(v) for v in WRITE_VIEWS])
+def test_ewise_and_scalar_setitem(dev, shape, strides, offset):
+    for dtype in _dtypes(dev):
+        base = _data(60, dtype)
+        size = int(np.prod(shape))
+        index = offset + sum(np.arange(n).reshape((-1,) + (1,) * (len(shape) - k - 1)) * s
+                             for k, (n, s) in enumerate(zip(shape, strides)))
+        index = np.broadcast_to(index, shape).reshape(-1)
+        values = _data(size, dtype, seed=9) + 10
+
+        out = _buf(dev, base, dtype)
+        dev.ewise_setitem(_buf(dev, values, dtype), out, shape, strides, offset)
+        expected = base.copy()
+        expected[index] = values
+        np.testing.assert_array_equal(_read(dev, out), expected)
+
+        out = _buf(dev, base, dtype)
+        dev.scalar_setitem(size, -3.0, out, shape, strides, offset)
+        expected = base.copy()
+        expected[index] = -3.0
+        np.testing.assert_array_equal(_read(dev, out), expected)
+
+
+BINARY = {
+    "ewise_add": np.add, "ewise_mul": np.multiply, "ewise_div": np.divide, "ewise_maximum": np.maximum,
+    "ewise_eq": lambda a, b: (a == b), "ewise_ge": lambda a, b: (a >= b),
+}
+SCALAR = {
+    "scalar_add": np.add, "scalar_mul": np.multiply, "scalar_div": np.divide, "scalar_power": np.power,
+    "scalar_maximum": np.maximum, "scalar_eq": lambda a, v: (a == v), "scalar_ge": lambda a, v: (a >= v),
+}
+UNARY = {"ewise_log": np.log, "ewise_exp": np.exp, "ewise_tanh": np.tanh}
+
+
+def _operands(n, dtype, positive=False):
+    low = 0.5 if positive else -2.0
+    a, b = _data(n, dtype, 1, low), _data(n, dtype, 2, low)
+    b[::3] = a[::3]  # ties, for the comparisons and maximum
+    b[b == 0] = 1.0
+    return a, b
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_kernels(dev, name, n):
+    for dtype in _dtypes(dev):
+        a, b = _operands(n, dtype)
+        out = dev.Array(n, dtype)
+        getattr(dev, name)(_buf(dev, a, dtype), _buf(dev, b, dtype), out)
+        expected = BINARY[name](a.astype(np.float64), b.astype(np.float64)).astype(dtype)
+        np.testing.assert_allclose(_read(dev, out), expected, rtol=_rtol(dtype))
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(SCALAR))
+def test_scalar_kernels(dev, name, n):
+    for dtype in _dtypes(dev):
+        a, _ = _operands(n, dtype, positive=(name == "scalar_power"))
+        a[: n // 4] = 1.5
+        for val in (1.5, -0.5, 3.0):
+            out = dev.Array(n, dtype)
+            getattr(dev, name)(_buf(dev, a, dtype), val, out)
+            expected = SCALAR[name](a.astype(np.float64), val).astype(dtype)
+            np.testing.assert_allclose(_read(dev, out), expected, rtol=_rtol(dtype) * 4, err_msg=f"val={val}")
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_kernels(dev, name, n):
+    for dtype in _dtypes(dev):
+        a, _ = _operands(n, dtype, positive=(name == "ewise_log"))
+        out = dev.Array(n, dtype)
+        getattr(dev, name)(_buf(dev, a, dtype), out)
+        np.testing.assert_allclose(_read(dev, out), UNARY[name](a.astype(np.float64)).astype(dtype),
+                                   rtol=_rtol(dtype) * 4, atol=1e-7)
+
+
+MATMUL_SIZES = [(1, 1, 1), (1, 7, 1), (2, 3, 4), (7, 1, 5), (13, 17, 11), (5, 0, 3), (64, 65, 33)]
+
+
+@pytest.mark.parametrize("m,n,p", MATMUL_SIZES)
+def test_matmul_kernel(dev, m, n, p):
+    for dtype in _dtypes(dev):
+        a, b = _data(m * n, dtype, 3).reshape(m, n), _data(n * p, dtype, 4).reshape(n, p)
+        out = dev.Array(m * p, dtype)
+        dev.fill(out, 123.0)  # the kernel must overwrite, not accumulate
+        dev.matmul(_buf(dev, a, dtype), _buf(dev, b, dtype), out, m, n, p)
+        expected = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(_read(dev, out).reshape(m, p), expected, rtol=_rtol(dtype) * 10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("groups,reduce_size", [(1, 1), (1, 7), (5, 1), (3, 13), (0, 4), (4, 257), (6, 0)])
+@pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
+def test_reduce_kernels(dev, name, groups, reduce_size):
+    if name == "reduce_max" and reduce_size == 0:
+        pytest.skip("max over an empty group is undefined (core refuses it before calling the kernel)")
+    for dtype in _dtypes(dev):
+        a = _data(groups * reduce_size, dtype, 5).reshape(groups, reduce_size)
+        out = dev.Array(groups, dtype)
+        getattr(dev, name)(_buf(dev, a, dtype), out, reduce_size)
+        fn = np.sum if name == "reduce_sum" else np.max
+        np.testing.assert_allclose(_read(dev, out), fn(a.astype(np.float64), axis=1), rtol=_rtol(dtype) * 10,
+                                   atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+# ---- optional kernels ---------------------------------------------------------------------------
+OPTIONAL_BINARY = {"ewise_sub": np.subtract, "ewise_power": np.power}
+OPTIONAL_SCALAR = {"scalar_rsub": lambda a, v: v - a, "scalar_rdiv": lambda a, v: v / a}
+OPTIONAL_UNARY = {"ewise_neg": np.negative, "ewise_sqrt": np.sqrt, "ewise_relu": lambda a: np.maximum(a, 0),
+                  "ewise_sigmoid": lambda a: 1 / (1 + np.exp(-a))}
+
+
+def _optional(dev, name):
+    kernel = dev.optional(name)
+    if kernel is None:
+        pytest.skip(f"backend has no optional kernel {name} (core's fallback is tested by the NDArray suite)")
+    return kernel
+
+
+def test_optional_kernel_names_are_known(dev):
+    unknown = [n for n in getattr(dev.mod, "OPTIONAL_KERNELS", ()) if n not in protocol.OPTIONAL_KERNELS]
+    assert unknown == [], f"backend advertises optional kernels core does not know: {unknown}"
+
+
+@pytest.mark.parametrize("n", [0, 1, 31])
+@pytest.mark.parametrize("name", sorted(OPTIONAL_BINARY))
+def test_optional_binary_kernels(dev, name, n):
+    kernel = _optional(dev, name)
+    for dtype in _dtypes(dev):
+        a, b = _operands(n, dtype, positive=(name == "ewise_power"))
+        out = dev.Array(n, dtype)
+        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out)
+        expected = OPTIONAL_BINARY[name](a.astype(np.float64), b.astype(np.float64))
+        np.testing.assert_allclose(_read(dev, out), expected.astype(dtype), rtol=_rtol(dtype) * 4)
+
+
+@pytest.mark.parametrize("n", [0, 1, 31])
+@pytest.mark.parametrize("name", sorted(OPTIONAL_SCALAR))
+def test_optional_scalar_kernels(dev, name, n):
+    kernel = _optional(dev, name)
+    for dtype in _dtypes(dev):
+        a, _ = _operands(n, dtype, positive=True)
+        out = dev.Array(n, dtype)
+        kernel(_buf(dev, a, dtype), 2.5, out)
+        expected = OPTIONAL_SCALAR[name](a.astype(np.float64), 2.5)
+        np.testing.assert_allclose(_read(dev, out), expected.astype(dtype), rtol=_rtol(dtype) * 4)
+
+
+@pytest.mark.parametrize("n", [0, 1, 31])
+@pytest.mark.parametrize("name", sorted(OPTIONAL_UNARY))
+def test_optional_unary_kernels(dev, name, n):
+    kernel = _optional(dev, name)
+    for dtype in _dtypes(dev):
+        a, _ = _operands(n, dtype, positive=(name == "ewise_sqrt"))
+        if name == "ewise_sigmoid" and n:
+            a[0] = -100.0  # must stay finite far out
+        out = dev.Array(n, dtype)
+        kernel(_buf(dev, a, dtype), out)
+        got = _read(dev, out)
+        assert np.all(np.isfinite(got))
+        expected = OPTIONAL_UNARY[name](a.astype(np.float64))
+        np.testing.assert_allclose(got, expected.astype(dtype), rtol=_rtol(dtype) * 4, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch,m,n,p", [(1, 1, 1, 1), (3, 2, 5, 7), (0, 2, 3, 4), (4, 13, 1, 11)])
+def test_optional_matmul_batched(dev, batch, m, n, p):
+    kernel = _optional(dev, "matmul_batched")
+    for dtype in _dtypes(dev):
+        a, b = _data(batch * m * n, dtype, 6).reshape(batch, m, n), _data(batch * n * p, dtype, 7).reshape(batch, n, p)
+        out = dev.Array(batch * m * p, dtype)
+        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out, batch, m, n, p)
+        expected = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(_read(dev, out).reshape(batch, m, p), expected, rtol=_rtol(dtype) * 10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
