@@ -1,0 +1,21 @@
+"""needle.nn: modules (layers, losses, normalisation) and safe checkpoints.
+
+Course-compatible names: ``Parameter``, ``Module``, ``Identity``, ``Linear``, ``Flatten``,
+``ReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``, ``Sequential``, ``Residual``, ``Dropout``,
+``SoftmaxLoss`` (alias ``CrossEntropyLoss``), ``MSELoss``, ``BatchNorm1d``, ``LayerNorm1d``;
+``save(state, path)`` / ``load(path)`` write and read ``.npz`` checkpoints.
+"""
+from .checkpoint import CheckpointError, load, save
+from .nn_basic import (
+    CrossEntropyLoss, Dropout, Flatten, Identity, Linear, MSELoss, ReLU, Residual, Sequential, Sigmoid, Softmax,
+    SoftmaxLoss, Tanh,
+)
+from .nn_module import Module, Parameter, StateDictError
+from .nn_norm import BatchNorm1d, LayerNorm1d
+from .version import __version__
+
+__all__ = [
+    "BatchNorm1d", "CheckpointError", "CrossEntropyLoss", "Dropout", "Flatten", "Identity", "LayerNorm1d",
+    "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
+    "SoftmaxLoss", "StateDictError", "Tanh", "__version__", "load", "save",
+]

@@ -1,0 +1,179 @@
+"""Basic layers: Linear, activations, containers, Dropout and the losses."""
+import math
+
+from needle import init, ops
+from needle.autograd import Tensor
+
+from .nn_module import Module, Parameter
+
+
+class _Stateless(Module):
+    """A module with no parameters; takes ``device``/``dtype`` like every module, for uniformity."""
+
+    def __init__(self, *, device=None, dtype="float32"):
+        super().__init__()
+
+
+def _check_last_dim(layer, x, expected):
+    if not x.shape or x.shape[-1] != expected:
+        raise ValueError(f"{layer}: input of shape {x.shape} must have {expected} features on its last axis")
+
+
+class Identity(_Stateless):
+    """Returns its input."""
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """``y = x @ weight + bias`` over the last axis (any rank).
+
+    ``weight`` is (in_features, out_features) from ``kaiming_uniform(in, out)``; ``bias`` is
+    (1, out_features) from ``kaiming_uniform(out, 1)`` reshaped, drawn after the weight (the
+    course's order, so seeded runs match).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype="float32"):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(init.kaiming_uniform(in_features, out_features, device=device, dtype=dtype))
+        self.bias = None
+        if bias:
+            b = init.kaiming_uniform(out_features, 1, device=device, dtype=dtype)
+            self.bias = Parameter(b.reshape((1, out_features)))
+
+    def forward(self, X):
+        _check_last_dim("Linear", X, self.in_features)
+        lead = X.shape[:-1]
+        rows = math.prod(lead)
+        # One 2-D matmul for any rank: cheaper than a batched matmul and its gradient.
+        flat = X if X.ndim == 2 else ops.reshape(X, (rows, self.in_features))
+        out = ops.matmul(flat, self.weight)
+        if self.bias is not None:
+            out = out + ops.broadcast_to(self.bias, out.shape)
+        return out if X.ndim == 2 else ops.reshape(out, lead + (self.out_features,))
+
+
+class Flatten(_Stateless):
+    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+
+    def forward(self, X):
+        if X.ndim < 1:
+            raise ValueError("Flatten: input must have a batch axis, got a 0-d tensor")
+        return ops.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
+
+
+class ReLU(_Stateless):
+    """``max(x, 0)``."""
+
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class Tanh(_Stateless):
+    """``tanh(x)``."""
+
+    def forward(self, x):
+        return ops.tanh(x)
+
+
+class Sigmoid(_Stateless):
+    """``1 / (1 + exp(-x))``."""
+
+    def forward(self, x):
+        return ops.sigmoid(x)
+
+
+class Softmax(Module):
+    """``exp(x) / sum(exp(x))`` over ``axis`` (default the last), computed as exp(logsoftmax)."""
+
+    def __init__(self, axis=-1, device=None, dtype="float32"):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return ops.exp(ops.logsoftmax(x, self.axis))
+
+
+class Sequential(Module):
+    """Applies ``modules`` in order; they are kept in ``self.modules``."""
+
+    def __init__(self, *modules, device=None, dtype="float32"):
+        super().__init__()
+        self.modules = list(modules)
+
+    def forward(self, x):
+        for module in self.modules:
+            x = module(x)
+        return x
+
+
+class Residual(Module):
+    """``fn(x) + x``."""
+
+    def __init__(self, fn, device=None, dtype="float32"):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x) + x
+
+
+class Dropout(Module):
+    """In training, zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask keeps an element where a uniform draw is <= 1-p (``init.randb``, numpy's global
+    generator). In eval mode it returns its input.
+    """
+
+    def __init__(self, p=0.5, device=None, dtype="float32"):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0.0
+        mask = init.randb(*x.shape, p=1.0 - self.p, device=x.device, dtype=x.dtype)
+        return x * mask / (1.0 - self.p)
+
+
+class SoftmaxLoss(_Stateless):
+    """Mean cross-entropy of ``logits`` (N, k) against integer labels ``y`` (N,).
+
+    ``y`` is a Tensor, array or list of ints (or floats holding ints) in [0, k).
+    ``logsumexp`` subtracts the max, so large logits do not overflow.
+    """
+
+    def forward(self, logits, y):
+        if logits.ndim != 2:
+            raise ValueError(f"SoftmaxLoss: logits must be (batch, classes), got shape {logits.shape}")
+        n, k = logits.shape
+        labels = y.numpy() if hasattr(y, "numpy") else y
+        one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
+        if one_hot.shape != (n, k):
+            raise ValueError(f"SoftmaxLoss: labels of shape {tuple(one_hot.shape[:-1])} do not match "
+                             f"logits of shape {logits.shape}")
+        picked = ops.summation(logits * one_hot, axes=(1,))
+        return ops.summation(ops.logsumexp(logits, axes=(1,)) - picked) / n
+
+
+#: PyTorch's name for the same loss.
+CrossEntropyLoss = SoftmaxLoss
+
+
+class MSELoss(_Stateless):
+    """Mean of ``(pred - target) ** 2`` over every element."""
+
+    def forward(self, pred, target):
+        if not isinstance(target, Tensor):
+            target = Tensor(target, device=pred.device, dtype=pred.dtype, requires_grad=False)
+        if pred.shape != target.shape:
+            raise ValueError(f"MSELoss: pred has shape {pred.shape}, target has shape {target.shape}")
+        diff = pred - target
+        return ops.summation(diff * diff) / max(math.prod(pred.shape), 1)
