@@ -86,7 +86,7 @@ class NDArray:
             dtype = "float64" if array.dtype == np.float64 and "float64" in device.dtypes else _DEFAULT_DTYPE
         dtype = _dtype_name(dtype)
         device.check_dtype(dtype)
-        array = np.ascontiguousarray(array, dtype=dtype)
+        array = np.asarray(array, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         out = NDArray.make(array.shape, device=device, dtype=dtype)
         device.from_numpy(array, out._handle)
         self._init_from(out)
