@@ -1,15 +1,14 @@
-"""The numpy backend, registered with the plugin manager like any other plugin."""
-from ._hookspecs import pluggy
+"""The numpy backend, registered with the plugin manager like any other plugin (always present)."""
+from .backends import BackendSpec, hookimpl
 
-hookimpl = pluggy.HookimplMarker("needle")
+
+def _load():
+    from .backend_ndarray import numpy_backend
+    return numpy_backend
 
 
 @hookimpl
 def needle_backends():
-    from .backends import BackendSpec
-
-    def load():
-        from .backend_ndarray import numpy_backend
-        return numpy_backend
-
-    return [BackendSpec(name="numpy", load=load, distribution="needle-core")]
+    """needle-core's own backend: the protocol on numpy arrays."""
+    return [BackendSpec(name="numpy", load=_load, distribution="needle-core",
+                        description="built-in reference backend on numpy (float32, float64)")]

@@ -10,11 +10,19 @@ class DeviceUnavailableError(RuntimeError):
     """A device was used whose backend is not installed or cannot run here."""
 
 
+# Attributes every module has; forwarding them would make a device look like its module.
+_MODULE_DUNDERS = frozenset({
+    "__name__", "__qualname__", "__file__", "__path__", "__spec__", "__loader__", "__package__",
+    "__builtins__", "__cached__", "__all__", "__dict__", "__doc__", "__annotations__", "__wrapped__",
+})
+
+
 class BackendDevice:
     """A device backed by one backend of the registry.
 
     Attributes the device lacks are forwarded to its backend module, so raw kernels are
-    reachable (``nd.cpu().matmul``). Devices compare equal by name and index.
+    reachable (``nd.cpu().matmul``, ``nd.cpu().__tile_size__``). Devices compare equal by
+    name and index, print as ``cpu()`` / ``cuda(1)`` / ``cpu_numpy()``, and pickle by name.
     """
 
     def __init__(self, name, backend_name, registry, index=0):
@@ -35,19 +43,36 @@ class BackendDevice:
     def __hash__(self):
         return hash((self.name, self.index))
 
+    def __reduce__(self):
+        # A device holds the registry and a module; rebuild it from its name in the receiving process.
+        from .backends import _restore_device
+        return _restore_device, (self.backend_name, self.index)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
     # ---- backend ----------------------------------------------------------------------
     @property
     def mod(self):
-        """The backend module; raises DeviceUnavailableError when it cannot be used."""
-        if self._module is None:
+        """The backend module; raises DeviceUnavailableError (with the reason) when it cannot be used."""
+        module = self._module
+        if module is None:
             module, reason = self._registry.load(self.backend_name, self.index)
             if module is None:
                 raise DeviceUnavailableError(f"device {self!r} is not available: {reason}")
             self._module = module
-        return self._module
+        return module
 
     def enabled(self):
-        """True when this device's backend is installed and can run here."""
+        """True when this device's backend is installed and can run here.
+
+        When it is False, :attr:`disabled_reason` says why and what to install, and using the
+        device raises :class:`DeviceUnavailableError` with that reason. ``python -m needle``
+        lists every backend with its reason.
+        """
         return self.disabled_reason is None
 
     @property
@@ -63,6 +88,7 @@ class BackendDevice:
         return tuple(getattr(self.mod, "DTYPES", ("float32",)))
 
     def check_dtype(self, dtype):
+        """Raise TypeError when this device's backend does not support ``dtype``."""
         if dtype not in self.dtypes:
             raise TypeError(f"device {self!r} does not support dtype={dtype!r}; it supports {self.dtypes}")
 
@@ -75,11 +101,20 @@ class BackendDevice:
             return kernel
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_module", "_registry", "_optional"):
+        # Only called for attributes the device lacks. Our own slots must never recurse here.
+        if name in ("_module", "_registry", "_optional", "name", "backend_name", "index", "mod"):
             raise AttributeError(name)
-        kernel = getattr(self.mod, name)
-        if not name.startswith("_"):
-            setattr(self, name, kernel)  # cache: later lookups skip __getattr__
+        if name.startswith("_"):
+            # Private and dunder names are probed by copy, pickle, IPython, numpy...: answer
+            # AttributeError rather than DeviceUnavailableError, and never the module's own identity.
+            if name in _MODULE_DUNDERS or not self.enabled():
+                raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {name!r}")
+            return getattr(self.mod, name)
+        try:
+            kernel = getattr(self.mod, name)
+        except AttributeError:
+            raise AttributeError(f"device {self!r} (backend {self.backend_name!r}) has no attribute {name!r}") from None
+        setattr(self, name, kernel)  # cache: later lookups skip __getattr__
         return kernel
 
     # ---- factories (random draws come from numpy's global generator, on the host) ------

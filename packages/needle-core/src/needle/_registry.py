@@ -1,9 +1,24 @@
 """The plugin registry: finds backends through pluggy and the ``needle.backends`` entry points.
 
-Discovery is lazy (first device lookup) and cached. Each entry point loads on its own, so
-one broken plugin warns, naming its distribution and the real exception, and the rest load.
+Behaviour (documented for users in :mod:`needle.backends`):
+
+- Discovery is lazy (the first device lookup, never ``import needle``) and cached until
+  :meth:`Registry.reset`.
+- Each entry point loads on its own. One that fails (import error, a ``needle_backends()`` that
+  raises or returns garbage, a reserved or malformed backend name) gives a
+  :class:`NeedlePluginWarning` naming the entry point, its distribution and the real exception;
+  the other plugins and the numpy backend keep working. ``NEEDLE_PLUGINS_STRICT=1`` raises
+  :class:`PluginLoadError` instead.
+- Two plugins claiming one backend name: neither gets it (we cannot tell which one the user
+  meant); the device of that name is disabled and its reason names both distributions.
+  ``NEEDLE_PLUGINS_STRICT=1`` raises :class:`BackendConflictError` instead.
+- A backend's ``load()`` runs on first use of its device. A failure there (import error,
+  protocol version mismatch, missing kernels, ``unavailable_reason()``) disables that device
+  only, with the reason and a pip hint; it is not a plugin error, so strict mode ignores it.
 """
 import importlib.metadata
+import operator
+import threading
 import traceback
 import warnings
 
@@ -14,124 +29,276 @@ from .backend_ndarray import protocol
 
 ENTRY_POINT_GROUP = "needle.backends"
 
+#: Names that always mean the built-in numpy backend (or "the native backends"), so no plugin may take them.
+RESERVED_NAMES = ("numpy", "np", "cpu_numpy", "nd")
+
+#: How to get the well-known backends when they are missing.
+INSTALL_HINTS = {
+    "cpu": "pip install needle-cpu",
+    "cuda": "pip install needle-cuda[cuda12] (or needle-cuda[cuda13])",
+}
+
+_BUILTIN = "needle-core"
+
 
 class PluginLoadError(RuntimeError):
-    """A plugin failed to load while NEEDLE_PLUGINS_STRICT is set."""
+    """A plugin failed to load while ``NEEDLE_PLUGINS_STRICT`` is set."""
 
 
 class BackendConflictError(RuntimeError):
-    """Two distributions register a backend under one name."""
+    """Two plugins register a backend under one name (raised in strict mode or by register_plugin)."""
 
 
 class NeedlePluginWarning(UserWarning):
-    """A plugin could not be loaded; the other backends keep working."""
+    """A plugin could not be loaded, or two claim one name; the other backends keep working."""
 
 
 def _iter_entry_points():
-    """Entry points of our group (a seam for tests that fake installed distributions)."""
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    """Entry points of our group (the seam tests replace to fake installed distributions)."""
+    eps = importlib.metadata.entry_points()
+    if hasattr(eps, "select"):  # Python >= 3.10
+        return list(eps.select(group=ENTRY_POINT_GROUP))
+    return list(eps.get(ENTRY_POINT_GROUP, ()))  # pragma: no cover  (Python 3.9)
 
 
-def _describe(exc):
+def _dist_name(ep):
+    dist = getattr(ep, "dist", None)  # EntryPoint.dist exists from Python 3.10
+    name = getattr(dist, "name", None) if dist is not None else None
+    return name or "(unknown distribution)"
+
+
+def describe_exception(exc):
+    """``Type: message`` of an exception, on one line where the message has one."""
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
+class PluginRecord:
+    """One plugin seen during discovery: where it came from, what it gave, or why it failed."""
+
+    __slots__ = ("name", "distribution", "value", "backends", "error")
+
+    def __init__(self, name, distribution, value=""):
+        self.name = name                  # entry point name, or the in-process plugin's name
+        self.distribution = distribution  # distribution that declared it
+        self.value = value                # entry point target ("pkg._plugin"); "" in-process
+        self.backends = []                # backend names it provided
+        self.error = None                 # why it failed, or None
+
+    def origin(self):
+        """``'dist' (entry point 'name' -> value)`` for messages."""
+        where = f"entry point {self.name!r} -> {self.value}" if self.value else f"plugin {self.name!r}"
+        return f"{self.distribution!r} ({where})"
+
+    def __repr__(self):
+        return f"PluginRecord({self.name!r}, {self.distribution!r}, backends={self.backends}, error={self.error!r})"
+
+
+class _Failure(Exception):
+    """A plugin problem on its way to a warning (or PluginLoadError in strict mode)."""
+
+
 class Registry:
-    """Backends by name, with the plugin that registered each and any load failure."""
+    """Backends by name, the plugin that registered each, and every load failure."""
 
     def __init__(self):
+        self._lock = threading.RLock()  # discovery may be triggered from loader threads
         self.reset()
 
     def reset(self):
-        self._discovered = False
-        self.pm = None
-        self.specs = {}          # backend name -> BackendSpec
-        self.conflicts = {}      # backend name -> [distribution, ...]
-        self.plugin_errors = []  # (entry point name, distribution, message)
-        self._loaded = {}        # (backend name, index) -> (module or None, reason or None)
-        self._extra = []         # plugins registered in-process before discovery
+        """Forget discovery, loaded backends and in-process plugins (for tests)."""
+        with self._lock:
+            self._discovered = False
+            self.pm = None
+            self.specs = {}         # backend name -> BackendSpec
+            self.owners = {}        # backend name -> PluginRecord that provided it
+            self.conflicts = {}     # backend name -> [PluginRecord, ...] (two or more claimants)
+            self.plugins = []       # PluginRecord per plugin seen, failed ones included
+            self.unmatched = []     # NEEDLE_PLUGINS names that matched no entry point
+            self._modules = {}      # backend name -> (module or None, reason or None)
+            self._bound = {}        # (backend name, index) -> (namespace or None, reason or None)
+
+    @property
+    def plugin_errors(self):
+        """``(entry point, distribution, message)`` for each plugin that failed."""
+        return [(r.name, r.distribution, r.error) for r in self.plugins if r.error is not None]
 
     # ---- discovery --------------------------------------------------------------------
-    def register_plugin(self, plugin, name=None, distribution="(in-process)"):
-        """Register a plugin object (module or instance implementing the hooks)."""
-        if not self._discovered:
-            self._extra.append((plugin, name, distribution))
-            return
-        self._add_plugin(plugin, name, distribution)
-
-    def unregister_plugin(self, name):
-        """Remove an in-process plugin and the backends it gave."""
-        self._extra = [e for e in self._extra if e[1] != name]
-        if self.pm is not None and self.pm.get_plugin(name) is not None:
-            self.pm.unregister(name=name)
-        for backend, spec in list(self.specs.items()):
-            if spec.plugin_name == name:
-                del self.specs[backend]
-                self._loaded = {k: v for k, v in self._loaded.items() if k[0] != backend}
-
-    def discover(self):
+    def discover(self, strict=None):
+        """Load the built-in backend and every entry point once; ``strict=None`` reads the env."""
         if self._discovered:
             return
-        self._discovered = True
+        with self._lock:
+            if self._discovered:
+                return
+            strict = _env.flag(_env.NEEDLE_PLUGINS_STRICT) if strict is None else strict
+            try:
+                self._discover(strict)
+            except BaseException:
+                self.reset()  # strict mode: the next lookup raises again instead of seeing half a registry
+                raise
+            self._discovered = True
+
+    def _discover(self, strict):
         self.pm = pluggy.PluginManager("needle")
         self.pm.add_hookspecs(_hookspecs)
         from . import _builtin_plugin
-        self._add_plugin(_builtin_plugin, "numpy", "needle-core")
-        for plugin, name, dist in self._extra:
-            self._add_plugin(plugin, name, dist)
-        self._extra = []
-        only = set(_env.names(_env.NEEDLE_PLUGINS)) if _env.flag(_env.NEEDLE_DISABLE_PLUGIN_AUTOLOAD) else None
+        builtin = self._record(PluginRecord("numpy", _BUILTIN))
+        self._add(builtin, self._specs_of(_builtin_plugin, builtin))
+
+        only = None
+        if _env.flag(_env.NEEDLE_DISABLE_PLUGIN_AUTOLOAD):
+            only = set(_env.names(_env.NEEDLE_PLUGINS))
+        seen_values = set()
+        matched = set()
         for ep in _iter_entry_points():
-            if only is not None and ep.name not in only:
+            dist = _dist_name(ep)
+            if only is not None:
+                hits = only & {ep.name, dist}
+                if not hits:
+                    continue
+                matched |= hits
+            # One distribution found twice on sys.path lists its entry point twice: load it once.
+            if ep.value in seen_values:
                 continue
-            dist = ep.dist.name if getattr(ep, "dist", None) is not None else "(unknown distribution)"
+            seen_values.add(ep.value)
+            record = self._record(PluginRecord(ep.name, dist, ep.value))
             try:
-                plugin = ep.load()
-            except Exception as exc:  # a broken plugin must not break `import needle`
-                self._fail(ep.name, dist, f"import of {ep.value!r} failed: {_describe(exc)}", exc)
-                continue
-            self._add_plugin(plugin, ep.name, dist)
-
-    def _fail(self, name, dist, message, exc=None):
-        self.plugin_errors.append((name, dist, message))
-        text = f"needle plugin {name!r} from distribution {dist!r} could not be loaded: {message}"
-        if _env.flag(_env.NEEDLE_PLUGINS_STRICT):
-            raise PluginLoadError(text + f" (unset {_env.NEEDLE_PLUGINS_STRICT} to skip it)") from exc
-        warnings.warn(text, NeedlePluginWarning, stacklevel=4)
-
-    def _add_plugin(self, plugin, name, dist):
-        try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:
-            self._fail(name, dist, f"registration failed: {_describe(exc)}", exc)
-            return
-        specs = []
-        for impl in self.pm.hook.needle_backends.get_hookimpls():
-            if impl.plugin is plugin:
                 try:
-                    specs = list(impl.function() or [])
-                except Exception as exc:
-                    self.pm.unregister(plugin)
-                    self._fail(name, dist, f"needle_backends() raised {_describe(exc)}", exc)
-                    return
+                    plugin = ep.load()
+                except Exception as exc:  # a broken plugin must not break needle
+                    raise _Failure(f"importing {ep.value!r} failed: {describe_exception(exc)}") from exc
+                self._add(record, self._specs_of(plugin, record))
+            except _Failure as failure:
+                self._fail(record, failure, strict)
+        if only is not None:
+            self.unmatched = sorted(only - matched - set(RESERVED_NAMES))
+            if self.unmatched:
+                installed = sorted({ep.name for ep in _iter_entry_points()})
+                warnings.warn(
+                    f"{_env.NEEDLE_PLUGINS} names {', '.join(map(repr, self.unmatched))}, but no installed "
+                    f"{ENTRY_POINT_GROUP!r} entry point or distribution is called that "
+                    f"(installed entry points: {', '.join(installed) or 'none'})", NeedlePluginWarning, stacklevel=3)
+        for name in sorted(self.conflicts):
+            message = self.conflict_message(name)
+            if strict:
+                raise BackendConflictError(message + f" (or unset {_env.NEEDLE_PLUGINS_STRICT})")
+            warnings.warn(message, NeedlePluginWarning, stacklevel=3)
+
+    def _fail(self, record, failure, strict):
+        record.error = str(failure)
+        text = (f"needle plugin {record.name!r} from distribution {record.distribution!r} could not be "
+                f"loaded: {record.error}")
+        if strict:
+            raise PluginLoadError(text + f" (unset {_env.NEEDLE_PLUGINS_STRICT} to skip it)") from failure.__cause__
+        warnings.warn(text + "; the other backends still work", NeedlePluginWarning, stacklevel=4)
+
+    def _specs_of(self, plugin, record):
+        """Register ``plugin`` with pluggy and return the specs its needle_backends() gives."""
+        from .backends import BackendSpec
+        key = f"{record.distribution}:{record.name}"  # unique even when two distributions use one entry point name
+        try:
+            self.pm.register(plugin, name=key)
+        except Exception as exc:
+            raise _Failure(f"registering it with pluggy failed: {describe_exception(exc)}") from exc
+        impls = [impl for impl in self.pm.hook.needle_backends.get_hookimpls() if impl.plugin is plugin]
+        if not impls:
+            self.pm.unregister(plugin)
+            raise _Failure("it defines no needle_backends() hook (decorate it with @needle.backends.hookimpl)")
+        try:
+            result = impls[0].function()  # called per plugin, so one that raises is isolated
+        except Exception as exc:
+            self.pm.unregister(plugin)
+            raise _Failure(f"needle_backends() raised {describe_exception(exc)}") from exc
+        specs = [result] if isinstance(result, BackendSpec) else list(result or ())
         for spec in specs:
-            spec.distribution = spec.distribution or dist
-            spec.plugin_name = name
-            taken = self.specs.get(spec.name)
-            if taken is not None or spec.name in self.conflicts:
-                owners = self.conflicts.setdefault(spec.name, [taken.distribution] if taken else [])
-                owners.append(spec.distribution)
-                self.specs.pop(spec.name, None)
-                message = (f"backend name {spec.name!r} is claimed by distributions "
-                           f"{' and '.join(map(repr, owners))}; uninstall one of them")
-                if _env.flag(_env.NEEDLE_PLUGINS_STRICT):
-                    raise BackendConflictError(message)
-                warnings.warn(message, NeedlePluginWarning, stacklevel=4)
-                continue
-            self.specs[spec.name] = spec
+            problem = None
+            if not isinstance(spec, BackendSpec):
+                problem = f"needle_backends() returned {spec!r}, not a needle.backends.BackendSpec"
+            elif not isinstance(spec.name, str) or not spec.name.strip():
+                problem = f"needle_backends() returned a BackendSpec with an invalid name {spec.name!r}"
+            elif not callable(spec.load):
+                problem = f"BackendSpec {spec.name!r} has a load that is not callable: {spec.load!r}"
+            elif spec.name.strip().lower() in RESERVED_NAMES and record.distribution != _BUILTIN:
+                problem = (f"backend name {spec.name!r} is reserved for needle's numpy backend "
+                           f"(reserved: {', '.join(RESERVED_NAMES)})")
+            if problem:
+                self.pm.unregister(plugin)
+                raise _Failure(problem)
+        return specs
+
+    def _record(self, record):
+        self.plugins.append(record)
+        return record
+
+    def _add(self, record, specs):
+        """Enter a plugin's specs by name; a name seen before becomes a conflict."""
+        for spec in specs:
+            spec.name = spec.name.strip().lower()  # device() lower-cases what users type
+            self._forget(spec.name)  # a lookup before registration may have cached "not installed"
+            spec.distribution = record.distribution if record.value or not spec.distribution else spec.distribution
+            spec.plugin_name = record.name
+            record.backends.append(spec.name)
+            if spec.name in self.conflicts:
+                self.conflicts[spec.name].append(record)
+            elif spec.name in self.specs:
+                self.conflicts[spec.name] = [self.owners.pop(spec.name), record]
+                del self.specs[spec.name]
+            else:
+                self.specs[spec.name] = spec
+                self.owners[spec.name] = record
+
+    def conflict_message(self, name):
+        """The reason a backend name claimed by several plugins is unusable."""
+        claimants = self.conflicts[name]
+        dists = sorted({r.distribution for r in claimants})
+        return (f"backend name {name!r} is claimed by more than one plugin: "
+                f"{' and '.join(r.origin() for r in claimants)}; neither is used. Uninstall all but one "
+                f"of the distributions {', '.join(map(repr, dists))} (pip uninstall NAME)")
+
+    def register_plugin(self, plugin, name, distribution="(in-process)"):
+        """Register a plugin object in-process; problems raise instead of warning."""
+        with self._lock:
+            self.discover()
+            if name is None:
+                name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            if any(r.name == name and not r.value for r in self.plugins if r.error is None):
+                raise ValueError(f"a plugin named {name!r} is already registered in-process")
+            record = PluginRecord(name, distribution)
+            try:
+                specs = self._specs_of(plugin, record)
+            except _Failure as failure:
+                raise PluginLoadError(f"in-process plugin {name!r} could not be registered: {failure}") from None
+            for spec in specs:
+                taken = spec.name.strip().lower()
+                if taken in self.specs or taken in self.conflicts:
+                    self.pm.unregister(plugin)
+                    owner = self.owners[taken].origin() if taken in self.owners else "several plugins"
+                    raise BackendConflictError(f"in-process plugin {name!r} cannot register backend {taken!r}: "
+                                               f"it is already provided by {owner}")
+            self._add(self._record(record), specs)
+
+    def unregister_plugin(self, name):
+        """Remove an in-process plugin and the backends it gave."""
+        with self._lock:
+            for record in [r for r in self.plugins if r.name == name and not r.value]:
+                self.plugins.remove(record)
+                plugin = self.pm.get_plugin(f"{record.distribution}:{record.name}") if self.pm else None
+                if plugin is not None:
+                    self.pm.unregister(plugin)
+                for backend in record.backends:
+                    if self.owners.get(backend) is record:
+                        del self.specs[backend]
+                        del self.owners[backend]
+                        self._forget(backend)
+
+    def _forget(self, backend):
+        self._modules.pop(backend, None)
+        for key in [k for k in self._bound if k[0] == backend]:
+            del self._bound[key]
 
     # ---- lookup -----------------------------------------------------------------------
     def names(self):
+        """Sorted names of the usable-by-name backends (conflicted names excluded)."""
         self.discover()
         return sorted(self.specs)
 
@@ -140,48 +307,90 @@ class Registry:
         return name in self.specs
 
     def load(self, name, index=0):
-        """(module, None) for a usable backend, or (None, reason) for one that is not."""
+        """``(module, None)`` for a usable backend device, or ``(None, reason)`` for one that is not."""
         self.discover()
         key = (name, index)
-        if key not in self._loaded:
-            self._loaded[key] = self._load(name, index)
-        return self._loaded[key]
+        try:
+            return self._bound[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._bound:
+                self._bound[key] = self._bind(name, index)
+            return self._bound[key]
 
-    def _load(self, name, index):
+    def _bind(self, name, index):
+        module, reason = self._load_module(name)
+        if module is None:
+            return None, reason
+        spec = self.specs[name]
+        try:
+            check = getattr(module, "unavailable_reason", None)
+            reason = check() if check is not None else None
+            if reason is None:
+                counter = getattr(module, "device_count", None)
+                count = counter() if counter is not None else 1
+                if index >= count:
+                    if count == 0:
+                        reason = f"backend {name!r} reports no devices"
+                    else:
+                        reason = f"device index {index} is out of range: backend {name!r} has {count} device(s)"
+            if reason is None and index:
+                binder = getattr(module, "for_device", None)
+                if binder is None:
+                    reason = (f"backend {name!r} has {count} devices but no for_device(index) to bind "
+                              f"device {index}")
+                else:
+                    module = binder(index)
+        except Exception as exc:  # a plugin bug while probing: disable the device, say why
+            reason = (f"backend {name!r} from distribution {spec.distribution!r} failed its availability "
+                      f"check: {describe_exception(exc)}")
+        return (None, str(reason)) if reason else (module, None)
+
+    def _load_module(self, name):
+        if name not in self._modules:
+            self._modules[name] = self._import_backend(name)
+        return self._modules[name]
+
+    def _import_backend(self, name):
         if name in self.conflicts:
-            return None, (f"backend name {name!r} is claimed by distributions "
-                          f"{' and '.join(map(repr, self.conflicts[name]))}; uninstall one of them")
+            return None, self.conflict_message(name)
         spec = self.specs.get(name)
         if spec is None:
-            hint = _INSTALL_HINTS.get(name, "")
-            return None, f"no backend named {name!r} is installed{hint} (installed: {', '.join(sorted(self.specs))})"
+            installed = ", ".join(sorted(self.specs))
+            hint = f"; install it with `{INSTALL_HINTS[name]}`" if name in INSTALL_HINTS else ""
+            return None, f"no backend named {name!r} is installed{hint} (installed: {installed})"
+        dist = spec.distribution
+        reinstall = f"try `pip install --force-reinstall {dist}`" if dist not in ("", _BUILTIN) else ""
         try:
             module = spec.load()
         except Exception as exc:
-            return None, (f"backend {name!r} from distribution {spec.distribution!r} failed to load: "
-                          f"{_describe(exc)}")
+            return None, (f"backend {name!r} from distribution {dist!r} failed to load: "
+                          f"{describe_exception(exc)}" + (f"; {reinstall}" if reinstall else ""))
         version = getattr(module, "PROTOCOL_VERSION", None)
         if version != protocol.PROTOCOL_VERSION:
-            return None, (f"backend {name!r} from distribution {spec.distribution!r} implements protocol "
-                          f"version {version}, but needle-core {_core_version()} needs version "
-                          f"{protocol.PROTOCOL_VERSION}")
+            newer = isinstance(version, int) and version > protocol.PROTOCOL_VERSION
+            upgrade = "needle-core" if newer else dist
+            return None, (f"backend {name!r} from distribution {dist!r} implements backend protocol version "
+                          f"{version}, but needle-core {_core_version()} implements version "
+                          f"{protocol.PROTOCOL_VERSION}; install matching versions "
+                          f"(`pip install --upgrade {upgrade}`)")
         missing = protocol.missing_kernels(module)
         if missing:
-            return None, (f"backend {name!r} from distribution {spec.distribution!r} lacks required "
-                          f"kernels: {', '.join(missing)}")
-        check = getattr(module, "unavailable_reason", None)
-        reason = check() if check is not None else None
-        if reason is None and index:
-            count = getattr(module, "device_count", lambda: 1)()
-            if index >= count:
-                reason = f"device index {index} is out of range: backend {name!r} has {count} device(s)"
-        return (None, reason) if reason else (module, None)
+            return None, (f"backend {name!r} from distribution {dist!r} lacks required kernels: "
+                          f"{', '.join(missing)}" + (f"; {reinstall}" if reinstall else ""))
+        return module, None
 
 
-_INSTALL_HINTS = {
-    "cpu": "; install it with `pip install needle-cpu`",
-    "cuda": "; install it with `pip install needle-cuda[cuda12]` (or [cuda13])",
-}
+def check_index(index):
+    """A device index as an int >= 0, or a clear error."""
+    try:
+        index = operator.index(index)
+    except TypeError:
+        raise TypeError(f"device index must be an int, got {index!r}") from None
+    if index < 0:
+        raise ValueError(f"device index must be >= 0, got {index}")
+    return index
 
 
 def _core_version():
