@@ -167,7 +167,8 @@ def ewise_setitem(a, out, shape, strides, offset):
     if n == 0:
         return
     if a.size < n:
-        raise ValueError(f"ewise_setitem: source buffer has {a.size} elements, the view of shape {tuple(shape)} needs {n}")
+        raise ValueError(f"ewise_setitem: source buffer has {a.size} elements, "
+                         f"the view of shape {tuple(shape)} needs {n}")
     dst = _view(out, shape, strides, offset, "ewise_setitem")
     src = a.array[:n].reshape(tuple(shape))
     if a.array.data.ptr == out.array.data.ptr:

@@ -46,7 +46,8 @@ def _probe():
         return None, 0, (f"CuPy {version} is installed but no CUDA device is visible "
                          f"(cudaGetDeviceCount failed: {_first_line(exc)})")
     if count <= 0:
-        return None, 0, f"CuPy {version} is installed but no CUDA device is visible (cudaGetDeviceCount returned {count})"
+        return None, 0, (f"CuPy {version} is installed but no CUDA device is visible "
+                         f"(cudaGetDeviceCount returned {count})")
     return cupy, count, None
 
 

@@ -131,7 +131,7 @@ def launch_tiled(a, b, out, batch, m, n, p):
     """Run the tiled kernel on compact cupy arrays: out[z] = a[z] @ b[z] for z < batch."""
     kernel = tiled_matmul(out.dtype.name)
     i64 = np.int64
-    for grid, r0, b0 in tiled_launch_plan(batch, m, p):
+    for grid, r0, b0 in tiled_launch_plan(batch, m, p, TILE, MAX_GRID_YZ):  # module globals read per call
         kernel(grid, (TILE, TILE, 1), (a, b, out, i64(m), i64(n), i64(p), i64(r0), i64(b0)))
 
 
