@@ -1,0 +1,369 @@
+// Python bindings: argument checks and registration only; the kernels know nothing of Python.
+//
+// Every size, offset and stride that Python passes is checked here, before any kernel runs,
+// so no argument can make a kernel read or write outside a buffer: bad values raise
+// ValueError, wrong types TypeError. Long kernels release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/buffer.h"
+#include "kernels/cpu_features.h"
+#include "kernels/ewise.h"
+#include "kernels/gemm.h"
+#include "kernels/strided.h"
+#include "kernels/threads.h"
+
+namespace py = pybind11;
+using needle_cpu::Buffer;
+using i64 = std::int64_t;
+
+namespace {
+
+constexpr i64 kMaxElements = i64(1) << 58;  // far beyond any real buffer; keeps index math in range
+constexpr i64 kReleaseGilAbove = i64(1) << 14;
+constexpr std::size_t kMaxDims = 32;
+
+[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+std::string join(const std::vector<i64>& v) {
+  std::ostringstream s;
+  s << "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
+  s << (v.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+i64 count_arg(const char* kernel, const char* name, i64 v) {
+  if (v < 0 || v > kMaxElements) fail(std::string(kernel) + ": " + name + "=" + std::to_string(v) + " must be in [0, 2**58]");
+  return v;
+}
+
+i64 product(const char* kernel, std::initializer_list<i64> xs) {
+  i64 r = 1;
+  for (i64 x : xs)
+    if (__builtin_mul_overflow(r, x, &r) || r > kMaxElements) fail(std::string(kernel) + ": sizes overflow");
+  return r;
+}
+
+void need_size(const char* kernel, const char* name, const Buffer& b, i64 want, bool exact) {
+  if (exact ? b.size() != want : b.size() < want)
+    fail(std::string(kernel) + ": buffer " + name + " has " + std::to_string(b.size()) + " elements, needs " +
+         (exact ? "" : "at least ") + std::to_string(want));
+}
+
+// The view (shape, strides, offset) over `buf`, checked to stay inside it; *total = its element count.
+needle_cpu::View checked_view(const char* kernel, const char* name, const Buffer& buf, std::vector<i64> shape,
+                              std::vector<i64> strides, i64 offset, i64* total) {
+  if (shape.size() != strides.size())
+    fail(std::string(kernel) + ": shape " + join(shape) + " and strides " + join(strides) + " differ in length");
+  if (shape.size() > kMaxDims) fail(std::string(kernel) + ": at most 32 dimensions, got " + std::to_string(shape.size()));
+  i64 n = 1;
+  for (i64 s : shape) {
+    if (s < 0) fail(std::string(kernel) + ": shape " + join(shape) + " has a negative dimension");
+    if (__builtin_mul_overflow(n, s, &n) || n > kMaxElements) fail(std::string(kernel) + ": shape " + join(shape) + " is too large");
+  }
+  if (n > 0) {
+    __int128 lo = offset, hi = offset;
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+      __int128 reach = static_cast<__int128>(shape[d] - 1) * strides[d];
+      (reach < 0 ? lo : hi) += reach;
+    }
+    if (lo < 0 || hi >= buf.size()) {
+      std::ostringstream s;
+      s << kernel << ": the view shape " << join(shape) << ", strides " << join(strides) << ", offset " << offset
+        << " reaches outside buffer " << name << " of " << buf.size() << " elements";
+      fail(s.str());
+    }
+  }
+  *total = n;
+  return needle_cpu::View{std::move(shape), std::move(strides), offset};
+}
+
+// Releases the GIL for the rest of the scope when the work is large enough to be worth it.
+struct MaybeRelease {
+  std::optional<py::gil_scoped_release> release;
+  explicit MaybeRelease(i64 work) {
+    if (work >= kReleaseGilAbove) release.emplace();
+  }
+};
+
+std::string dtype_name(const py::handle& dtype) {
+  if (py::isinstance<py::str>(dtype)) return dtype.cast<std::string>();
+  try {
+    return py::module_::import("numpy").attr("dtype")(dtype).attr("name").cast<std::string>();
+  } catch (py::error_already_set&) {
+    return py::repr(dtype).cast<std::string>();
+  }
+}
+
+Buffer* make_array(const py::object& size, const py::object& dtype) {
+  std::string name = dtype_name(dtype);
+  if (name != "float32")
+    throw py::type_error("needle-cpu supports dtypes ('float32',), got dtype=" + py::repr(dtype).cast<std::string>());
+  PyObject* index = PyNumber_Index(size.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();
+    throw py::type_error("Array: size must be an integer, got " + py::repr(size).cast<std::string>());
+  }
+  int overflow = 0;
+  long long n = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (overflow || n < 0 || n > kMaxElements)
+    fail("Array: size=" + py::repr(size).cast<std::string>() + " must be in [0, 2**58]");
+  return new Buffer(n);
+}
+
+bool overlaps(const Buffer& x, const Buffer& y) { return &x == &y || x.data() == y.data(); }
+
+using needle_cpu::Binary;
+using needle_cpu::ScalarOp;
+using needle_cpu::Unary;
+
+void def_binary(py::module_& m, const char* name, Binary op, const char* doc) {
+  m.def(name, [name, op](const Buffer& a, const Buffer& b, Buffer& out) {
+    need_size(name, "a", a, out.size(), true);
+    need_size(name, "b", b, out.size(), true);
+    MaybeRelease gil(out.size());
+    needle_cpu::ewise_binary(op, a.data(), b.data(), out.data(), out.size());
+  }, py::arg("a"), py::arg("b"), py::arg("out"), doc);
+}
+
+void def_scalar(py::module_& m, const char* name, ScalarOp op, const char* doc) {
+  m.def(name, [name, op](const Buffer& a, double val, Buffer& out) {
+    need_size(name, "a", a, out.size(), true);
+    MaybeRelease gil(out.size());
+    needle_cpu::ewise_scalar(op, a.data(), static_cast<float>(val), out.data(), out.size());
+  }, py::arg("a"), py::arg("val"), py::arg("out"), doc);
+}
+
+void def_unary(py::module_& m, const char* name, Unary op, const char* doc) {
+  m.def(name, [name, op](const Buffer& a, Buffer& out) {
+    need_size(name, "a", a, out.size(), true);
+    MaybeRelease gil(out.size());
+    needle_cpu::ewise_unary(op, a.data(), out.data(), out.size());
+  }, py::arg("a"), py::arg("out"), doc);
+}
+
+// out = a @ b (+ bias), computed into a scratch buffer when out overlaps an input.
+void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 m, i64 n, i64 p) {
+  bool alias = overlaps(a, out) || overlaps(b, out) || (bias && overlaps(*bias, out));
+  MaybeRelease gil(product("matmul", {m, n, p}));
+  if (!alias) {
+    needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, out.data(), p, bias ? bias->data() : nullptr);
+    return;
+  }
+  Buffer tmp(m * p);
+  needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, tmp.data(), p, bias ? bias->data() : nullptr);
+  std::memcpy(out.data(), tmp.data(), m * p * sizeof(float));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "needle-cpu kernels (float32, flat buffers); see needle_cpu._backend for the protocol module";
+
+  py::class_<Buffer>(m, "Array", py::buffer_protocol(),
+                     "A 64-byte aligned flat float32 buffer: Array(size, dtype='float32').\n\n"
+                     "Supports the buffer protocol, so numpy.asarray(buf) is a zero-copy view.")
+      .def(py::init(&make_array), py::arg("size"), py::arg("dtype") = "float32")
+      .def_property_readonly("size", &Buffer::size, "Number of elements.")
+      .def_property_readonly("dtype", [](const Buffer&) { return "float32"; }, "Element type name.")
+      .def("ptr", [](const Buffer& b) { return reinterpret_cast<std::uintptr_t>(b.data()); },
+           "Address of the first element.")
+      .def("__repr__", [](const Buffer& b) { return "needle_cpu.Array(size=" + std::to_string(b.size()) + ", dtype='float32')"; })
+      .def_buffer([](Buffer& b) {
+        return py::buffer_info(b.data(), sizeof(float), py::format_descriptor<float>::format(), 1, {b.size()},
+                               {static_cast<i64>(sizeof(float))});
+      });
+
+  m.def("from_numpy", [](const py::object& src, Buffer& out) {
+    auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(src);
+    if (!arr) {
+      PyErr_Clear();
+      throw py::type_error("from_numpy: cannot convert " + py::repr(py::type::of(src)).cast<std::string>() + " to float32");
+    }
+    if (arr.size() != out.size())
+      fail("from_numpy: array has " + std::to_string(arr.size()) + " elements, buffer out has " + std::to_string(out.size()));
+    MaybeRelease gil(out.size());
+    needle_cpu::copy(arr.data(), out.data(), out.size());
+  }, py::arg("np_array"), py::arg("out"), "Copy a numpy array (any layout; converted to float32) into out.");
+
+  m.def("to_numpy", [](const Buffer& a, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
+    i64 n;
+    auto view = checked_view("to_numpy", "a", a, shape, strides, offset, &n);
+    py::array_t<float> result(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    float* dst = result.mutable_data();
+    {
+      MaybeRelease gil(n);
+      if (n > 0) needle_cpu::compact(a.data(), dst, view);
+    }
+    return result;
+  }, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
+     "A new numpy array holding the strided view (strides in elements) of a.");
+
+  m.def("fill", [](Buffer& out, double value) {
+    MaybeRelease gil(out.size());
+    needle_cpu::fill(out.data(), static_cast<float>(value), out.size());
+  }, py::arg("out"), py::arg("value"), "Set every element of out to value.");
+
+  m.def("compact", [](const Buffer& a, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
+    i64 n;
+    auto view = checked_view("compact", "a", a, std::move(shape), std::move(strides), offset, &n);
+    need_size("compact", "out", out, n, true);
+    MaybeRelease gil(n);
+    if (overlaps(a, out)) {  // gathering a buffer into itself: go through a copy
+      Buffer tmp(n);
+      needle_cpu::compact(a.data(), tmp.data(), view);
+      needle_cpu::copy(tmp.data(), out.data(), n);
+    } else {
+      needle_cpu::compact(a.data(), out.data(), view);
+    }
+  }, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
+     "Gather the strided view of a into the compact buffer out.");
+
+  m.def("ewise_setitem", [](const Buffer& a, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
+    i64 n;
+    auto view = checked_view("ewise_setitem", "out", out, std::move(shape), std::move(strides), offset, &n);
+    need_size("ewise_setitem", "a", a, n, false);
+    MaybeRelease gil(n);
+    if (overlaps(a, out)) {
+      Buffer tmp(n);
+      needle_cpu::copy(a.data(), tmp.data(), n);
+      needle_cpu::ewise_setitem(tmp.data(), out.data(), view);
+    } else {
+      needle_cpu::ewise_setitem(a.data(), out.data(), view);
+    }
+  }, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
+     "Scatter the compact buffer a into the strided view of out.");
+
+  m.def("scalar_setitem", [](i64 size, double val, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
+    count_arg("scalar_setitem", "size", size);
+    i64 n;
+    auto view = checked_view("scalar_setitem", "out", out, std::move(shape), std::move(strides), offset, &n);
+    MaybeRelease gil(n);
+    needle_cpu::scalar_setitem(static_cast<float>(val), out.data(), view);
+  }, py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
+     "Set the strided view of out to val (size, the view's element count, is implied by shape).");
+
+  def_binary(m, "ewise_add", Binary::kAdd, "out = a + b");
+  def_binary(m, "ewise_sub", Binary::kSub, "out = a - b");
+  def_binary(m, "ewise_mul", Binary::kMul, "out = a * b");
+  def_binary(m, "ewise_div", Binary::kDiv, "out = a / b");
+  def_binary(m, "ewise_maximum", Binary::kMaximum, "out = maximum(a, b) (nan propagates)");
+  def_binary(m, "ewise_eq", Binary::kEq, "out = 1.0 where a == b else 0.0");
+  def_binary(m, "ewise_ge", Binary::kGe, "out = 1.0 where a >= b else 0.0");
+  def_binary(m, "ewise_power", Binary::kPower, "out = a ** b");
+  def_binary(m, "ewise_relu_backward", Binary::kReluBackward,
+             "Fused ReLU gradient: out = b where a > 0 else 0 (a: the ReLU input, b: the output gradient).");
+
+  def_scalar(m, "scalar_add", ScalarOp::kAdd, "out = a + val");
+  def_scalar(m, "scalar_mul", ScalarOp::kMul, "out = a * val");
+  def_scalar(m, "scalar_div", ScalarOp::kDiv, "out = a / val");
+  def_scalar(m, "scalar_power", ScalarOp::kPower, "out = a ** val");
+  def_scalar(m, "scalar_maximum", ScalarOp::kMaximum, "out = maximum(a, val)");
+  def_scalar(m, "scalar_eq", ScalarOp::kEq, "out = 1.0 where a == val else 0.0");
+  def_scalar(m, "scalar_ge", ScalarOp::kGe, "out = 1.0 where a >= val else 0.0");
+  def_scalar(m, "scalar_rsub", ScalarOp::kRsub, "out = val - a");
+  def_scalar(m, "scalar_rdiv", ScalarOp::kRdiv, "out = val / a");
+
+  def_unary(m, "ewise_neg", Unary::kNeg, "out = -a");
+  def_unary(m, "ewise_log", Unary::kLog, "out = log(a)");
+  def_unary(m, "ewise_exp", Unary::kExp, "out = exp(a)");
+  def_unary(m, "ewise_tanh", Unary::kTanh, "out = tanh(a)");
+  def_unary(m, "ewise_sqrt", Unary::kSqrt, "out = sqrt(a)");
+  def_unary(m, "ewise_sigmoid", Unary::kSigmoid, "out = 1 / (1 + exp(-a))");
+  def_unary(m, "ewise_relu", Unary::kRelu, "out = maximum(a, 0)");
+
+  m.def("matmul", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
+    count_arg("matmul", "m", m_); count_arg("matmul", "n", n); count_arg("matmul", "p", p);
+    need_size("matmul", "a", a, product("matmul", {m_, n}), false);
+    need_size("matmul", "b", b, product("matmul", {n, p}), false);
+    need_size("matmul", "out", out, product("matmul", {m_, p}), false);
+    matmul_into(a, b, nullptr, out, m_, n, p);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "out (m x p) = a (m x n) @ b (n x p), compact row-major; packed AVX2/FMA GEMM, threaded.");
+
+  m.def("matmul_bias", [](const Buffer& a, const Buffer& b, const Buffer& bias, Buffer& out, i64 m_, i64 n, i64 p) {
+    count_arg("matmul_bias", "m", m_); count_arg("matmul_bias", "n", n); count_arg("matmul_bias", "p", p);
+    need_size("matmul_bias", "a", a, product("matmul_bias", {m_, n}), false);
+    need_size("matmul_bias", "b", b, product("matmul_bias", {n, p}), false);
+    need_size("matmul_bias", "bias", bias, p, false);
+    need_size("matmul_bias", "out", out, product("matmul_bias", {m_, p}), false);
+    matmul_into(a, b, &bias, out, m_, n, p);
+  }, py::arg("a"), py::arg("b"), py::arg("bias"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "Fused linear layer: out (m x p) = a (m x n) @ b (n x p) + bias (p,) broadcast over rows.");
+
+  m.def("matmul_batched", [](const Buffer& a, const Buffer& b, Buffer& out, i64 batch, i64 m_, i64 n, i64 p) {
+    const char* k = "matmul_batched";
+    count_arg(k, "batch", batch); count_arg(k, "m", m_); count_arg(k, "n", n); count_arg(k, "p", p);
+    need_size(k, "a", a, product(k, {batch, m_, n}), false);
+    need_size(k, "b", b, product(k, {batch, n, p}), false);
+    need_size(k, "out", out, product(k, {batch, m_, p}), false);
+    i64 total = product(k, {batch, m_, p});
+    if (overlaps(a, out) || overlaps(b, out)) {
+      Buffer tmp(total);
+      { MaybeRelease gil(product(k, {batch, m_, n, p})); needle_cpu::sgemm_batched(batch, m_, n, p, a.data(), b.data(), tmp.data()); }
+      std::memcpy(out.data(), tmp.data(), total * sizeof(float));
+      return;
+    }
+    MaybeRelease gil(product(k, {batch, m_, n, p}));
+    needle_cpu::sgemm_batched(batch, m_, n, p, a.data(), b.data(), out.data());
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "out (batch, m, p) = a (batch, m, n) @ b (batch, n, p), all compact.");
+
+  m.def("matmul_tiled", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
+    const char* k = "matmul_tiled";
+    count_arg(k, "m", m_); count_arg(k, "n", n); count_arg(k, "p", p);
+    if (m_ % needle_cpu::kTile || n % needle_cpu::kTile || p % needle_cpu::kTile)
+      fail("matmul_tiled: m, n, p = " + std::to_string(m_) + ", " + std::to_string(n) + ", " + std::to_string(p) +
+           " must be multiples of the tile size " + std::to_string(needle_cpu::kTile));
+    need_size(k, "a", a, product(k, {m_, n}), false);
+    need_size(k, "b", b, product(k, {n, p}), false);
+    need_size(k, "out", out, product(k, {m_, p}), false);
+    if (overlaps(a, out) || overlaps(b, out)) fail("matmul_tiled: out must not be a or b");
+    MaybeRelease gil(product(k, {m_, n, p}));
+    needle_cpu::matmul_tiled(a.data(), b.data(), out.data(), m_, n, p);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "The course's tiled matmul on tile-major layouts (m/T, n/T, T, T) with T = __tile_size__.");
+  m.attr("TILE") = needle_cpu::kTile;
+
+  m.def("reduce_sum", [](const Buffer& a, Buffer& out, i64 reduce_size) {
+    count_arg("reduce_sum", "reduce_size", reduce_size);
+    need_size("reduce_sum", "a", a, product("reduce_sum", {out.size(), reduce_size}), false);
+    if (overlaps(a, out) && reduce_size != 1) fail("reduce_sum: out must not be a");
+    MaybeRelease gil(out.size() * reduce_size);
+    needle_cpu::reduce_sum(a.data(), out.data(), out.size(), reduce_size);
+  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]).");
+
+  m.def("reduce_max", [](const Buffer& a, Buffer& out, i64 reduce_size) {
+    count_arg("reduce_max", "reduce_size", reduce_size);
+    if (reduce_size == 0 && out.size() > 0) fail("reduce_max: zero-size reduction (reduce_size=0) has no maximum");
+    need_size("reduce_max", "a", a, product("reduce_max", {out.size(), reduce_size}), false);
+    if (overlaps(a, out) && reduce_size != 1) fail("reduce_max: out must not be a");
+    MaybeRelease gil(out.size() * reduce_size);
+    needle_cpu::reduce_max(a.data(), out.data(), out.size(), reduce_size);
+  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), "out[i] = max(a[i*reduce_size:(i+1)*reduce_size]).");
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) fail("set_num_threads: n=" + std::to_string(n) + " must be >= 1");
+    needle_cpu::set_num_threads(n);
+  }, py::arg("n"), "Threads the kernels use (the calling thread included).");
+  m.def("get_num_threads", &needle_cpu::num_threads, "Threads the kernels use.");
+  m.def("get_isa", [] { return needle_cpu::isa_name(needle_cpu::active_isa()); }, "'avx2' or 'generic'.");
+  m.def("set_isa", [](const std::string& name) {
+    if (name != "avx2" && name != "generic") fail("set_isa: name must be 'avx2' or 'generic', got '" + name + "'");
+    if (!needle_cpu::set_isa(name == "avx2" ? needle_cpu::Isa::kAvx2 : needle_cpu::Isa::kGeneric))
+      throw std::runtime_error("set_isa: this CPU (or build) cannot run AVX2+FMA kernels");
+  }, py::arg("name"), "Force the kernel ISA ('generic' runs the portable fallback).");
+  m.def("cpu_has_avx2", &needle_cpu::cpu_has_avx2_fma, "True when this CPU and build can use the AVX2+FMA kernels.");
+  m.def("buffer_cache_bytes", &needle_cpu::cached_bytes, "Bytes of freed large buffers kept for reuse.");
+  m.def("clear_buffer_cache", &needle_cpu::clear_cache, "Release every cached buffer to the system.");
+}

@@ -1,0 +1,101 @@
+#include "kernels/buffer.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace needle_cpu {
+namespace {
+
+// Blocks at least this big go through the cache; smaller ones are cheap for malloc.
+constexpr std::size_t kCacheMin = std::size_t(64) << 10;
+// Upper bound on what the cache keeps, so a burst of big temporaries does not pin memory.
+constexpr std::size_t kCacheMax = std::size_t(512) << 20;
+
+// Round a byte count up to a size class: 8 classes per power of two (at most 12.5% slack),
+// so a buffer freed by one op fits the next op of about the same size.
+std::size_t size_class(std::size_t bytes) {
+  bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (bytes < kCacheMin) return bytes;
+  int top = 63 - __builtin_clzll(bytes);
+  std::size_t step = std::size_t(1) << (top - 3);
+  return (bytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  std::size_t held = 0;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // leaked on purpose: buffers may die after static destructors run
+  return *c;
+}
+
+}  // namespace
+
+float* alloc_floats(std::size_t n) {
+  std::size_t bytes = size_class((n ? n : 1) * sizeof(float));
+#ifndef NEEDLE_CPU_NO_BUFFER_CACHE
+  if (bytes >= kCacheMin) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.free_blocks.find(bytes);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.held -= bytes;
+      return static_cast<float*>(p);
+    }
+  }
+#endif
+  void* p = std::aligned_alloc(kAlignment, bytes);
+  if (p == nullptr) {
+#ifndef NEEDLE_CPU_NO_BUFFER_CACHE
+    clear_cache();  // memory is short: give back what the cache holds and try once more
+    p = std::aligned_alloc(kAlignment, bytes);
+#endif
+    if (p == nullptr) throw std::bad_alloc();
+  }
+  return static_cast<float*>(p);
+}
+
+void free_floats(float* p, std::size_t n) noexcept {
+  if (p == nullptr) return;
+  std::size_t bytes = size_class((n ? n : 1) * sizeof(float));
+#ifndef NEEDLE_CPU_NO_BUFFER_CACHE
+  if (bytes >= kCacheMin) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.held + bytes <= kCacheMax) {
+      try {
+        c.free_blocks[bytes].push_back(p);
+        c.held += bytes;
+        return;
+      } catch (...) {  // no memory for the bookkeeping: just free the block
+      }
+    }
+  }
+#endif
+  std::free(p);
+}
+
+std::size_t cached_bytes() noexcept {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.held;
+}
+
+void clear_cache() noexcept {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& kv : c.free_blocks)
+    for (void* p : kv.second) std::free(p);
+  c.free_blocks.clear();
+  c.held = 0;
+}
+
+}  // namespace needle_cpu

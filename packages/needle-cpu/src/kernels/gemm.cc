@@ -1,0 +1,170 @@
+// The GEMM loop nest (Goto/BLIS): for each NC-wide column block of B and KC-deep slice,
+// pack B into NR-wide panels (shared by all threads, sized for L3/L2), then each thread packs
+// MC x KC blocks of A into MR-tall panels (L2) and runs the micro-kernel over MR x NR tiles of C
+// (one B panel stays in L1 while the A block streams). Edge tiles go through a small buffer,
+// so any m, n, p works. Threads split the rows of C (or, for short wide products, its columns).
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/buffer.h"
+#include "kernels/cpu_features.h"
+#include "kernels/gemm.h"
+#include "kernels/threads.h"
+
+namespace needle_cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// Block sizes for 32 KiB L1d / 512 KiB L2 per core: a 256 x 16 B panel is 16 KiB (L1), a
+// 96 x 256 A block 96 KiB (L2), a 256 x 4096 B block 4 MiB (L3).
+constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
+// Below this many multiply-adds one thread is faster than waking another.
+constexpr i64 kParallelMacs = i64(1) << 17;
+
+MicroKernel pick_kernel() {
+  if (active_isa() == Isa::kAvx2) {
+    MicroKernel k = avx2::gemm_kernel();
+    if (k.fn != nullptr) return k;
+  }
+  return generic::gemm_kernel();
+}
+
+i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }
+// Split `total` into equal blocks of at most `limit`, rounded up to a multiple of `unit`.
+i64 even_block(i64 total, i64 limit, i64 unit) {
+  return std::max<i64>(unit, round_up(ceil_div(total, ceil_div(total, limit)), unit));
+}
+
+// MR-tall panels of the mc x kc block of A at `a` (row stride lda), zero-padded to whole panels.
+void pack_a(const float* a, i64 lda, i64 mc, i64 kc, int mr, float* dst) {
+  for (i64 r = 0; r < mc; r += mr) {
+    i64 rows = std::min<i64>(mr, mc - r);
+    float* d = dst + r * kc;
+    if (rows == mr) {
+      for (i64 k = 0; k < kc; ++k)
+        for (int i = 0; i < mr; ++i) d[k * mr + i] = a[(r + i) * lda + k];
+    } else {
+      for (i64 k = 0; k < kc; ++k)
+        for (int i = 0; i < mr; ++i) d[k * mr + i] = i < rows ? a[(r + i) * lda + k] : 0.0f;
+    }
+  }
+}
+
+// NR-wide panel j of the kc x nc block of B at `b` (row stride ldb), zero-padded.
+void pack_b_panel(const float* b, i64 ldb, i64 kc, i64 nc, int nr, i64 j, float* dst) {
+  i64 c0 = j * nr, cols = std::min<i64>(nr, nc - c0);
+  float* d = dst + j * kc * nr;
+  for (i64 k = 0; k < kc; ++k) {
+    const float* src = b + k * ldb + c0;
+    std::memcpy(d + k * nr, src, cols * sizeof(float));
+    if (cols < nr) std::memset(d + k * nr + cols, 0, (nr - cols) * sizeof(float));
+  }
+}
+
+struct Workspace {
+  float* p;
+  std::size_t n;
+  explicit Workspace(std::size_t count) : p(alloc_floats(count)), n(count) {}
+  ~Workspace() { free_floats(p, n); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+};
+
+}  // namespace
+
+void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
+           const float* bias, int nthreads) {
+  if (m <= 0 || p <= 0) return;
+  // C starts as the bias rows (or zeros when n == 0); then every k-slice accumulates into it.
+  if (bias != nullptr || n <= 0) {
+    for (i64 i = 0; i < m; ++i) {
+      if (bias != nullptr) std::memcpy(C + i * ldc, bias, p * sizeof(float));
+      else std::memset(C + i * ldc, 0, p * sizeof(float));
+    }
+    if (n <= 0) return;
+  }
+  const MicroKernel uk = pick_kernel();
+  const int mr = uk.mr, nr = uk.nr;
+  const i64 kcb = even_block(n, kKC, 1);
+  const i64 ncb = even_block(p, kNC, nr);
+  const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
+
+  int want = nthreads > 0 ? nthreads : num_threads();
+  if (m * n * p < kParallelMacs) want = 1;
+  const i64 row_units = ceil_div(m, mr);
+  want = static_cast<int>(std::min<i64>(want, std::max(row_units, panels_max)));
+
+  Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
+
+  auto body = [&](int tid, int nt, Barrier& barrier) {
+    // Thread grid: split rows when there are enough MR-row units, else split B's panels.
+    const bool by_rows = row_units >= 2 * nt || panels_max < nt;
+    const int tm = by_rows ? nt : 1, tp = by_rows ? 1 : nt;
+    const int ti = tid / tp, tj = tid % tp;
+    i64 r0, r1;
+    split_range(m, ti, tm, mr, &r0, &r1);
+    const i64 mcb = r1 > r0 ? even_block(r1 - r0, kMC, mr) : mr;
+    Workspace apack(static_cast<std::size_t>(mcb * kcb));
+    alignas(64) float edge[16 * 16];
+
+    for (i64 jc = 0; jc < p; jc += ncb) {
+      const i64 nc = std::min(ncb, p - jc);
+      const i64 panels = ceil_div(nc, nr);
+      for (i64 pc = 0; pc < n; pc += kcb) {
+        const i64 kc = std::min(kcb, n - pc);
+        const bool accumulate = pc > 0 || bias != nullptr;
+        i64 q0, q1;
+        split_range(panels, tid, nt, 1, &q0, &q1);
+        for (i64 j = q0; j < q1; ++j) pack_b_panel(B + pc * ldb + jc, ldb, kc, nc, nr, j, bpack.p);
+        barrier.wait();
+
+        split_range(panels, tj, tp, 1, &q0, &q1);
+        for (i64 ic = r0; ic < r1; ic += mcb) {
+          const i64 mc = std::min(mcb, r1 - ic);
+          pack_a(A + ic * lda + pc, lda, mc, kc, mr, apack.p);
+          for (i64 j = q0; j < q1; ++j) {
+            const i64 cols = std::min<i64>(nr, nc - j * nr);
+            const float* bp = bpack.p + j * kc * nr;
+            for (i64 ir = 0; ir < mc; ir += mr) {
+              const i64 rows = std::min<i64>(mr, mc - ir);
+              float* c = C + (ic + ir) * ldc + jc + j * nr;
+              const float* ap = apack.p + ir * kc;
+              if (rows == mr && cols == nr) {
+                uk.fn(kc, ap, bp, c, ldc, accumulate);
+              } else {
+                uk.fn(kc, ap, bp, edge, nr, false);
+                for (i64 r = 0; r < rows; ++r)
+                  for (i64 q = 0; q < cols; ++q)
+                    c[r * ldc + q] = accumulate ? c[r * ldc + q] + edge[r * nr + q] : edge[r * nr + q];
+              }
+            }
+          }
+        }
+        barrier.wait();  // the B block is repacked next round
+      }
+    }
+  };
+
+  if (want <= 1) {
+    Barrier solo(1);
+    body(0, 1, solo);
+  } else {
+    parallel_run(want, body);
+  }
+}
+
+void sgemm_batched(i64 batch, i64 m, i64 n, i64 p, const float* A, const float* B, float* C) {
+  if (batch <= 0) return;
+  if (m * n * p >= kParallelMacs || batch == 1) {
+    for (i64 i = 0; i < batch; ++i) sgemm(m, n, p, A + i * m * n, n, B + i * n * p, p, C + i * m * p, p);
+    return;
+  }
+  // Small matrices: one whole product per thread at a time.
+  parallel_for(batch, std::max<i64>(1, kParallelMacs / std::max<i64>(1, m * n * p)), [&](i64 lo, i64 hi) {
+    for (i64 i = lo; i < hi; ++i) sgemm(m, n, p, A + i * m * n, n, B + i * n * p, p, C + i * m * p, p, nullptr, 1);
+  });
+}
+
+}  // namespace needle_cpu

@@ -1,0 +1,31 @@
+// Single-precision matrix multiply: a packed, cache-blocked GEMM (BLIS-style loop nest) around
+// a register-blocked micro-kernel chosen at run time (AVX2+FMA 6x16, or a portable 4x8).
+#pragma once
+#include <cstdint>
+
+namespace needle_cpu {
+
+// C (m x p, row stride ldc) = A (m x n, lda) @ B (n x p, ldb) [+ bias[j] on every row when bias != null].
+// C must not overlap A, B or bias. nthreads <= 0 means "as many as useful".
+void sgemm(std::int64_t m, std::int64_t n, std::int64_t p, const float* A, std::int64_t lda, const float* B,
+           std::int64_t ldb, float* C, std::int64_t ldc, const float* bias = nullptr, int nthreads = 0);
+
+// batch independent products of compact (m x n) @ (n x p) matrices.
+void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t p, const float* A,
+                   const float* B, float* C);
+
+// A micro-kernel computes a full MR x NR tile from packed panels:
+// C[r][c] (+)= sum_k Ap[k * MR + r] * Bp[k * NR + c], accumulating into C when `accumulate`.
+struct MicroKernel {
+  int mr, nr;
+  void (*fn)(std::int64_t kc, const float* Ap, const float* Bp, float* C, std::int64_t ldc, bool accumulate);
+};
+
+namespace generic { MicroKernel gemm_kernel(); }
+namespace avx2 { MicroKernel gemm_kernel(); }  // fn null when not built for AVX2
+
+// The course's tiled layout: a is (m/T, n/T, T, T), b is (n/T, p/T, T, T), out (m/T, p/T, T, T).
+constexpr int kTile = 8;
+void matmul_tiled(const float* a, const float* b, float* out, std::int64_t m, std::int64_t n, std::int64_t p);
+
+}  // namespace needle_cpu

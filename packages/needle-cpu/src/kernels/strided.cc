@@ -1,0 +1,122 @@
+#include "kernels/strided.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/threads.h"
+
+namespace needle_cpu {
+namespace {
+
+using i64 = std::int64_t;
+constexpr i64 kGrain = 1 << 15;
+
+// Drop length-1 axes and merge axes that are contiguous with each other, so a view that is
+// really a long run (or a 2-D block) is walked as one: fewer, longer inner loops.
+View simplify(const View& v) {
+  View s;
+  s.offset = v.offset;
+  for (std::size_t d = 0; d < v.shape.size(); ++d) {
+    if (v.shape[d] == 1) continue;
+    if (!s.shape.empty() && s.strides.back() == v.strides[d] * v.shape[d]) {
+      s.shape.back() *= v.shape[d];
+      s.strides.back() = v.strides[d];
+    } else {
+      s.shape.push_back(v.shape[d]);
+      s.strides.push_back(v.strides[d]);
+    }
+  }
+  if (s.shape.empty()) {
+    s.shape.push_back(1);
+    s.strides.push_back(1);
+  }
+  return s;
+}
+
+enum class Mode { kGather, kScatter, kFill };
+
+// Walk flat indices [lo, hi) of the view; `inner` handles one run along the last axis.
+template <Mode M>
+void walk(const View& v, i64 lo, i64 hi, const float* compact_in, float* compact_out, float* strided,
+          const float* strided_in, float value) {
+  const int nd = static_cast<int>(v.shape.size());
+  i64 idx[64];
+  i64 pos = v.offset;
+  i64 rem = lo;
+  for (int d = nd - 1; d >= 0; --d) {
+    idx[d] = rem % v.shape[d];
+    rem /= v.shape[d];
+    pos += idx[d] * v.strides[d];
+  }
+  const i64 len = v.shape[nd - 1], st = v.strides[nd - 1];
+  i64 i = lo;
+  while (i < hi) {
+    i64 cnt = std::min(len - idx[nd - 1], hi - i);
+    if (M == Mode::kGather) {
+      float* o = compact_out + i;
+      const float* s = strided_in + pos;
+      if (st == 1) std::memcpy(o, s, cnt * sizeof(float));
+      else if (st == 0) std::fill(o, o + cnt, *s);
+      else for (i64 k = 0; k < cnt; ++k) o[k] = s[k * st];
+    } else if (M == Mode::kScatter) {
+      const float* a = compact_in + i;
+      float* s = strided + pos;
+      if (st == 1) std::memcpy(s, a, cnt * sizeof(float));
+      else for (i64 k = 0; k < cnt; ++k) s[k * st] = a[k];  // st == 0: the last write wins, as in numpy
+    } else {
+      float* s = strided + pos;
+      if (st == 1) std::fill(s, s + cnt, value);
+      else for (i64 k = 0; k < cnt; ++k) s[k * st] = value;
+    }
+    i += cnt;
+    pos += cnt * st;
+    idx[nd - 1] += cnt;
+    if (idx[nd - 1] == len && i < hi) {
+      pos -= len * st;
+      idx[nd - 1] = 0;
+      for (int d = nd - 2; d >= 0; --d) {
+        pos += v.strides[d];
+        if (++idx[d] < v.shape[d]) break;
+        pos -= v.shape[d] * v.strides[d];
+        idx[d] = 0;
+      }
+    }
+  }
+}
+
+i64 count(const View& v) {
+  i64 n = 1;
+  for (i64 s : v.shape) n *= s;
+  return n;
+}
+
+// Scatters into a view with overlapping elements (a zero stride) must stay on one thread so
+// that "the last write wins" is deterministic.
+bool overlapping(const View& v) {
+  for (std::size_t d = 0; d < v.shape.size(); ++d)
+    if (v.strides[d] == 0 && v.shape[d] > 1) return true;
+  return false;
+}
+
+}  // namespace
+
+void compact(const float* src, float* out, const View& view) {
+  View v = simplify(view);
+  i64 n = count(v);
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather>(v, lo, hi, nullptr, out, nullptr, src, 0.0f); });
+}
+
+void ewise_setitem(const float* a, float* dst, const View& view) {
+  View v = simplify(view);
+  i64 n = count(v);
+  if (overlapping(v)) return walk<Mode::kScatter>(v, 0, n, a, nullptr, dst, nullptr, 0.0f);
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter>(v, lo, hi, a, nullptr, dst, nullptr, 0.0f); });
+}
+
+void scalar_setitem(float value, float* dst, const View& view) {
+  View v = simplify(view);
+  i64 n = count(v);
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kFill>(v, lo, hi, nullptr, nullptr, dst, nullptr, value); });
+}
+
+}  // namespace needle_cpu

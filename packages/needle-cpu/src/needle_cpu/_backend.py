@@ -1,0 +1,76 @@
+"""The needle-cpu protocol module (see ``needle.backend_ndarray.protocol``).
+
+Every kernel is the compiled function itself, with no Python wrapper in between: the
+argument checks (sizes, offsets, strides, dtypes) live in the binding layer
+(``src/bindings.cc``), where they cost nanoseconds instead of a Python frame per call.
+Bad arguments raise ValueError or TypeError; none can make a kernel touch memory outside
+its buffers.
+"""
+from needle.backend_ndarray.protocol import PROTOCOL_VERSION  # noqa: F401  (part of the protocol surface)
+
+from . import _core
+
+#: dtypes this backend supports; Array(size, dtype) raises TypeError for any other.
+DTYPES = ("float32",)
+
+#: Tile size of the course-compatible tiled matmul (``matmul_tiled``).
+__tile_size__ = _core.TILE
+
+Array = _core.Array
+
+from_numpy = _core.from_numpy
+to_numpy = _core.to_numpy
+fill = _core.fill
+compact = _core.compact
+ewise_setitem = _core.ewise_setitem
+scalar_setitem = _core.scalar_setitem
+
+ewise_add = _core.ewise_add
+ewise_sub = _core.ewise_sub
+ewise_mul = _core.ewise_mul
+ewise_div = _core.ewise_div
+ewise_maximum = _core.ewise_maximum
+ewise_eq = _core.ewise_eq
+ewise_ge = _core.ewise_ge
+ewise_power = _core.ewise_power
+
+scalar_add = _core.scalar_add
+scalar_mul = _core.scalar_mul
+scalar_div = _core.scalar_div
+scalar_power = _core.scalar_power
+scalar_maximum = _core.scalar_maximum
+scalar_eq = _core.scalar_eq
+scalar_ge = _core.scalar_ge
+scalar_rsub = _core.scalar_rsub
+scalar_rdiv = _core.scalar_rdiv
+
+ewise_log = _core.ewise_log
+ewise_exp = _core.ewise_exp
+ewise_tanh = _core.ewise_tanh
+ewise_neg = _core.ewise_neg
+ewise_sqrt = _core.ewise_sqrt
+ewise_sigmoid = _core.ewise_sigmoid
+ewise_relu = _core.ewise_relu
+
+matmul = _core.matmul
+matmul_batched = _core.matmul_batched
+matmul_tiled = _core.matmul_tiled
+
+reduce_sum = _core.reduce_sum
+reduce_max = _core.reduce_max
+
+# Fused kernels beyond protocol.OPTIONAL_KERNELS (core may adopt them):
+#   matmul_bias(a, b, bias, out, m, n, p): out = a @ b + bias (bias of length p on every row)
+#   ewise_relu_backward(a, b, out): out = b where a > 0 else 0 (ReLU input a, output gradient b)
+matmul_bias = _core.matmul_bias
+ewise_relu_backward = _core.ewise_relu_backward
+
+
+def unavailable_reason():
+    """None: the portable kernels run on any CPU this extension was built for."""
+    return None
+
+
+def device_count():
+    """One CPU device (threads are used within it)."""
+    return 1

@@ -1,0 +1,130 @@
+"""Matmul kernels (packed GEMM, batched, fused bias, course tiled) against numpy, both ISAs."""
+import numpy as np
+import pytest
+
+from needle_cpu import _backend as B
+
+
+def to_buffer(x):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    buf = B.Array(x.size)
+    B.from_numpy(x, buf)
+    return buf
+
+
+def from_buffer(buf, shape):
+    return np.asarray(buf).copy().reshape(shape)
+
+
+def reference(a, b):
+    return a.astype(np.float64) @ b.astype(np.float64)
+
+
+def assert_matmul_close(got, a, b):
+    # float32 accumulation over n terms: scale the tolerance with sqrt(n) and the magnitudes.
+    n = a.shape[-1]
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    expected = reference(a, b)
+    assert np.all(np.abs(got - expected) <= 1e-6 * np.sqrt(max(n, 1)) * 4 * scale + 1e-30), \
+        f"max error {np.max(np.abs(got - expected))}"
+
+
+# 1, primes, sizes around the 6x16 / 4x8 register tiles and the 96/256 cache blocks.
+SHAPES = [(1, 1, 1), (1, 7, 1), (1, 1, 13), (2, 3, 5), (5, 1, 7), (6, 16, 16), (7, 17, 19), (13, 11, 97),
+          (31, 37, 41), (64, 64, 64), (97, 257, 33), (127, 127, 127), (128, 300, 17), (200, 513, 129),
+          (3, 1000, 5), (1, 1024, 1000), (1000, 3, 2), (301, 260, 4100)]
+
+
+@pytest.mark.parametrize("m,n,p", SHAPES)
+def test_matmul(isa, rng, m, n, p):
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    out = B.Array(m * p)
+    B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
+    assert_matmul_close(from_buffer(out, (m, p)), a, b)
+
+
+@pytest.mark.parametrize("m,n,p", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
+def test_matmul_empty(isa, m, n, p):
+    out = B.Array(m * p)
+    B.fill(out, 7.0)
+    B.matmul(B.Array(m * n), B.Array(n * p), out, m, n, p)
+    np.testing.assert_array_equal(from_buffer(out, (m, p)), np.zeros((m, p), np.float32))
+
+
+def test_matmul_uses_prefix_of_larger_buffers(isa, rng):
+    a = rng.standard_normal(50).astype(np.float32)
+    b = rng.standard_normal(60).astype(np.float32)
+    out = B.Array(30)
+    B.fill(out, 3.0)
+    B.matmul(to_buffer(a), to_buffer(b), out, 4, 5, 6)
+    got = np.asarray(out).copy()
+    assert_matmul_close(got[:24].reshape(4, 6), a[:20].reshape(4, 5), b[:30].reshape(5, 6))
+    np.testing.assert_array_equal(got[24:], 3.0)
+
+
+def test_matmul_out_aliases_input(isa, rng):
+    a = rng.standard_normal((9, 9)).astype(np.float32)
+    buf = to_buffer(a)
+    B.matmul(buf, buf, buf, 9, 9, 9)
+    assert_matmul_close(from_buffer(buf, (9, 9)), a, a)
+
+
+@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (7, 5, 3), (33, 65, 17), (200, 300, 100)])
+def test_matmul_bias(isa, rng, m, n, p):
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    bias = rng.standard_normal(p).astype(np.float32)
+    out = B.Array(m * p)
+    B.matmul_bias(to_buffer(a), to_buffer(b), to_buffer(bias), out, m, n, p)
+    got = from_buffer(out, (m, p)) - bias
+    assert_matmul_close(got, a, b)
+
+
+@pytest.mark.parametrize("batch,m,n,p", [(1, 3, 4, 5), (5, 1, 1, 1), (7, 6, 16, 16), (3, 13, 17, 19),
+                                         (64, 8, 8, 8), (2, 150, 90, 70), (0, 3, 3, 3)])
+def test_matmul_batched(isa, rng, batch, m, n, p):
+    a = rng.standard_normal((batch, m, n)).astype(np.float32)
+    b = rng.standard_normal((batch, n, p)).astype(np.float32)
+    out = B.Array(batch * m * p)
+    B.matmul_batched(to_buffer(a), to_buffer(b), out, batch, m, n, p)
+    got = from_buffer(out, (batch, m, p))
+    for i in range(batch):
+        assert_matmul_close(got[i], a[i], b[i])
+
+
+def _tile(x, t):
+    r, c = x.shape
+    return x.reshape(r // t, t, c // t, t).transpose(0, 2, 1, 3).copy()
+
+
+@pytest.mark.parametrize("m,n,p", [(8, 8, 8), (16, 24, 8), (32, 64, 40)])
+def test_matmul_tiled(rng, m, n, p):
+    t = B.__tile_size__
+    assert t == 8
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    out = B.Array(m * p)
+    B.matmul_tiled(to_buffer(_tile(a, t)), to_buffer(_tile(b, t)), out, m, n, p)
+    got = from_buffer(out, (m // t, p // t, t, t)).transpose(0, 2, 1, 3).reshape(m, p)
+    assert_matmul_close(got, a, b)
+
+
+def test_matmul_tiled_rejects_untiled_sizes():
+    with pytest.raises(ValueError, match="multiples of the tile size"):
+        B.matmul_tiled(B.Array(81), B.Array(81), B.Array(81), 9, 9, 9)
+
+
+def test_thread_counts_agree(rng):
+    import needle_cpu
+    a = rng.standard_normal((150, 170)).astype(np.float32)
+    b = rng.standard_normal((170, 190)).astype(np.float32)
+    before = needle_cpu.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            needle_cpu.set_num_threads(threads)
+            out = B.Array(150 * 190)
+            B.matmul(to_buffer(a), to_buffer(b), out, 150, 170, 190)
+            assert_matmul_close(from_buffer(out, (150, 190)), a, b)
+    finally:
+        needle_cpu.set_num_threads(before)

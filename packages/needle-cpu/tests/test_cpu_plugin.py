@@ -1,0 +1,28 @@
+"""Registration: the entry point gives needle a usable "cpu" backend with the protocol surface."""
+import numpy as np
+
+import needle
+from needle.backend_ndarray import protocol
+
+
+def test_device_enabled_and_default():
+    dev = needle.device("cpu")
+    assert dev.enabled(), dev.disabled_reason
+    assert needle.cpu() == dev
+    assert dev.dtypes == ("float32",)
+
+
+def test_protocol_surface():
+    from needle_cpu import _backend
+    assert _backend.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+    assert protocol.missing_kernels(_backend) == []
+    assert set(protocol.optional_kernels(_backend)) == set(protocol.OPTIONAL_KERNELS)
+    assert _backend.unavailable_reason() is None and _backend.device_count() == 1
+
+
+def test_course_names_reachable_through_device():
+    dev = needle.device("cpu")
+    assert dev.__tile_size__ == 8
+    assert callable(dev.matmul_tiled)
+    x = dev.randn(3, 4)
+    assert x.device == dev and np.asarray(x).shape == (3, 4)
