@@ -15,3 +15,5 @@ from .ops_tuple import (
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
     "ops_logarithmic", "ops_mathematic", "ops_tuple")]
+from .ops_conv import Col2Im, Conv, Im2Col, avg_pool2d, col2im, conv, im2col, max_pool2d
+__all__ += ["Col2Im", "Conv", "Im2Col", "avg_pool2d", "col2im", "conv", "im2col", "max_pool2d"]
