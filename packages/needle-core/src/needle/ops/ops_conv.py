@@ -201,11 +201,12 @@ class Conv(TensorOp):
         for axis, (k, p, q, size) in enumerate(zip((kh, kw), self.padding, pads, (h, wd)), start=1):
             grad_x = _crop_or_pad(grad_x, axis, p - (k - 1 - q), size)
 
-        # d/dw: (windows of the padded input)^T @ output gradient.
+        # d/dw: (windows of the padded input)^T @ output gradient, computed as
+        # (out_grad^T @ windows)^T so that the transposed copy is of the small operand.
         ph, pw = self.padding
         xp = pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
         cols = reshape(Im2Col((kh, kw), self.stride)(xp), (n * ho * wo, kh * kw * c_in))
-        grad_w = matmul(transpose(cols), reshape(out_grad, (n * ho * wo, c_out)))
+        grad_w = transpose(matmul(transpose(reshape(out_grad, (n * ho * wo, c_out))), cols))
         return grad_x, reshape(grad_w, (kh, kw, c_in, c_out))
 
 
