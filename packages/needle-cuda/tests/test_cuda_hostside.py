@@ -18,7 +18,6 @@ import needle
 import needle.backends as backends
 import numpy as np
 import pytest
-import tomllib
 from needle.backend_ndarray import protocol
 from needle_cuda import _backend, _cupy, _kernels, _views
 from numpy.lib.stride_tricks import as_strided
@@ -64,6 +63,10 @@ def _run_python(code, env_extra=None):
 
 # ---- packaging ---------------------------------------------------------------------------------
 def test_pyproject_declares_entry_point_and_cupy_extras():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        tomllib = pytest.importorskip("tomli")
     meta = tomllib.loads((PACKAGE_ROOT / "pyproject.toml").read_text())
     project = meta["project"]
     assert project["name"] == "needle-cuda"

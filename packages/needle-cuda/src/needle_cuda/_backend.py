@@ -331,11 +331,13 @@ def matmul_batched_cublas(a, b, out, batch, m, n, p):
     _check_matmul(a, b, out, batch, m, n, p)
     if batch * m * p == 0:
         return
-    result = out.array[: batch * m * p].reshape(batch, m, p)
+    # One matrix: plain 2-D views, so cuBLAS runs a single GEMM rather than a batch of one.
+    lead = (batch,) if batch > 1 else ()
+    result = out.array[: batch * m * p].reshape(lead + (m, p))
     if n == 0:
         result.fill(0)  # an empty inner product is 0; cuBLAS is not asked
         return
-    _cp().matmul(a.array[: batch * m * n].reshape(batch, m, n), b.array[: batch * n * p].reshape(batch, n, p),
+    _cp().matmul(a.array[: batch * m * n].reshape(lead + (m, n)), b.array[: batch * n * p].reshape(lead + (n, p)),
                  out=result)
 
 
