@@ -12,7 +12,8 @@ from needle.nn import checkpoint
 
 def test_round_trip_keeps_names_order_values_and_dtypes(tmp_path):
     state = {"b.weight": np.random.rand(3, 2).astype(np.float32), "a": np.arange(5, dtype=np.int64),
-             "file": np.float64(2.5) * np.ones(()), "z/odd name": np.zeros((0, 4), dtype=np.float32)}
+             "file": np.float64(2.5) * np.ones(()), "z/odd name": np.zeros((0, 4), dtype=np.float32),
+             "transposed": np.arange(6, dtype=np.float32).reshape(2, 3).T}
     path = tmp_path / "ckpt.npz"
     nn.save(state, path)
     loaded = nn.load(path)

@@ -24,6 +24,7 @@ class Parameter(Tensor):
         if dtype is None and not isinstance(array, (Tensor, NDArray)):
             dtype = "float32"
         super().__init__(array, device=device, dtype=dtype, requires_grad=requires_grad, **kwargs)
+        self.grad = None  # readable before the first backward
 
 
 class StateDictError(ValueError):
