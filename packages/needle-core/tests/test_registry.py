@@ -205,9 +205,26 @@ def test_a_bad_needle_backends_hook_is_isolated(fake, hook, message):
 
 def test_a_plugin_module_without_a_hookimpl_is_reported(fake):
     undecorated = types.SimpleNamespace(needle_backends=lambda: [spec("x")])
-    fake(FakeEntryPoint("plain", "needle-plain", undecorated))
-    with pytest.warns(NeedlePluginWarning, match=r"'plain'.*defines no needle_backends\(\) hook.*@needle.backends"):
+    typo = types.SimpleNamespace(needle_backend=backends.hookimpl(lambda: [spec("y")]))
+    fake(FakeEntryPoint("plain", "needle-plain", undecorated), FakeEntryPoint("typo", "needle-typo", typo))
+    with pytest.warns(NeedlePluginWarning) as record:
         assert backends.available_backends() == ["numpy"]
+    messages = [str(w.message) for w in record]
+    assert "'plain'" in messages[0] and "defines no needle_backends() hook (decorate it with " \
+        "@needle.backends.hookimpl)" in messages[0]
+    assert "'typo'" in messages[1] and messages[1].endswith("it implements unknown hooks needle_backend; "
+                                                            "the other backends still work")
+
+
+def test_a_plugin_looking_up_devices_during_discovery_is_isolated(fake):
+    def hook():
+        ndl.cpu_numpy().enabled()
+        return [spec("eager")]
+    fake(FakeEntryPoint("eager", "needle-eager", plugin(hook=hook)), good_ep())
+    with pytest.warns(NeedlePluginWarning, match=r"'eager'.*RuntimeError: a plugin looked up a needle device while "
+                                                 r"needle was discovering plugins"):
+        assert backends.available_backends() == ["good", "numpy"]
+    assert_numpy_backend_works()
 
 
 def test_one_plugin_may_return_a_single_spec_or_several(fake):
@@ -327,7 +344,7 @@ def test_one_distribution_listed_twice_on_sys_path_is_loaded_once(fake):
 def test_autoload_disabled_loads_only_the_plugins_named(fake, monkeypatch):
     eps = fake(good_ep("alpha", "needle-alpha"), good_ep("beta", "needle-beta"), broken_ep())
     monkeypatch.setenv("NEEDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setenv("NEEDLE_PLUGINS", " alpha , needle-beta ")  # entry point or distribution names
+    monkeypatch.setenv("NEEDLE_PLUGINS", " alpha , Needle_Beta ")  # entry point or (normalised) distribution names
     with no_warnings():
         assert backends.available_backends() == ["alpha", "beta", "numpy"]
     assert [ep.loads for ep in eps] == [1, 1, 0]
@@ -343,6 +360,9 @@ def test_autoload_disabled_loads_only_the_plugins_named(fake, monkeypatch):
     with pytest.warns(NeedlePluginWarning, match=r"NEEDLE_PLUGINS names 'gamma'.*installed entry points: alpha, "
                                                  r"beta, broken"):
         assert backends.available_backends() == ["alpha", "numpy"]
+    from needle import __main__ as cli
+    assert cli.render(cli.collect()).splitlines()[-1] == (
+        "Warning: NEEDLE_PLUGINS names gamma, which match no installed entry point or distribution")
 
 
 def test_needle_plugins_without_disabling_autoload_changes_nothing(fake, monkeypatch):

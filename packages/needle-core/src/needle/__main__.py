@@ -30,8 +30,8 @@ def collect():
     from ._registry import INSTALL_HINTS, registry
 
     versions = _needle_distributions()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # every problem a warning would tell is in the report itself
         registry.discover(strict=False)  # report strict-mode failures instead of dying on them
         rows = []
         for name in registry.names():
@@ -72,8 +72,6 @@ def collect():
         "unmatched_plugins": list(registry.unmatched),
         "environment": {name: os.environ[name] for name in _env.ALL if name in os.environ},
         "strict": _env.flag(_env.NEEDLE_PLUGINS_STRICT),
-        "other_warnings": [str(w.message) for w in caught
-                           if "could not be loaded" not in str(w.message) and "claimed by" not in str(w.message)],
     }
 
 
@@ -117,8 +115,9 @@ def render(info):
         out += ["", "Backend name conflicts (these names are unusable):"]
         for name, dists in info["conflicts"].items():
             out.append(f"  {name}: {' and '.join(dists)}")
-    for message in info["other_warnings"]:
-        out.append(f"Warning: {message}")
+    if info["unmatched_plugins"]:
+        out.append(f"Warning: NEEDLE_PLUGINS names {', '.join(info['unmatched_plugins'])}, which match no "
+                   f"installed entry point or distribution")
     if info["strict"] and (info["plugin_errors"] or info["conflicts"]):
         out.append("NEEDLE_PLUGINS_STRICT is set: needle raises on these at the first device lookup.")
     return "\n".join(out)
@@ -140,10 +139,11 @@ def main(argv=None):
     command = args.command or "info"
     if command == "info":
         info = collect()
-        if args.json or getattr(args, "json_sub", False):
-            print(json.dumps(info, indent=2))
-        else:
-            print(render(info))
+        text = json.dumps(info, indent=2) if args.json or getattr(args, "json_sub", False) else render(info)
+        try:
+            print(text)
+        except BrokenPipeError:  # `python -m needle | head`: stop quietly, also at interpreter exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 

@@ -67,6 +67,11 @@ def _dist_name(ep):
     return name or "(unknown distribution)"
 
 
+def _normalize(name):
+    """Distribution-name normalisation (PEP 503 style), also applied to entry point names."""
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
 def describe_exception(exc):
     """``Type: message`` of an exception, on one line where the message has one."""
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -108,6 +113,7 @@ class Registry:
         """Forget discovery, loaded backends and in-process plugins (for tests)."""
         with self._lock:
             self._discovered = False
+            self._discovering = False
             self.pm = None
             self.specs = {}         # backend name -> BackendSpec
             self.owners = {}        # backend name -> PluginRecord that provided it
@@ -130,12 +136,18 @@ class Registry:
         with self._lock:
             if self._discovered:
                 return
+            if self._discovering:
+                raise RuntimeError("a plugin looked up a needle device while needle was discovering plugins; "
+                                   "needle_backends() must only return BackendSpec objects")
             strict = _env.flag(_env.NEEDLE_PLUGINS_STRICT) if strict is None else strict
+            self._discovering = True
             try:
                 self._discover(strict)
             except BaseException:
                 self.reset()  # strict mode: the next lookup raises again instead of seeing half a registry
                 raise
+            finally:
+                self._discovering = False
             self._discovered = True
 
     def _discover(self, strict):
@@ -147,13 +159,13 @@ class Registry:
 
         only = None
         if _env.flag(_env.NEEDLE_DISABLE_PLUGIN_AUTOLOAD):
-            only = set(_env.names(_env.NEEDLE_PLUGINS))
+            only = {_normalize(n) for n in _env.names(_env.NEEDLE_PLUGINS)}
         seen_values = set()
         matched = set()
         for ep in _iter_entry_points():
             dist = _dist_name(ep)
             if only is not None:
-                hits = only & {ep.name, dist}
+                hits = only & {_normalize(ep.name), _normalize(dist)}
                 if not hits:
                     continue
                 matched |= hits
@@ -202,8 +214,11 @@ class Registry:
             raise _Failure(f"registering it with pluggy failed: {describe_exception(exc)}") from exc
         impls = [impl for impl in self.pm.hook.needle_backends.get_hookimpls() if impl.plugin is plugin]
         if not impls:
+            others = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
             self.pm.unregister(plugin)
-            raise _Failure("it defines no needle_backends() hook (decorate it with @needle.backends.hookimpl)")
+            found = f"; it implements unknown hooks {', '.join(others)}" if others else ""
+            raise _Failure("it defines no needle_backends() hook (decorate it with @needle.backends.hookimpl)"
+                           + found)
         try:
             result = impls[0].function()  # called per plugin, so one that raises is isolated
         except Exception as exc:
