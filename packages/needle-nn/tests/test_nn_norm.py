@@ -28,7 +28,7 @@ def test_batchnorm_training_forward_and_running_stats():
     bn.weight.data = tensor(w)
     bn.bias.data = tensor(b)
     running_mean, running_var = np.zeros(3), np.ones(3)
-    for step in range(3):
+    for _ in range(3):
         x = (rng.randn(8, 3) * [1, 2, 3] + [0, 5, -5]).astype(np.float32)
         out = bn(tensor(x)).numpy()
         np.testing.assert_allclose(out, w * np_norm(x.astype(np.float64), 0, 1e-5) + b, rtol=1e-4, atol=1e-4)
