@@ -216,6 +216,19 @@ def test_a_plugin_module_without_a_hookimpl_is_reported(fake):
                                                             "the other backends still work")
 
 
+def test_unreadable_entry_point_metadata_leaves_numpy_working(fake, monkeypatch):
+    def corrupt():
+        raise ValueError("malformed entry_points.txt in needle_junk-0.1.dist-info")
+    monkeypatch.setattr(_registry, "_iter_entry_points", corrupt)
+    with pytest.warns(NeedlePluginWarning, match=r"listing the entry points failed: ValueError: malformed"):
+        assert backends.available_backends() == ["numpy"]
+    assert_numpy_backend_works()
+    monkeypatch.setenv("NEEDLE_PLUGINS_STRICT", "1")
+    backends.reset()
+    with pytest.raises(PluginLoadError, match="malformed"):
+        backends.available_backends()
+
+
 def test_a_plugin_looking_up_devices_during_discovery_is_isolated(fake):
     def hook():
         ndl.cpu_numpy().enabled()

@@ -162,7 +162,15 @@ class Registry:
             only = {_normalize(n) for n in _env.names(_env.NEEDLE_PLUGINS)}
         seen_values = set()
         matched = set()
-        for ep in _iter_entry_points():
+        try:
+            entry_points = _iter_entry_points()
+        except Exception as exc:  # corrupt metadata of some unrelated distribution: keep numpy working
+            entry_points = []
+            record = self._record(PluginRecord(ENTRY_POINT_GROUP, "(installed distributions)"))
+            failure = _Failure(f"listing the entry points failed: {describe_exception(exc)}")
+            failure.__cause__ = exc
+            self._fail(record, failure, strict)
+        for ep in entry_points:
             dist = _dist_name(ep)
             if only is not None:
                 hits = only & {_normalize(ep.name), _normalize(dist)}
@@ -185,7 +193,7 @@ class Registry:
         if only is not None:
             self.unmatched = sorted(only - matched - set(RESERVED_NAMES))
             if self.unmatched:
-                installed = sorted({ep.name for ep in _iter_entry_points()})
+                installed = sorted({ep.name for ep in entry_points})
                 warnings.warn(
                     f"{_env.NEEDLE_PLUGINS} names {', '.join(map(repr, self.unmatched))}, but no installed "
                     f"{ENTRY_POINT_GROUP!r} entry point or distribution is called that "
