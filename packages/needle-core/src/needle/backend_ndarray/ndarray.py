@@ -34,15 +34,16 @@ def normalize_axes(axes, ndim, name="axes"):
     """Return ``axes`` (int, tuple or None) as a sorted tuple of non-negative ints."""
     if axes is None:
         return tuple(range(ndim))
+    given = axes  # error messages show the argument as the caller wrote it
     if isinstance(axes, (int, np.integer)):
         axes = (int(axes),)
     out = []
     for ax in axes:
         if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
-            raise ValueError(f"{name}={axes} is out of range for an array with {ndim} dimensions")
+            raise ValueError(f"{name}={given} is out of range for an array with {ndim} dimensions")
         out.append(ax % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}={axes} repeats an axis")
+        raise ValueError(f"{name}={given} repeats an axis")
     return tuple(sorted(out))
 
 
