@@ -1,0 +1,109 @@
+"""Bad input raises an error that names the argument and the shapes, dtypes or devices."""
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import ops
+from needle.testing import register_reference_backend
+
+NP = ndl.cpu_numpy()
+
+
+def T(shape, dtype="float32", device=NP):
+    return ndl.Tensor(np.ones(shape), device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize("fn", [ops.add, ops.multiply, ops.divide, ops.power, lambda a, b: a - b])
+def test_mismatched_shapes(fn):
+    with pytest.raises(ValueError, match=r"shapes \(2, 3\) and \(3, 2\) cannot be broadcast"):
+        fn(T((2, 3)), T((3, 2)))
+
+
+def test_matmul_shapes():
+    with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(2, 3\).*not aligned"):
+        T((2, 3)) @ T((2, 3))
+    with pytest.raises(ValueError, match=r"matmul.*2 dimensions.*\(3,\)"):
+        T((3,)) @ T((3, 2))
+    with pytest.raises(ValueError, match=r"matmul: batch dimensions of \(2, 1, 3\) and \(3, 3, 1\)"):
+        T((2, 1, 3)) @ T((3, 3, 1))
+
+
+def test_dtype_mismatch():
+    with pytest.raises(TypeError, match="add: tensors have different dtypes: a is float32, b is float64"):
+        T((2,)) + T((2,), "float64")
+    with pytest.raises(TypeError, match="matmul.*float64.*float32"):
+        T((2, 2), "float64") @ T((2, 2))
+
+
+def test_two_devices():
+    ref = register_reference_backend()
+    with pytest.raises(ValueError, match=r"different devices: a on cpu_numpy\(\), b on reference\(\)"):
+        T((2,)) * T((2,), device=ref)
+    with pytest.raises(ValueError, match="different devices"):
+        T((2, 2), device=ref) @ T((2, 2))
+    with pytest.raises(ValueError, match="tensor 1 is on"):
+        ops.stack([T((2,)), T((2,), device=ref)], 0)
+
+
+def test_backend_without_dtype():
+    ref = register_reference_backend()
+    with pytest.raises(TypeError, match=r"reference\(\) does not support dtype='float64'"):
+        ndl.Tensor(np.ones(2), device=ref, dtype="float64")
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: ops.summation(a, axes=3),
+    lambda a: ops.max(a, axes=(0, -4)),
+    lambda a: ops.logsumexp(a, axes=5),
+    lambda a: ops.flip(a, 3),
+    lambda a: ops.mean(a, 7),
+], ids=["summation", "max", "logsumexp", "flip", "mean"])
+def test_axis_out_of_range(call):
+    with pytest.raises(ValueError, match=r"axes=.* out of range for an array with 3 dimensions"):
+        call(T((2, 3, 4)))
+
+
+def test_axis_out_of_range_tuple_ops():
+    with pytest.raises(ValueError, match=r"axis=3 is out of range"):
+        ops.split(T((2, 3, 4)), 3)
+    with pytest.raises(ValueError, match=r"axis=4 is out of range"):
+        ops.stack([T((2, 3, 4))], 4)
+    with pytest.raises(ValueError, match=r"transpose.*two axes"):
+        ops.transpose(T((2, 3, 4)), (0, 1, 2))
+
+
+def test_reshape_to_wrong_size():
+    with pytest.raises(ValueError, match=r"reshape: cannot reshape tensor of shape \(2, 3\) \(size 6\) into "
+                                         r"shape \(4, 2\)"):
+        ops.reshape(T((2, 3)), (4, 2))
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(-1, 4\)"):
+        T((2, 3)).reshape((-1, 4))
+
+
+def test_broadcast_to_and_stack_shapes():
+    with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast tensor of shape \(2, 3\) to shape \(2,\)"):
+        ops.broadcast_to(T((2, 3)), (2,))
+    with pytest.raises(ValueError, match=r"stack: all tensors must have one shape.*\(2,\).*\(3,\)"):
+        ops.stack([T((2,)), T((3,))], 0)
+    with pytest.raises(ValueError, match=r"concatenate: tensor 1 has shape \(3, 3\).*\(2, 2\)"):
+        ops.concatenate([T((2, 2)), T((3, 3))], 1)
+    with pytest.raises(ValueError, match=r"pad.*\(2, 2\)"):
+        ops.pad(T((2, 2)), ((1, 1),))
+
+
+def test_scalar_ops_reject_arrays():
+    with pytest.raises(TypeError, match="add_scalar: expected a Python number, got ndarray"):
+        ops.add_scalar(T((2,)), np.ones(2))
+
+
+def test_data_and_backward_arguments():
+    x = T((2,))
+    with pytest.raises(TypeError, match="Tensor.data: new value has dtype float64, tensor has float32"):
+        x.data = T((2,), "float64")
+    with pytest.raises(ValueError, match=r"backward: out_grad has shape \(3,\), tensor has shape \(2,\)"):
+        (x * 2.0).backward(T((3,)))
+
+
+def test_getitem_out_of_bounds():
+    with pytest.raises(IndexError, match="index 5 is out of bounds for axis 1 with size 3"):
+        T((2, 3))[:, 5]
