@@ -315,7 +315,7 @@ class NDArray:
                 expanded.extend([slice(None)] * (self.ndim - n_real))
             else:
                 expanded.append(i)
-        if Ellipsis not in idx:
+        if not any(i is Ellipsis for i in idx):  # not `in`: it compares arrays with ==
             expanded.extend([slice(None)] * (self.ndim - n_real))
         shape, strides, offset, dim = [], [], self._offset, 0
         for i in expanded:
