@@ -110,3 +110,25 @@ def test_load_state_dict_non_strict():
     np.testing.assert_array_equal(model.weight.numpy(), new_w)
     with pytest.raises(nn.StateDictError, match="shape"):
         model.load_state_dict({"weight": np.zeros((3, 2), dtype=np.float32)}, strict=False)
+
+
+def test_repr_shows_tree_and_settings():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Residual(nn.Dropout(0.2)))
+    assert repr(model) == ("Sequential(\n  (modules.0): Linear(in_features=2, out_features=3, bias=True)\n"
+                           "  (modules.1): Residual(\n    (fn): Dropout(p=0.2)\n  )\n)")
+
+
+def test_module_without_super_init_still_works():
+    class Bare(nn.Module):
+        def __init__(self):  # no super().__init__(): tolerated, as in much course code
+            self.inner = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    bare = Bare()
+    assert bare.training
+    bare.eval()
+    x = np.ones((2, 2), dtype=np.float32)
+    np.testing.assert_array_equal(bare(ndl.Tensor(x)).numpy(), x)
+    assert bare.parameters() == [] and bare.state_dict() == {}

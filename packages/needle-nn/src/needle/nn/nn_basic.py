@@ -44,6 +44,9 @@ class Linear(Module):
             b = init.kaiming_uniform(out_features, 1, device=device, dtype=dtype)
             self.bias = Parameter(b.reshape((1, out_features)))
 
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
     def forward(self, X):
         _check_last_dim("Linear", X, self.in_features)
         lead = X.shape[:-1]
@@ -93,6 +96,9 @@ class Softmax(Module):
         super().__init__()
         self.axis = axis
 
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
     def forward(self, x):
         return ops.exp(ops.logsoftmax(x, self.axis))
 
@@ -133,6 +139,9 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
     def forward(self, x):
         if not self.training or self.p == 0.0:

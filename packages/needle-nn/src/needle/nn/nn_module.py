@@ -71,15 +71,16 @@ def _walk_module(module, prefix, seen):
             yield from _walk_value(value, prefix + key, seen)
 
 
-def _direct_modules(value, out):
+def _direct_modules(value, name, out):
+    """Append (name, module) for the modules ``value`` holds without going into them."""
     if isinstance(value, Module):
-        out.append(value)
+        out.append((name, value))
     elif isinstance(value, (list, tuple)):
-        for item in value:
-            _direct_modules(item, out)
+        for i, item in enumerate(value):
+            _direct_modules(item, f"{name}.{i}", out)
     elif isinstance(value, dict):
-        for item in value.values():
-            _direct_modules(item, out)
+        for key, item in value.items():
+            _direct_modules(item, f"{name}.{key}", out)
     return out
 
 
@@ -95,8 +96,22 @@ class Module:
     on the whole tree.
     """
 
+    training = True  # class default, so subclasses that skip super().__init__() still work
+
     def __init__(self):
         self.training = True
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self._named_children()]
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        body = "\n  ".join(([extra] if extra else []) + lines)
+        return f"{type(self).__name__}(\n  {body}\n)"
+
+    def extra_repr(self):
+        """The text inside this module's repr parentheses (its settings); override in subclasses."""
+        return ""
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -129,13 +144,18 @@ class Module:
         self.__dict__.setdefault("_buffer_names", []).append(name)
         setattr(self, name, tensor)
 
+    def _named_children(self):
+        out, seen = [], set()
+        for key, value in vars(self).items():
+            for name, module in _direct_modules(value, key, []):
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    out.append((name, module))
+        return out
+
     def children(self):
         """The direct sub-modules, in attribute order."""
-        out = []
-        for value in vars(self).values():
-            _direct_modules(value, out)
-        unique = {id(m): m for m in out}
-        return list(unique.values())
+        return [module for _, module in self._named_children()]
 
     def _children(self):
         """Every sub-module below this one (the course's helper)."""

@@ -33,6 +33,9 @@ class BatchNorm1d(Module):
         self.register_buffer("running_mean", init.zeros(dim, device=device, dtype=dtype))
         self.register_buffer("running_var", init.ones(dim, device=device, dtype=dtype))
 
+    def extra_repr(self):
+        return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
+
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"BatchNorm1d({self.dim}): input must be (batch, {self.dim}), got shape {x.shape}")
@@ -65,6 +68,9 @@ class LayerNorm1d(Module):
         self.dim, self.eps = dim, eps
         self.weight = Parameter(init.ones(dim, device=device, dtype=dtype))
         self.bias = Parameter(init.zeros(dim, device=device, dtype=dtype))
+
+    def extra_repr(self):
+        return f"{self.dim}, eps={self.eps}"
 
     def forward(self, x):
         if x.ndim < 1 or x.shape[-1] != self.dim:
