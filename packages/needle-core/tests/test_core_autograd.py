@@ -269,3 +269,38 @@ def test_float32_stays_float32():
     assert y.dtype == "float32"
     y.sum().backward()
     assert x.grad.dtype == "float32"
+
+
+# ---- lazy mode, devices, tuples ------------------------------------------------------------------
+def test_lazy_mode_defers_computation(monkeypatch):
+    monkeypatch.setattr(autograd, "LAZY_MODE", True)
+    x = T([1.0, 2.0])
+    y = x * 3.0 + 1.0
+    assert y.cached_data is None
+    np.testing.assert_allclose(y.numpy(), [4.0, 7.0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_gradient_flows_back_across_devices():
+    from needle.testing import register_reference_backend
+    ref = register_reference_backend()
+    x = ndl.Tensor(np.array([1.0, 2.0, 3.0], np.float32), device=NP)
+    y = x.to(ref)
+    assert y.device == ref
+    (y * y).sum().backward()
+    assert x.grad.device == NP and x.grad.dtype == "float32"
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+
+
+def test_tensor_tuple_gradients():
+    a, b = T([1.0, 2.0]), T([3.0])
+    tup = ops.make_tuple(a, b)
+    assert len(tup) == 2
+    s = tup + tup
+    (s[0].sum() * s[1].sum()).backward()      # (2 sum a) * (2 b)
+    np.testing.assert_allclose(a.grad.numpy(), [12.0, 12.0])
+    np.testing.assert_allclose(b.grad.numpy(), [12.0])
+    parts = ops.split(T([[1.0, 2.0], [3.0, 4.0]]), 0)
+    assert [p.shape for p in parts] == [(2,), (2,)]
+    assert parts.detach().is_leaf()

@@ -107,3 +107,10 @@ def test_data_and_backward_arguments():
 def test_getitem_out_of_bounds():
     with pytest.raises(IndexError, match="index 5 is out of bounds for axis 1 with size 3"):
         T((2, 3))[:, 5]
+
+
+def test_getitem_rejects_advanced_indices():
+    with pytest.raises(TypeError, match="only ints, slices, None and ... are valid indices, got ndarray"):
+        T((2, 3))[np.array([True, False])]
+    with pytest.raises(IndexError, match=r"too many indices \(3\) for a tensor of shape \(2, 3\)"):
+        T((2, 3))[0, 0, 0]
