@@ -1,0 +1,186 @@
+"""Communicators: the few collectives data-parallel training needs, each on an existing engine.
+
+Every communicator has ``rank``, ``size``, ``backend`` and, on contiguous buffers (numpy
+arrays for MPI, CuPy arrays for NCCL), in place:
+
+- ``allreduce_start(buf) -> handle``: start a sum over ranks; ``wait(handles, what)`` completes
+  them, or raises :class:`DistributedTimeoutError` once ``timeout`` seconds have passed;
+- ``allreduce(buf, what)``, ``bcast(buf, root, what)``, ``barrier(what)``, ``abort(code)``;
+- ``empty(n, dtype)`` for a flat buffer of the kind the engine reads.
+
+Why non-blocking calls polled against a deadline instead of blocking ``Allreduce``: a blocking
+collective whose peer has died waits forever (MPI does not notice dead peers on its own); a
+request we poll can give up with a message that says what was pending and for how long.
+"""
+import sys
+import time
+
+import numpy as np
+
+from ._errors import DistributedError, DistributedTimeoutError
+
+
+def _timeout_message(rank, size, what, timeout):
+    return (f"rank {rank} of {size}: {what} did not complete within {timeout:g} s; a peer rank has probably "
+            f"died, hung or taken a different code path (set a longer limit with "
+            f"needle.distributed.init(timeout=...) or NEEDLE_DIST_TIMEOUT if a step is legitimately slow)")
+
+
+class LocalCommunicator:
+    """World size 1: every collective is the identity. Used when no launcher started this process."""
+
+    backend = "local"
+    rank, size, local_rank = 0, 1, 0
+    host_buffers = True
+
+    def __init__(self, timeout=None):
+        self.timeout = timeout
+
+    def empty(self, n, dtype):
+        return np.empty(n, dtype=dtype)
+
+    def allreduce_start(self, buf):
+        return None
+
+    def wait(self, handles, what="collective"):
+        return None
+
+    def allreduce(self, buf, what="all-reduce"):
+        return None
+
+    def bcast(self, buf, root=0, what="broadcast"):
+        if root != 0:
+            raise DistributedError(f"broadcast: root={root} but the world has a single rank (0)")
+
+    def barrier(self, what="barrier"):
+        return None
+
+    def abort(self, code=1):
+        sys.stderr.flush()
+        raise SystemExit(code)
+
+
+class MPICommunicator:
+    """Collectives through mpi4py's buffer interface (uppercase calls: no pickling of data)."""
+
+    backend = "mpi"
+    host_buffers = True
+
+    def __init__(self, comm, timeout):
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        # Ranks sharing this machine (for picking a GPU per process).
+        self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank() if self.size > 1 else 0
+        self.timeout = float(timeout)
+
+    def empty(self, n, dtype):
+        return np.empty(n, dtype=dtype)
+
+    def allreduce_start(self, buf):
+        return self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+
+    def wait(self, handles, what="collective"):
+        handles = [h for h in handles if h is not None]
+        if not handles:
+            return
+        deadline = time.monotonic() + self.timeout
+        testall = self.MPI.Request.Testall
+        spins, pause = 0, 0.0
+        # Spin first (a healthy collective on one machine completes in microseconds), then back off
+        # so that ranks oversubscribing the cores still let their peers run.
+        while not testall(handles):
+            spins += 1
+            if spins > 100:
+                pause = min(max(pause * 2, 2e-5), 1e-3)
+                time.sleep(pause)
+                if time.monotonic() > deadline:
+                    raise DistributedTimeoutError(_timeout_message(self.rank, self.size, what, self.timeout))
+
+    def allreduce(self, buf, what="all-reduce"):
+        self.wait([self.allreduce_start(buf)], what)
+
+    def bcast(self, buf, root=0, what="broadcast"):
+        if not 0 <= root < self.size:
+            raise DistributedError(f"broadcast: root={root} is not a rank of a world of size {self.size}")
+        self.wait([self.comm.Ibcast(buf, root=root)], what)
+
+    def barrier(self, what="barrier"):
+        self.wait([self.comm.Ibarrier()], what)
+
+    def abort(self, code=1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.2)  # let the launcher forward this rank's last output before it tears the job down
+        self.comm.Abort(code)
+
+
+class NCCLCommunicator:
+    """All-reduce and broadcast of GPU buffers with NCCL (``cupy.cuda.nccl``), bootstrapped over MPI.
+
+    Rank 0 makes the NCCL unique id and broadcasts it with MPI; each process uses the GPU with its
+    local rank (modulo the GPUs it sees). Barriers and aborts go through the MPI communicator.
+    Not exercised by the test suite on machines without a GPU.
+    """
+
+    backend = "nccl"
+    host_buffers = False
+
+    def __init__(self, mpi):
+        import cupy
+        from cupy.cuda import nccl
+
+        self.cp, self.nccl_mod, self.mpi = cupy, nccl, mpi
+        self.rank, self.size, self.local_rank = mpi.rank, mpi.size, mpi.local_rank
+        self.timeout = mpi.timeout
+        self.device_id = self.local_rank % cupy.cuda.runtime.getDeviceCount()
+        cupy.cuda.Device(self.device_id).use()
+        uid = np.zeros(128, dtype=np.int8)  # ncclUniqueId is 128 bytes
+        if self.rank == 0:
+            uid[:] = np.array(nccl.get_unique_id(), dtype=np.int8)
+        mpi.bcast(uid, 0, what="NCCL unique-id broadcast")
+        self.comm = nccl.NcclCommunicator(self.size, tuple(int(v) for v in uid), self.rank)
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+
+    def _nccl_dtype(self, buf):
+        names = {"float32": self.nccl_mod.NCCL_FLOAT32, "float64": self.nccl_mod.NCCL_FLOAT64}
+        if buf.dtype.name not in names:
+            raise DistributedError(f"NCCL communicator: unsupported dtype {buf.dtype.name}")
+        return names[buf.dtype.name]
+
+    def empty(self, n, dtype):
+        return self.cp.empty(n, dtype=dtype)
+
+    def allreduce_start(self, buf):
+        # Kernels that wrote ``buf`` ran on the current stream: order the NCCL stream after them.
+        self.stream.wait_event(self.cp.cuda.get_current_stream().record())
+        ptr = buf.data.ptr
+        self.comm.allReduce(ptr, ptr, buf.size, self._nccl_dtype(buf), self.nccl_mod.NCCL_SUM, self.stream.ptr)
+        return self.stream.record()
+
+    def wait(self, handles, what="collective"):
+        deadline = time.monotonic() + self.timeout
+        for event in handles:
+            if event is None:
+                continue
+            while not event.done:
+                time.sleep(1e-4)
+                if time.monotonic() > deadline:
+                    self.comm.abort()  # frees NCCL's pending kernels so the process can exit
+                    raise DistributedTimeoutError(_timeout_message(self.rank, self.size, what, self.timeout))
+
+    def allreduce(self, buf, what="all-reduce"):
+        self.wait([self.allreduce_start(buf)], what)
+
+    def bcast(self, buf, root=0, what="broadcast"):
+        self.stream.wait_event(self.cp.cuda.get_current_stream().record())
+        self.comm.bcast(buf.data.ptr, buf.size, self._nccl_dtype(buf), root, self.stream.ptr)
+        self.wait([self.stream.record()], what)
+
+    def barrier(self, what="barrier"):
+        self.mpi.barrier(what)
+
+    def abort(self, code=1):
+        self.mpi.abort(code)

@@ -1,0 +1,86 @@
+"""Run by the tests under mpiexec (not collected by pytest): a small data-parallel training run.
+
+    mpiexec -n P python dist_worker.py OUT_DIR --steps N --batch B --samples S [--fail MODE --fail-step K]
+
+Each rank starts from a different seed (so the test sees that rank 0's weights are broadcast),
+trains an MLP for N steps on its share of consecutive global batches, and writes its final
+parameters to OUT_DIR/rank{r}.npz; rank 0 also writes params.npz (save_on_main) and the
+all-reduced losses to losses.json. ``--fail`` makes rank 1 die at step K: ``exit`` (os._exit,
+no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught exception).
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import needle as ndl
+import needle.distributed as dist
+import needle.nn as nn
+import needle.optim as optim
+from needle.data import NDArrayDataset
+
+
+def make_data(samples):
+    """The data set every rank (and the single-process oracle in the tests) builds identically."""
+    rng = np.random.default_rng(1234)
+    x = rng.standard_normal((samples, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=samples).astype(np.float32)
+    return x, y
+
+
+def make_model(seed):
+    np.random.seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4, help="per-rank batch size")
+    parser.add_argument("--samples", type=int, default=48)
+    parser.add_argument("--bucket-mb", type=float, default=25)
+    parser.add_argument("--fail", choices=["exit", "kill", "raise"], default=None)
+    parser.add_argument("--fail-step", type=int, default=2)
+    args = parser.parse_args()
+    out = Path(args.out)
+
+    dist.init()
+    rank = dist.rank()
+    model = dist.DistributedDataParallel(make_model(seed=100 + rank), bucket_mb=args.bucket_mb)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = nn.SoftmaxLoss()
+    loader = dist.DistributedDataLoader(NDArrayDataset(*make_data(args.samples)), batch_size=args.batch,
+                                        shuffle=False)
+    losses, step = [], 0
+    while step < args.steps:
+        for x, y in loader:
+            if step == args.steps:
+                break
+            if args.fail and rank == 1 and step == args.fail_step:
+                sys.stdout.flush()
+                if args.fail == "exit":
+                    os._exit(3)
+                if args.fail == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise ValueError("rank 1 failed on purpose")
+            loss = loss_fn(model(x), y)
+            opt.reset_grad()
+            loss.backward()
+            model.all_reduce_gradients()
+            opt.step()
+            losses.append(dist.all_reduce_mean(loss.item(), weight=x.shape[0]))
+            step += 1
+    state = model.state_dict()
+    ndl.nn.save(state, out / f"rank{rank}.npz")
+    dist.save_on_main(state, out / "params.npz")
+    if dist.is_main():
+        (out / "losses.json").write_text(json.dumps({"losses": losses, "world_size": dist.world_size()}))
+
+
+if __name__ == "__main__":
+    main()
