@@ -6,8 +6,24 @@ Run the suite on a backend with one command, from any directory::
 
 ``NEEDLE_TEST_BACKENDS`` takes a comma list; without it ``NEEDLE_BACKEND`` picks one backend,
 and without either every enabled backend runs (the in-process ``reference`` backend too).
-A backend that is not installed as a distribution can be registered in-process from a
-``conftest.py`` with :func:`register_test_backend`, then tested the same way.
+A backend listed there that is not enabled shows as skipped, with the reason.
+
+A backend that is not installed as a distribution is registered in-process instead; in
+your own tests folder::
+
+    # conftest.py
+    from needle.testing.fixtures import *            # the suite's fixtures
+    from needle.testing import register_test_backend
+    import my_backend                                 # a protocol module
+    register_test_backend("mine", my_backend)
+
+    # test_needle_conformance.py
+    from needle.testing.test_conformance_kernels import *
+    from needle.testing.test_conformance_ndarray import *
+    from needle.testing.test_conformance_ops import *
+
+then ``NEEDLE_TEST_BACKENDS=mine pytest``. needle-core's own tests do exactly this with the
+minimal ``reference`` backend (required kernels only, float32 only).
 
 :func:`gradcheck` compares autograd with central finite differences and is public.
 """

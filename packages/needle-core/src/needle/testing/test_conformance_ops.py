@@ -135,6 +135,13 @@ CASES = [
     Case("undilate_ragged", lambda a: ops.undilate(a, (1,), 2), lambda a: a[:, ::3], [(2, 7)]),
     Case("pad", lambda a: ops.pad(a, ((1, 0), (0, 2), (1, 1))), lambda a: np.pad(a, ((1, 0), (0, 2), (1, 1))),
          [(2, 3, 2)]),
+    # inputs that are non-compact views (transposed, reversed, broadcast)
+    Case("ewise_on_views", lambda a, b: ops.transpose(a)[::-1] * ops.exp(b[:, ::2]),
+         lambda a, b: a.T[::-1] * np.exp(b[:, ::2]), [(3, 4), (4, 5)]),
+    Case("reduce_on_view", lambda a: ops.summation(ops.transpose(a, (0, 2))[:, ::-1], (1, 2)),
+         lambda a: np.swapaxes(a, 0, 2)[:, ::-1].sum((1, 2)), [(2, 3, 4)]),
+    Case("matmul_on_views", lambda a, b: ops.transpose(a) @ ops.broadcast_to(b, (2, 3, 2))[:, ::-1],
+         lambda a, b: a.T @ np.broadcast_to(b, (2, 3, 2))[:, ::-1], [(3, 3), (3, 2)]),
     # a small composite: the two-layer network's loss
     Case("mlp_loss", lambda x, w1, w2: ops.logsumexp(ops.relu(x @ w1) @ w2, axes=(1,)).sum(),
          lambda x, w1, w2: _logsumexp(np.maximum(x @ w1, 0) @ w2, (1,)).sum(), [(4, 3), (3, 5), (5, 2)]),
@@ -187,6 +194,22 @@ def test_op_gradient(dev, dtype, tol, case):
     xs = _inputs(case, dtype, seed=1)
     tensors = [ndl.Tensor(x, device=dev, dtype=dtype, requires_grad=True) for x in xs]
     _check_grad(case.fn, tensors, dev, dtype, tol)
+
+
+def test_op_float32_on_float64_backend(dev, dtype):
+    """float32 runs through every op (forward and gradient) on backends that also have float64."""
+    if dtype != "float64":
+        pytest.skip("float32 is this backend's only dtype: covered by test_op_forward/test_op_gradient")
+    for case in CASES:
+        xs = _inputs(case, "float32", seed=4)
+        tensors = [ndl.Tensor(x, device=dev, dtype="float32") for x in xs]
+        got = _as_list(case.fn(*tensors))
+        expected = case.ref(*[x.astype(np.float64) for x in xs])
+        for g, e in zip(got, expected if isinstance(expected, list) else [expected]):
+            assert g.dtype == "float32", case.name
+            np.testing.assert_allclose(g.numpy(), e, rtol=1e-4, atol=1e-4, err_msg=case.name)
+        if case.grad:
+            gradcheck(case.fn, *tensors, atol=2e-3, rtol=2e-3, numeric_dtype="float64")
 
 
 def test_max_gradient_shared_between_ties(dev, dtype):
