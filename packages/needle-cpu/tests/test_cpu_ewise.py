@@ -174,8 +174,14 @@ def test_reductions(isa, rng, rows, size):
         np.testing.assert_array_equal(from_buffer(out), a.max(axis=1))
 
 
-def test_reduce_max_nan_and_inf(isa):
-    a = np.float32([[1.0, np.nan, 3.0] * 20, [-np.inf] * 60, [np.inf, 0.0, -1.0] * 20])
-    out = B.Array(3)
-    B.reduce_max(to_buffer(a), out, 60)
+@pytest.mark.parametrize("length", [3, 31, 32, 33, 64, 65, 200, 100003])
+def test_reduce_max_nan_and_inf(isa, length):
+    nan_at = sorted({0, 1, length // 2, length - 1})
+    a = np.full((len(nan_at) + 3, length), -1.0, np.float32)
+    a[np.arange(len(nan_at)), nan_at] = np.nan  # one nan per row, at the start, middle and end
+    a[-3] = -np.inf
+    a[-2, -1] = np.inf
+    a[-1] = np.linspace(-5, 5, length)
+    out = B.Array(a.shape[0])
+    B.reduce_max(to_buffer(a), out, length)
     np.testing.assert_array_equal(from_buffer(out), a.max(axis=1))

@@ -1,5 +1,7 @@
 #include "kernels/buffer.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -11,6 +13,10 @@ namespace {
 
 // Blocks at least this big go through the cache; smaller ones are cheap for malloc.
 constexpr std::size_t kCacheMin = std::size_t(64) << 10;
+// Blocks at least this big are 2 MiB aligned and marked for transparent huge pages (as numpy
+// does): fewer TLB misses in streaming kernels and 512x fewer page faults on first touch.
+constexpr std::size_t kHugeMin = std::size_t(4) << 20;
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
 // Upper bound on what the cache keeps, so a burst of big temporaries does not pin memory.
 constexpr std::size_t kCacheMax = std::size_t(512) << 20;
 
@@ -21,6 +27,7 @@ std::size_t size_class(std::size_t bytes) {
   if (bytes < kCacheMin) return bytes;
   int top = 63 - __builtin_clzll(bytes);
   std::size_t step = std::size_t(1) << (top - 3);
+  if (bytes >= kHugeMin && step < kHugePage) step = kHugePage;
   return (bytes + step - 1) / step * step;
 }
 
@@ -52,14 +59,18 @@ float* alloc_floats(std::size_t n) {
     }
   }
 #endif
-  void* p = std::aligned_alloc(kAlignment, bytes);
+  const std::size_t align = bytes >= kHugeMin ? kHugePage : kAlignment;
+  void* p = std::aligned_alloc(align, bytes);
   if (p == nullptr) {
 #ifndef NEEDLE_CPU_NO_BUFFER_CACHE
     clear_cache();  // memory is short: give back what the cache holds and try once more
-    p = std::aligned_alloc(kAlignment, bytes);
+    p = std::aligned_alloc(align, bytes);
 #endif
     if (p == nullptr) throw std::bad_alloc();
   }
+#ifdef MADV_HUGEPAGE
+  if (bytes >= kHugeMin) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
   return static_cast<float*>(p);
 }
 

@@ -183,19 +183,33 @@ float row_sum(const float* a, i64 n) {
   return static_cast<float>(total + tail);
 }
 
+// Plain max per lane (vectorises to maxps) with a separate "saw a nan" flag per lane, cheaper
+// than a nan-propagating select on every element; a nan anywhere makes the result nan.
 float row_max(const float* a, i64 n) {
   constexpr int L = 32;
   float m = a[0];
+  bool nan = a[0] != a[0];
   i64 i = 0;
   if (n >= L) {
     float acc[L];
-    for (int j = 0; j < L; ++j) acc[j] = a[j];
+    std::int32_t seen[L] = {};
+    for (int j = 0; j < L; ++j) {
+      acc[j] = a[j];
+      seen[j] = a[j] != a[j] ? -1 : 0;
+    }
     for (i = L; i + L <= n; i += L)
-      for (int j = 0; j < L; ++j) acc[j] = nan_max(acc[j], a[i + j]);
-    for (int j = 0; j < L; ++j) m = nan_max(m, acc[j]);
+      for (int j = 0; j < L; ++j) {
+        float x = a[i + j];
+        acc[j] = acc[j] > x ? acc[j] : x;
+        seen[j] |= x != x ? -1 : 0;
+      }
+    for (int j = 0; j < L; ++j) {
+      m = nan_max(m, acc[j]);
+      nan = nan || seen[j] != 0;
+    }
   }
   for (; i < n; ++i) m = nan_max(m, a[i]);
-  return m;
+  return nan ? kNan : m;
 }
 
 EwiseTable make_table() {
