@@ -28,7 +28,9 @@ Optional
 Any name in :data:`OPTIONAL_KERNELS` may be provided; core looks it up with ``getattr`` and
 falls back on a composition of the required kernels when it is absent. A backend may also
 provide ``unavailable_reason()`` returning ``None`` when it can run, or a sentence saying why
-it cannot (no GPU, missing library); and ``device_count()`` for multi-device backends.
+it cannot (no GPU, missing library); ``device_count()`` for multi-device backends; and
+``for_device(index)`` returning the protocol bound to device ``index`` (the registry calls it
+for indexes above 0).
 """
 
 PROTOCOL_VERSION = 1
