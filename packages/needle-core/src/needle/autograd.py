@@ -150,7 +150,7 @@ class Tensor(Value):
     stays float64 where the device supports it; anything else becomes float32.
     """
 
-    grad: "Tensor"
+    grad: Optional["Tensor"] = None  # set on leaves by backward()
 
     def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
         if isinstance(array, Tensor):
