@@ -43,14 +43,20 @@ def _missing_cupy():
     raise ModuleNotFoundError("No module named 'cupy'", name="cupy")
 
 
-def _fake_cupy(count=None, error=None):
-    """A stand-in for the cupy module that only answers the device-count query (no kernels)."""
+def _fake_cupy(count=None, error=None, nvrtc_error=None):
+    """A stand-in for the cupy module that only answers the probe's queries (no kernels)."""
     def get_device_count():
         if error is not None:
             raise error
         return count
-    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
-    return types.SimpleNamespace(__version__="99.0.0", cuda=types.SimpleNamespace(runtime=runtime))
+
+    def nvrtc_version():
+        if nvrtc_error is not None:
+            raise nvrtc_error
+        return (12, 9)
+    cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=get_device_count),
+                                 nvrtc=types.SimpleNamespace(getVersion=nvrtc_version))
+    return types.SimpleNamespace(__version__="99.0.0", cuda=cuda)
 
 
 def _run_python(code, env_extra=None):
@@ -73,8 +79,9 @@ def test_pyproject_declares_entry_point_and_cupy_extras():
     assert project["entry-points"]["needle.backends"] == {"cuda": "needle_cuda._plugin"}
     assert not any(dep.lower().startswith("cupy") for dep in project["dependencies"]), "CuPy must stay optional"
     extras = project["optional-dependencies"]
-    assert [d.split(">")[0] for d in extras["cuda12"]] == ["cupy-cuda12x"]
-    assert [d.split(">")[0] for d in extras["cuda13"]] == ["cupy-cuda13x"]
+    assert extras["cuda12"] == ["cupy-cuda12x[ctk]>=14"] and extras["cuda13"] == ["cupy-cuda13x[ctk]>=14"]
+    assert [d.split(">")[0] for d in extras["cuda12-local"]] == ["cupy-cuda12x"]
+    assert [d.split(">")[0] for d in extras["cuda13-local"]] == ["cupy-cuda13x"]
     assert meta["tool"]["hatch"]["version"]["path"] == "src/needle_cuda/version.py"
 
 
@@ -166,6 +173,17 @@ def test_zero_devices_and_broken_install_messages(fresh):
     reason = _cupy.unavailable_reason()
     assert reason.startswith("CuPy is installed but failed to import (ImportError: libcudart.so.12: cannot open")
     assert "more detail" not in reason and "pip install needle-cuda[cuda12]" in reason
+
+
+def test_gpu_without_nvrtc_is_disabled_with_the_toolkit_hint(fresh):
+    error = RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: cannot open shared object file")
+    fresh.setattr(_cupy, "_import_cupy", lambda: _fake_cupy(count=1, nvrtc_error=error))
+    reason = _cupy.unavailable_reason()
+    assert reason == ("CuPy 99.0.0 sees 1 CUDA device(s) but cannot load NVRTC, the CUDA compiler its kernels "
+                      "need (RuntimeError: CuPy failed to load libnvrtc.so.12: OSError: cannot open shared object "
+                      "file): pip install needle-cuda[cuda12] or [cuda13] (brings the CUDA libraries from PyPI), "
+                      "or install the CUDA toolkit matching your CuPy wheel")
+    assert _cupy.device_count() == 0 and needle.cuda().disabled_reason == reason
 
 
 def test_the_probe_runs_once_and_is_cached(fresh):

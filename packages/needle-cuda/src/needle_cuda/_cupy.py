@@ -2,10 +2,15 @@
 
 Nothing here imports CuPy at module import time: ``pip install needle-cuda`` must import on a
 machine without CuPy or a GPU. The first call to :func:`load` tries the import and asks the CUDA
-runtime how many devices it sees (as ``cupy.cuda.is_available`` does), catching every error, and
-caches either the module or a sentence saying why the backend cannot run here.
+runtime how many devices it sees (as ``cupy.cuda.is_available`` does) and whether NVRTC, the
+compiler every CuPy kernel needs, loads; it catches every error and caches either the module or
+a sentence saying why the backend cannot run here.
 """
 INSTALL_HINT = "pip install needle-cuda[cuda12] (CUDA 12) or needle-cuda[cuda13] (CUDA 13)"
+#: CuPy's wheels need the CUDA libraries (NVRTC, cuBLAS, ...): the [cuda12]/[cuda13] extras pull them from
+#: PyPI (cupy's [ctk] extra); the [cuda12-local]/[cuda13-local] extras expect a CUDA toolkit on the system.
+TOOLKIT_HINT = ("pip install needle-cuda[cuda12] or [cuda13] (brings the CUDA libraries from PyPI), "
+                "or install the CUDA toolkit matching your CuPy wheel")
 
 _state = None  # (cupy module or None, device count, reason or None) once probed
 
@@ -23,6 +28,11 @@ def _import_cupy():
 def _device_count(cupy):
     """Devices the CUDA runtime sees; raises what the runtime raises (a seam for tests)."""
     return int(cupy.cuda.runtime.getDeviceCount())
+
+
+def _check_compiler(cupy):
+    """Raise when NVRTC, which compiles every CuPy kernel at first use, cannot be loaded (a seam for tests)."""
+    cupy.cuda.nvrtc.getVersion()
 
 
 def _first_line(exc):
@@ -48,6 +58,11 @@ def _probe():
     if count <= 0:
         return None, 0, (f"CuPy {version} is installed but no CUDA device is visible "
                          f"(cudaGetDeviceCount returned {count})")
+    try:
+        _check_compiler(cupy)
+    except Exception as exc:  # a GPU is there, but kernels could not be compiled: say so now, not at first use
+        return None, 0, (f"CuPy {version} sees {count} CUDA device(s) but cannot load NVRTC, the CUDA compiler "
+                         f"its kernels need ({_first_line(exc)}): {TOOLKIT_HINT}")
     return cupy, count, None
 
 
