@@ -208,6 +208,15 @@ def test_device_index_out_of_range_is_explained(fresh):
         _backend.for_device(-1)
 
 
+def test_registry_binds_cuda_index_through_for_device(fresh):
+    # Host-side: the probe sees two (fake) devices; only the binding is checked, no kernel runs.
+    fresh.setattr(_cupy, "_import_cupy", lambda: _fake_cupy(count=2))
+    assert needle.cuda(0).mod is _backend
+    bound = needle.cuda(1).mod
+    assert bound is _backend.for_device(1) and bound.DEVICE_INDEX == 1
+    assert protocol.missing_kernels(bound) == []
+
+
 def test_this_machine_reports_why_cuda_is_unusable():
     reason = _cupy.unavailable_reason()
     if reason is None:
