@@ -1,0 +1,137 @@
+"""2 and 3 ranks on this machine (loopback only), launched with mpiexec as users would.
+
+The oracle is plain single-process Needle training (no needle.distributed) on the same global
+batches. Each launch has a wall-clock limit, so a hang fails the test instead of stalling CI.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import needle as ndl
+import needle.nn as nn
+import needle.optim as optim
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "dist_worker.py"
+LIMIT_S = 120
+
+mpi4py = pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install mpi4py mpich)")
+from needle.distributed.launch import find_mpiexec, mpiexec_command  # noqa: E402
+
+if find_mpiexec() is None:
+    pytest.skip("no mpiexec found (pip install mpich)", allow_module_level=True)
+
+
+def _load_worker():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("needle_dist_test_worker", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _launch(nproc, out, *args, timeout_env=None, extra=()):
+    env = dict(os.environ, NEEDLE_BACKEND=os.environ.get("NEEDLE_BACKEND", "numpy"))
+    if timeout_env is not None:
+        env["NEEDLE_DIST_TIMEOUT"] = str(timeout_env)
+    cmd = mpiexec_command(nproc, [sys.executable, str(WORKER), str(out), *args], extra=extra)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{nproc} ranks still running after {LIMIT_S} s (hang): {exc.stdout}\n{exc.stderr}")
+    return proc, time.monotonic() - start
+
+
+def _single_process_oracle(samples, per_rank_batch, nproc, steps):
+    """Single-process SGD on consecutive global batches of per_rank_batch * nproc samples."""
+    worker = _load_worker()
+    x, y = worker.make_data(samples)
+    model = worker.make_model(seed=100)  # rank 0's seed: its weights are the ones broadcast
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = per_rank_batch * nproc
+    bounds = list(range(0, samples, step)) + [samples]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < nproc:
+        del bounds[-2]  # a last batch smaller than the world joins the one before
+    chunks = list(zip(bounds, bounds[1:]))
+    losses = []
+    for s in range(steps):
+        lo, hi = chunks[s % len(chunks)]
+        xb = ndl.Tensor(x[lo:hi], requires_grad=False)
+        yb = ndl.Tensor(y[lo:hi], requires_grad=False)
+        loss = nn.SoftmaxLoss()(model(xb), yb)
+        opt.reset_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model.state_dict(), losses
+
+
+@pytest.mark.parametrize("nproc, samples, batch, bucket_mb", [
+    (2, 22, 4, 25),        # 3 global batches of 8, 8, 6: one epoch and a bit
+    (3, 22, 4, 0.0005),    # global batches 12, 10 (split 4/3/3); ~500-byte buckets: several per step
+    (3, 25, 4, 25),        # a last global batch of 1 < 3 ranks merges into the previous one
+])
+def test_dist_training_matches_single_process_on_global_batch(tmp_path, nproc, samples, batch, bucket_mb):
+    steps = 5
+    proc, _ = _launch(nproc, tmp_path, "--steps", str(steps), "--samples", str(samples), "--batch", str(batch),
+                      "--bucket-mb", str(bucket_mb))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    expected, expected_losses = _single_process_oracle(samples, batch, nproc, steps)
+    main = nn.load(tmp_path / "params.npz")
+    assert list(main) == list(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(main[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    for r in range(nproc):  # every rank ends with exactly rank 0's parameters
+        other = nn.load(tmp_path / f"rank{r}.npz")
+        assert all(np.array_equal(other[k], main[k]) for k in main), f"rank {r} diverged"
+    record = json.loads((tmp_path / "losses.json").read_text())
+    assert record["world_size"] == nproc
+    np.testing.assert_allclose(record["losses"], expected_losses, rtol=1e-5)
+
+
+def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):
+    proc, elapsed = _launch(3, tmp_path, "--steps", "5", "--fail", "raise", timeout_env=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "ValueError: rank 1 failed on purpose" in output
+    assert "rank 1 of 3 stopped on an uncaught ValueError; aborting all ranks" in output
+    assert elapsed < 60, "the survivors must not wait for their timeout"
+    assert not (tmp_path / "params.npz").exists()
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_dist_dead_rank_times_out_on_the_survivors(tmp_path, how):
+    # Without the launcher's clean-up (as when a remote node vanishes), only the deadline saves the others.
+    extra = ("-disable-auto-cleanup",) if "hydra" in _launcher_kind() else ()
+    proc, elapsed = _launch(2, tmp_path, "--steps", "5", "--fail", how, timeout_env=3, extra=extra)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert elapsed < LIMIT_S
+    timed_out = ("DistributedTimeoutError: rank 0 of 2: gradient all-reduce" in output
+                 and "did not complete within 3 s" in output)
+    if extra and how == "exit":
+        assert timed_out, output
+    elif how == "kill":
+        # MPICH's launcher reports a rank killed by a signal and ends the job even without clean-up.
+        assert timed_out or "signal 9" in output, output
+    assert not (tmp_path / "params.npz").exists()
+
+
+def test_dist_dead_rank_with_default_launcher_fails_fast(tmp_path):
+    proc, elapsed = _launch(3, tmp_path, "--steps", "5", "--fail", "exit", timeout_env=100)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert elapsed < 100, "the launcher or the deadline must end the job"
+    assert not (tmp_path / "params.npz").exists()
+
+
+def _launcher_kind():
+    out = subprocess.run([find_mpiexec(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    return "hydra" if "HYDRA" in out.upper() else "other"

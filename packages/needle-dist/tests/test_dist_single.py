@@ -1,0 +1,86 @@
+"""needle.distributed in one process (no launcher): buckets, flat-buffer copies, world size 1."""
+import numpy as np
+import pytest
+
+import needle as ndl
+import needle.distributed as dist
+from needle.distributed import _buffers as fb
+from needle.distributed._comm import LocalCommunicator
+
+
+def _param(shape, dtype="float32", seed=0):
+    values = np.random.default_rng(seed).standard_normal(shape)
+    return ndl.nn.Parameter(values.astype(dtype), dtype=dtype)
+
+
+def test_dist_plan_buckets_respects_size_dtype_and_reverse_order():
+    params = [_param((10, 10)), _param((5,)), _param((3,), "float64"), _param((100,)), _param((2, 2))]
+    buckets = fb.plan_buckets(params, bucket_bytes=420)
+    # float32 in reverse order: (2,2)=16 B + (100,)=400 B fit in 420; + (5,)=20 B would not; then
+    # (5,) + (10,10)=400 B fill the next one exactly. float64 goes to its own bucket.
+    layout = [(b.dtype, [tuple(p.shape) for p in b.params]) for b in buckets]
+    assert layout == [("float32", [(2, 2), (100,)]), ("float32", [(5,), (10, 10)]), ("float64", [(3,)])]
+    assert sorted(id(p) for b in buckets for p in b.params) == sorted(id(p) for p in params)
+    assert buckets[1].offsets == [0, 5, 105] and buckets[1].nbytes == 420
+
+
+def test_dist_plan_buckets_reserves_the_weight_slot_in_the_first_bucket():
+    buckets = fb.plan_buckets([_param((3,)), _param((4,))], bucket_bytes=1 << 20, extra_first=1)
+    assert len(buckets) == 1 and buckets[0].numel == 8 and buckets[0].offsets[-1] == 7
+
+
+def test_dist_pack_and_unpack_round_trip_non_compact_views():
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    array = ndl.Tensor(base).realize_cached_data().permute((1, 0))  # a strided view
+    out = np.zeros(30, dtype=np.float32)
+    fb.pack_host(array, out[3:27])
+    assert np.array_equal(out[3:27], base.T.reshape(-1))
+    back = fb.unpack_host(out[3:27], array)
+    assert back.shape == (6, 4) and np.array_equal(back.numpy(), base.T)
+
+
+def test_dist_layout_signature_tells_models_apart():
+    a = fb.layout_signature([_param((2, 3)), _param((3,))])
+    assert np.array_equal(a, fb.layout_signature([_param((2, 3), seed=1), _param((3,), seed=2)]))
+    assert not np.array_equal(a, fb.layout_signature([_param((3, 2)), _param((3,))]))
+    assert not np.array_equal(a, fb.layout_signature([_param((2, 3)), _param((3,), "float64")]))
+
+
+def test_dist_world_of_one_without_launcher(tmp_path):
+    comm = dist.init()
+    assert dist.init() is comm  # idempotent
+    assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
+    assert dist.all_reduce_mean(2.5) == 2.5
+    assert np.allclose(dist.all_reduce_mean(np.array([1.0, 3.0]), weight=4), [1.0, 3.0])
+    assert dist.all_reduce_sum(ndl.Tensor(np.array([1.5, 2.0], dtype=np.float32))).tolist() == [1.5, 2.0]
+
+    np.random.seed(0)
+    model = ndl.nn.Sequential(ndl.nn.Linear(3, 4), ndl.nn.ReLU(), ndl.nn.Linear(4, 2))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    ddp = dist.DistributedDataParallel(model)
+    x = ndl.Tensor(np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32), requires_grad=False)
+    loss = ddp(x).sum()
+    loss.backward()
+    grads = [p.grad.numpy().copy() for p in model.parameters()]
+    ddp.all_reduce_gradients()  # one rank: the average is the gradient itself
+    assert ddp.last_batch_size == 5
+    assert all(np.array_equal(g, p.grad.numpy()) for g, p in zip(grads, model.parameters()))
+    assert all(np.array_equal(before[k], v) for k, v in ddp.state_dict().items())
+
+    path = tmp_path / "ckpt.npz"
+    assert dist.save_on_main(ddp, path) is True
+    assert set(ndl.nn.load(path)) == set(before)
+
+
+def test_dist_local_communicator_and_argument_errors():
+    comm = LocalCommunicator()
+    with pytest.raises(dist.DistributedError, match="root=1"):
+        comm.bcast(np.zeros(2), root=1)
+    with pytest.raises(dist.DistributedError, match="backend must be one of"):
+        dist.init(backend="gloo")
+    with pytest.raises(TypeError, match="needle.nn.Module"):
+        dist.DistributedDataParallel(object())
+    with pytest.raises(dist.DistributedError, match="average must be"):
+        dist.DistributedDataParallel(ndl.nn.Linear(2, 2), average="sum")
+    with pytest.raises(dist.DistributedError, match="weights sum to 0"):
+        dist.all_reduce_mean(1.0, weight=0)
