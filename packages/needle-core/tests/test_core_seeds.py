@@ -39,7 +39,7 @@ class _Linear:
 
 def test_fit_quadratic_with_small_mlp():
     np.random.seed(0)
-    X = np.linspace(-1.0, 1.0, 64).reshape(-1, 1)
+    X = np.linspace(-1.0, 1.0, 64, dtype=np.float32).reshape(-1, 1)  # float32, as parameters are
     Y = X ** 2 + 2 * X + 1
     layers = [_Linear(1, 16), _Linear(16, 16), _Linear(16, 1)]
     params = [p for layer in layers for p in layer.parameters()]
@@ -57,7 +57,7 @@ def test_fit_quadratic_with_small_mlp():
         losses.append(float(loss.numpy()))
     assert losses[-1] < 0.01 < losses[0]
     assert all(p.is_leaf() for p in params)  # updates did not grow the graph
-    test = ndl.Tensor(np.array([[0.5]]), requires_grad=False)
+    test = ndl.Tensor(np.array([[0.5]], dtype=np.float32), requires_grad=False)
     prediction = layers[2](ndl.relu(layers[1](ndl.relu(layers[0](test))))).numpy()
     assert abs(prediction.item() - 2.25) < 0.2
 
@@ -122,8 +122,9 @@ def _numpy_step(X, y, W1, W2, lr):
 
 def _init_weights(n, hidden, k):
     np.random.seed(0)
-    W1 = np.random.randn(n, hidden).astype(np.float32) / np.sqrt(hidden)
-    W2 = np.random.randn(hidden, k).astype(np.float32) / np.sqrt(k)
+    # Cast last: under NumPy 2, float32 array / np.float64 scalar is float64.
+    W1 = (np.random.randn(n, hidden) / np.sqrt(hidden)).astype(np.float32)
+    W2 = (np.random.randn(hidden, k) / np.sqrt(k)).astype(np.float32)
     return W1, W2
 
 
