@@ -15,3 +15,6 @@ __all__ = [
     "Normalize", "RandomCrop", "RandomFlipHorizontal", "Transform", "__version__", "mnist_5k", "mnist_paths",
     "parse_mnist", "read_idx", "read_mnist",
 ]
+from .datasets import CIFAR10Dataset, Corpus, Dictionary, batchify, get_batch, read_cifar10, text_corpus_dir
+
+__all__ += ["CIFAR10Dataset", "Corpus", "Dictionary", "batchify", "get_batch", "read_cifar10", "text_corpus_dir"]
