@@ -19,3 +19,9 @@ __all__ = [
     "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
     "SoftmaxLoss", "StateDictError", "Tanh", "__version__", "load", "save",
 ]
+from .nn_conv import AvgPool2d, BatchNorm2d, Conv, MaxPool2d
+from .nn_sequence import LSTM, RNN, Embedding, LSTMCell, RNNCell
+from .nn_transformer import AttentionLayer, MultiHeadAttention, Transformer, TransformerLayer
+
+__all__ += ["AttentionLayer", "AvgPool2d", "BatchNorm2d", "Conv", "Embedding", "LSTM", "LSTMCell", "MaxPool2d",
+            "MultiHeadAttention", "RNN", "RNNCell", "Transformer", "TransformerLayer"]

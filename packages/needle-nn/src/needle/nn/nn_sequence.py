@@ -1,0 +1,213 @@
+"""Sequence layers: Embedding, RNNCell, RNN, LSTMCell, LSTM (inputs (seq_len, batch, features)).
+
+A multi-step layer projects its whole input sequence with one matmul, then runs the recurrence
+step by step; the result is the same as calling the cell at each step, with one big matmul
+instead of ``seq_len`` small ones.
+"""
+import math
+
+import numpy as np
+
+from needle import init, ops
+
+from .nn_module import Module, Parameter
+
+
+class Embedding(Module):
+    """A lookup table: integer ids (seq_len, batch) -> vectors (seq_len, batch, embedding_dim).
+
+    ``weight`` is (num_embeddings, embedding_dim) drawn from N(0, 1). Ids may be ints or floats
+    holding ints (as a DataLoader yields them), in a Tensor, numpy array or list. The lookup is a
+    one-hot matmul, so it runs on every backend and its gradient is an ordinary matmul gradient.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, device=None, dtype="float32"):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(init.randn(num_embeddings, embedding_dim, device=device, dtype=dtype))
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+    def forward(self, x):
+        ids = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+        one_hot = init.one_hot(self.num_embeddings, ids.reshape(-1), device=self.weight.device,
+                               dtype=self.weight.dtype)
+        return ops.reshape(one_hot @ self.weight, ids.shape + (self.embedding_dim,))
+
+
+def _uniform(shape, bound, device, dtype):
+    return Parameter(init.rand(*shape, low=-bound, high=bound, device=device, dtype=dtype))
+
+
+def _check_input(layer, x, ndim, features):
+    if x.ndim != ndim or x.shape[-1] != features:
+        want = "(batch, {0})" if ndim == 2 else "(seq_len, batch, {0})"
+        raise ValueError(f"{layer}: input must be {want.format(features)}, got shape {x.shape}")
+
+
+def _check_state(layer, name, h, shape):
+    if tuple(h.shape) != tuple(shape):
+        raise ValueError(f"{layer}: {name} must have shape {tuple(shape)}, got {h.shape}")
+
+
+class _Cell(Module):
+    """Shared parts of RNNCell and LSTMCell: weights (in, G*H), (H, G*H) and biases (G*H,)."""
+
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype="float32"):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        width, bound = self.gates * hidden_size, 1.0 / math.sqrt(hidden_size)
+        self.W_ih = _uniform((input_size, width), bound, device, dtype)
+        self.W_hh = _uniform((hidden_size, width), bound, device, dtype)
+        self.bias_ih = _uniform((width,), bound, device, dtype) if bias else None
+        self.bias_hh = _uniform((width,), bound, device, dtype) if bias else None
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+    def project(self, x):
+        """``x @ W_ih + bias_ih + bias_hh`` for x of shape (..., input_size): the input's share of the gates."""
+        lead = x.shape[:-1]
+        width = self.W_ih.shape[1]
+        flat = x if x.ndim == 2 else ops.reshape(x, (math.prod(lead), self.input_size))
+        out = flat @ self.W_ih
+        if self.bias_ih is not None:
+            out = out + ops.broadcast_to(ops.reshape(self.bias_ih + self.bias_hh, (1, width)), out.shape)
+        return out if x.ndim == 2 else ops.reshape(out, lead + (width,))
+
+
+class RNNCell(_Cell):
+    """One Elman step: ``h' = nonlinearity(X @ W_ih + bias_ih + h @ W_hh + bias_hh)``.
+
+    ``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype="float32")``;
+    ``nonlinearity`` is ``"tanh"`` or ``"relu"``. Weights and biases are uniform in
+    +-1/sqrt(hidden_size), drawn in the order W_ih, W_hh, bias_ih, bias_hh.
+    ``cell(X, h=None)``: X (batch, input_size), h (batch, hidden_size) or None for zeros.
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype="float32"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    def step(self, proj, h):
+        """The recurrence given ``proj = project(X)``."""
+        pre = proj if h is None else proj + h @ self.W_hh
+        return ops.tanh(pre) if self.nonlinearity == "tanh" else ops.relu(pre)
+
+    def forward(self, X, h=None):
+        _check_input("RNNCell", X, 2, self.input_size)
+        if h is not None:
+            _check_state("RNNCell", "h", h, (X.shape[0], self.hidden_size))
+        return self.step(self.project(X), h)
+
+
+class LSTMCell(_Cell):
+    """One LSTM step with gates in the order i, f, g, o.
+
+    ``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of the matching quarter of
+    ``X @ W_ih + bias_ih + h @ W_hh + bias_hh`` (weights (in, 4H), (H, 4H)); then
+    ``c' = f * c + i * g`` and ``h' = o * tanh(c')``. ``cell(X, (h, c) or None)`` returns ``(h', c')``.
+    """
+
+    gates = 4
+
+    def step(self, proj, state):
+        """The recurrence given ``proj = project(X)``; ``state`` is (h, c) or None."""
+        hid = self.hidden_size
+        gates = proj if state is None else proj + state[0] @ self.W_hh
+        i, f, g, o = (gates[:, k * hid:(k + 1) * hid] for k in range(4))
+        i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
+        c = i * g if state is None else f * state[1] + i * g
+        return o * ops.tanh(c), c
+
+    def forward(self, X, h=None):
+        _check_input("LSTMCell", X, 2, self.input_size)
+        if h is not None:
+            if not isinstance(h, (tuple, list)) or len(h) != 2:
+                raise ValueError("LSTMCell: h must be a pair (h0, c0) or None")
+            for name, t in zip(("h0", "c0"), h):
+                _check_state("LSTMCell", name, t, (X.shape[0], self.hidden_size))
+            h = tuple(h)
+        return self.step(self.project(X), h)
+
+
+def _layer_states(layer, name, h0, num_layers, batch, hidden):
+    if h0 is None:
+        return [None] * num_layers
+    _check_state(layer, name, h0, (num_layers, batch, hidden))
+    return [h0[i] for i in range(num_layers)]
+
+
+def _run_layer(cell, x, state):
+    """Run ``cell`` over the (seq_len, batch, in) tensor ``x``: per-step states, last state."""
+    proj = cell.project(x)  # one matmul for all steps
+    outputs = []
+    for t in range(x.shape[0]):
+        state = cell.step(proj[t], state)
+        outputs.append(state[0] if isinstance(state, tuple) else state)
+    return ops.stack(outputs, 0), state
+
+
+class RNN(Module):
+    """A multi-layer Elman RNN over (seq_len, batch, input_size) inputs.
+
+    ``RNN(input_size, hidden_size, num_layers=1, bias=True, nonlinearity="tanh", device=None, dtype="float32")``;
+    its cells are ``rnn_cells``. ``rnn(X, h0=None)`` returns ``(output, h_n)``: output
+    (seq_len, batch, hidden_size) is the last layer's state at every step, h_n
+    (num_layers, batch, hidden_size) every layer's last state.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, nonlinearity="tanh", device=None,
+                 dtype="float32"):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"RNN: num_layers must be >= 1, got {num_layers}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.rnn_cells = [RNNCell(input_size if i == 0 else hidden_size, hidden_size, bias, nonlinearity,
+                                  device=device, dtype=dtype) for i in range(num_layers)]
+
+    def forward(self, X, h0=None):
+        _check_input("RNN", X, 3, self.input_size)
+        states = _layer_states("RNN", "h0", h0, self.num_layers, X.shape[1], self.hidden_size)
+        last = []
+        for cell, h in zip(self.rnn_cells, states):
+            X, h = _run_layer(cell, X, h)
+            last.append(h)
+        return X, ops.stack(last, 0)
+
+
+class LSTM(Module):
+    """A multi-layer LSTM over (seq_len, batch, input_size) inputs.
+
+    ``LSTM(input_size, hidden_size, num_layers=1, bias=True, device=None, dtype="float32")``;
+    its cells are ``lstm_cells``. ``lstm(X, (h0, c0) or None)`` returns
+    ``(output, (h_n, c_n))`` with output (seq_len, batch, hidden_size) and h_n, c_n
+    (num_layers, batch, hidden_size).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, device=None, dtype="float32"):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"LSTM: num_layers must be >= 1, got {num_layers}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.lstm_cells = [LSTMCell(input_size if i == 0 else hidden_size, hidden_size, bias,
+                                    device=device, dtype=dtype) for i in range(num_layers)]
+
+    def forward(self, X, h=None):
+        _check_input("LSTM", X, 3, self.input_size)
+        if h is not None and (not isinstance(h, (tuple, list)) or len(h) != 2):
+            raise ValueError("LSTM: h must be a pair (h0, c0) or None")
+        args = ("LSTM", self.num_layers, X.shape[1], self.hidden_size)
+        hs = _layer_states(args[0], "h0", None if h is None else h[0], *args[1:])
+        cs = _layer_states(args[0], "c0", None if h is None else h[1], *args[1:])
+        last_h, last_c = [], []
+        for cell, h_i, c_i in zip(self.lstm_cells, hs, cs):
+            X, (h_i, c_i) = _run_layer(cell, X, None if h_i is None else (h_i, c_i))
+            last_h.append(h_i)
+            last_c.append(c_i)
+        return X, (ops.stack(last_h, 0), ops.stack(last_c, 0))

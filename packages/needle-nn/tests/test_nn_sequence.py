@@ -1,0 +1,172 @@
+"""Embedding, RNN and LSTM against step-by-step numpy formulas and finite differences."""
+import math
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import nn
+from needle.testing.gradcheck import gradcheck
+
+NUMPY = ndl.cpu_numpy()
+F64 = dict(device=NUMPY, dtype="float64")
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def np_rnn(x, layers, h0, nonlinearity):
+    """layers: list of (W_ih, W_hh, b_ih, b_hh); x (T, B, in); h0 (L, B, H). Returns (out, h_n)."""
+    act = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(z, 0))
+    h_n = []
+    for (w_ih, w_hh, b_ih, b_hh), h in zip(layers, h0):
+        outs = []
+        for t in range(x.shape[0]):
+            h = act(x[t] @ w_ih + b_ih + h @ w_hh + b_hh)
+            outs.append(h)
+        x = np.stack(outs)
+        h_n.append(h)
+    return x, np.stack(h_n)
+
+
+def np_lstm(x, layers, h0, c0):
+    h_n, c_n = [], []
+    for (w_ih, w_hh, b_ih, b_hh), h, c in zip(layers, h0, c0):
+        hid = h.shape[1]
+        outs = []
+        for t in range(x.shape[0]):
+            z = x[t] @ w_ih + b_ih + h @ w_hh + b_hh
+            i, f, g, o = (z[:, k * hid:(k + 1) * hid] for k in range(4))
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+            outs.append(h)
+        x = np.stack(outs)
+        h_n.append(h)
+        c_n.append(c)
+    return x, np.stack(h_n), np.stack(c_n)
+
+
+def weights(cells):
+    return [tuple(getattr(c, n).numpy() for n in ("W_ih", "W_hh", "bias_ih", "bias_hh")) for c in cells]
+
+
+def test_embedding_looks_up_rows():
+    np.random.seed(0)
+    emb = nn.Embedding(7, 3)
+    assert emb.weight.shape == (7, 3)
+    np.random.seed(0)
+    np.testing.assert_allclose(emb.weight.numpy(), np.random.randn(7, 3), rtol=1e-6)
+    ids = np.array([[1, 6], [0, 1], [3, 3]])
+    out = emb(ndl.Tensor(ids.astype(np.float32), requires_grad=False))  # floats holding ints, as loaders give
+    np.testing.assert_allclose(out.numpy(), emb.weight.numpy()[ids], rtol=1e-6)
+    np.testing.assert_allclose(emb(ids).numpy(), emb.weight.numpy()[ids], rtol=1e-6)
+    with pytest.raises(ValueError):
+        emb(np.array([[7]]))
+
+
+def test_embedding_gradient_float64():
+    emb = nn.Embedding(5, 2, **F64)
+    ids = np.array([[0, 4], [4, 2]])
+
+    def f(w):
+        emb.weight = w
+        return emb(ids)
+
+    grad = gradcheck(f, emb.weight)[0]
+    assert not grad[[1, 3]].any()  # rows never looked up get no gradient
+
+
+def test_rnn_cell_init_bounds_and_order():
+    np.random.seed(1)
+    cell = nn.RNNCell(3, 4)
+    np.random.seed(1)
+    b = 1 / math.sqrt(4)
+    expect = [np.random.rand(*s) * 2 * b - b for s in ((3, 4), (4, 4), (4,), (4,))]
+    for got, want in zip(weights([cell])[0], expect):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    lstm = nn.LSTMCell(3, 4)
+    assert lstm.W_ih.shape == (3, 16) and lstm.W_hh.shape == (4, 16) and lstm.bias_ih.shape == (16,)
+    assert nn.RNNCell(3, 4, bias=False).bias_ih is None
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_cell_step(nonlinearity):
+    np.random.seed(2)
+    cell = nn.RNNCell(3, 4, nonlinearity=nonlinearity, **F64)
+    x, h = np.random.randn(5, 3), np.random.randn(5, 4)
+    (w_ih, w_hh, b_ih, b_hh), = weights([cell])
+    act = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(z, 0))
+    np.testing.assert_allclose(cell(ndl.Tensor(x, device=NUMPY), ndl.Tensor(h, device=NUMPY)).numpy(),
+                               act(x @ w_ih + b_ih + h @ w_hh + b_hh), rtol=1e-10)
+    np.testing.assert_allclose(cell(ndl.Tensor(x, device=NUMPY)).numpy(), act(x @ w_ih + b_ih + b_hh), rtol=1e-10)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_rnn_matches_numpy(nonlinearity, with_h0):
+    np.random.seed(3)
+    rnn = nn.RNN(3, 4, num_layers=2, nonlinearity=nonlinearity, **F64)
+    x = np.random.randn(5, 2, 3)
+    h0 = np.random.randn(2, 2, 4) if with_h0 else np.zeros((2, 2, 4))
+    out, h_n = rnn(ndl.Tensor(x, device=NUMPY), ndl.Tensor(h0, device=NUMPY) if with_h0 else None)
+    expect_out, expect_h = np_rnn(x, weights(rnn.rnn_cells), h0, nonlinearity)
+    assert out.shape == (5, 2, 4) and h_n.shape == (2, 2, 4)
+    np.testing.assert_allclose(out.numpy(), expect_out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_n.numpy(), expect_h, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_lstm_matches_numpy(with_state):
+    np.random.seed(4)
+    lstm = nn.LSTM(3, 4, num_layers=2, **F64)
+    x = np.random.randn(6, 2, 3)
+    h0, c0 = (np.random.randn(2, 2, 4), np.random.randn(2, 2, 4)) if with_state else (np.zeros((2, 2, 4)),) * 2
+    state = (ndl.Tensor(h0, device=NUMPY), ndl.Tensor(c0, device=NUMPY)) if with_state else None
+    out, (h_n, c_n) = lstm(ndl.Tensor(x, device=NUMPY), state)
+    expect = np_lstm(x, weights(lstm.lstm_cells), h0, c0)
+    for got, want in zip((out, h_n, c_n), expect):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+    h1, c1 = lstm.lstm_cells[0](ndl.Tensor(x[0], device=NUMPY), (state[0][0], state[1][0]) if with_state else None)
+    e_out, e_h, e_c = np_lstm(x[:1], weights(lstm.lstm_cells[:1]), h0[:1], c0[:1])
+    np.testing.assert_allclose(h1.numpy(), e_h[0], rtol=1e-10)
+    np.testing.assert_allclose(c1.numpy(), e_c[0], rtol=1e-10)
+
+
+def test_rnn_gradients_float64():
+    np.random.seed(5)
+    rnn = nn.RNN(2, 3, num_layers=2, **F64)
+    cell = rnn.rnn_cells[1]
+
+    def f(x, h0, w_hh):
+        cell.W_hh = w_hh  # a plain Tensor assigned to a cell attribute is used
+        out, h_n = rnn(x, h0)
+        return ndl.make_tuple(out, h_n)
+
+    gradcheck(f, ndl.Tensor(np.random.randn(4, 2, 2), device=NUMPY), ndl.Tensor(np.random.randn(2, 2, 3),
+              device=NUMPY), ndl.Tensor(cell.W_hh.numpy(), device=NUMPY))
+
+
+def test_lstm_gradients_float64():
+    np.random.seed(6)
+    lstm = nn.LSTM(2, 3, num_layers=2, **F64)
+    cell = lstm.lstm_cells[0]
+
+    def f(x, h0, c0, w_ih, b_hh):
+        cell.W_ih, cell.bias_hh = w_ih, b_hh
+        out, (h_n, c_n) = lstm(x, (h0, c0))
+        return ndl.make_tuple(out, h_n, c_n)
+
+    args = [np.random.randn(3, 2, 2), np.random.randn(2, 2, 3), np.random.randn(2, 2, 3),
+            cell.W_ih.numpy(), cell.bias_hh.numpy()]
+    gradcheck(f, *[ndl.Tensor(a, device=NUMPY) for a in args])
+
+
+def test_sequence_shape_errors():
+    lstm = nn.LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"\(seq_len, batch, 3\)"):
+        lstm(ndl.Tensor(np.zeros((2, 3)), dtype="float32"))
+    with pytest.raises(ValueError, match="h0"):
+        lstm(ndl.Tensor(np.zeros((2, 5, 3)), dtype="float32"), (ndl.init.zeros(1, 4, 4), ndl.init.zeros(1, 5, 4)))
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.RNN(3, 4, nonlinearity="gelu")
