@@ -90,7 +90,9 @@ class Value:
     def realize_cached_data(self):
         """Run ``compute`` (once) and return the cached NDArray."""
         if self.cached_data is None:
-            self.cached_data = self.op.compute(*[x.realize_cached_data() for x in self.inputs])
+            # Iteratively, inputs first: a lazy graph can be deeper than the recursion limit.
+            for node in _unrealized_topo_order(self):
+                node.cached_data = node.op.compute(*[x.cached_data for x in node.inputs])
         return self.cached_data
 
     def is_leaf(self):
@@ -421,6 +423,23 @@ def _topo_sort(node_list, only_requires_grad):
             else:
                 stack.pop()
                 order.append(node)
+    return order
+
+
+def _unrealized_topo_order(root):
+    """``root`` and the nodes it needs that have no data yet, inputs before users."""
+    visited, order = {id(root)}, []
+    stack = [(root, iter(root.inputs))]
+    while stack:
+        node, children = stack[-1]
+        for child in children:
+            if child.cached_data is None and id(child) not in visited:
+                visited.add(id(child))
+                stack.append((child, iter(child.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
     return order
 
 
