@@ -304,3 +304,14 @@ def test_tensor_tuple_gradients():
     parts = ops.split(T([[1.0, 2.0], [3.0, 4.0]]), 0)
     assert [p.shape for p in parts] == [(2,), (2,)]
     assert parts.detach().is_leaf()
+
+
+def test_lazy_mode_deep_chain_realizes_without_recursion(monkeypatch):
+    monkeypatch.setattr(autograd, "LAZY_MODE", True)
+    x = T([1.0, 2.0])
+    y = x
+    for _ in range(10000):
+        y = y + 1.0
+    np.testing.assert_allclose(y.numpy(), [10001.0, 10002.0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
