@@ -19,6 +19,9 @@ import numpy as np
 
 from ._errors import DistributedError, DistributedTimeoutError
 
+#: Seconds a wait polls MPI without sleeping before it starts to back off.
+SPIN_S = 0.5
+
 
 def _timeout_message(rank, size, what, timeout):
     return (f"rank {rank} of {size}: {what} did not complete within {timeout:g} s; a peer rank has probably "
@@ -86,18 +89,23 @@ class MPICommunicator:
         handles = [h for h in handles if h is not None]
         if not handles:
             return
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        deadline = start + self.timeout
         testall = self.MPI.Request.Testall
         spins, pause = 0, 0.0
-        # Spin first (a healthy collective on one machine completes in microseconds), then back off
-        # so that ranks oversubscribing the cores still let their peers run.
+        # MPI only advances a non-blocking collective inside MPI calls, so poll without pausing
+        # while the wait is short (as blocking MPI calls spin); a wait past SPIN_S means a slow or
+        # dead peer: back off to millisecond sleeps that leave the cores to the other ranks.
         while not testall(handles):
             spins += 1
-            if spins > 100:
-                pause = min(max(pause * 2, 2e-5), 1e-3)
+            if spins % 256:
+                continue
+            now = time.monotonic()
+            if now > deadline:
+                raise DistributedTimeoutError(_timeout_message(self.rank, self.size, what, self.timeout))
+            if now - start > SPIN_S:
+                pause = min(max(pause * 2, 1e-4), 1e-3)
                 time.sleep(pause)
-                if time.monotonic() > deadline:
-                    raise DistributedTimeoutError(_timeout_message(self.rank, self.size, what, self.timeout))
 
     def allreduce(self, buf, what="all-reduce"):
         self.wait([self.allreduce_start(buf)], what)
