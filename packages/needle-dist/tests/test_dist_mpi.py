@@ -38,7 +38,7 @@ def _load_worker():
 
 
 def _launch(nproc, out, *args, timeout_env=None, extra=()):
-    env = dict(os.environ, NEEDLE_BACKEND=os.environ.get("NEEDLE_BACKEND", "numpy"))
+    env = dict(os.environ)  # the ranks use the same backend as the oracle in this process
     if timeout_env is not None:
         env["NEEDLE_DIST_TIMEOUT"] = str(timeout_env)
     cmd = mpiexec_command(nproc, [sys.executable, str(WORKER), str(out), *args], extra=extra)
