@@ -239,8 +239,8 @@ class Tensor(Value):
         return ops_mathematic.ToDevice(device)(self)
 
     def astype(self, dtype):
-        """A detached copy with ``dtype``."""
-        return Tensor(self.realize_cached_data().astype(dtype), requires_grad=self.requires_grad)
+        """This tensor converted to ``dtype`` (differentiable)."""
+        return _ops.cast(self, dtype)
 
     def __repr__(self):
         return f"needle.Tensor({self.realize_cached_data().numpy()})"

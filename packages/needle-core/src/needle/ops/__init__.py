@@ -3,8 +3,8 @@ from .ops_logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
 from .ops_mathematic import (
     AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip,
     GetItem, Log, MatMul, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU, Reshape,
-    RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice, Transpose, UnDilate,
-    add, add_scalar, broadcast_to, dilate, divide, divide_scalar, exp, flip, get_item, log, matmul,
+    Cast, RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice, Transpose, UnDilate,
+    add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar, exp, flip, get_item, log, matmul,
     max, mean, mul_scalar, multiply, negate, pad, permute, power, power_scalar, rdivide_scalar, relu,
     reshape, rpower_scalar, sigmoid, sqrt, summation, tanh, transpose, unbroadcast, undilate,
 )

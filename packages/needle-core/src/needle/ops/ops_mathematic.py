@@ -8,12 +8,15 @@ import builtins
 import math
 from numbers import Number
 
+import numpy as np
+
 from ..autograd import NDArray, Tensor, TensorOp
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
 # ---- argument checks --------------------------------------------------------------------------
 def _check_pair(name, a, b):
+    """Check two operands; a float32/float64 mix is promoted (numpy's rule) by a Cast node."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
@@ -21,16 +24,21 @@ def _check_pair(name, a, b):
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
                          f"move one with .to(device)")
     if a.dtype != b.dtype:
-        raise TypeError(f"{name}: tensors have different dtypes: a is {a.dtype}, b is {b.dtype}")
+        wide = np.promote_types(a.dtype, b.dtype).name
+        if wide not in a.device.dtypes:
+            raise TypeError(f"{name}: tensors have different dtypes: a is {a.dtype}, b is {b.dtype}")
+        a, b = (a if a.dtype == wide else cast(a, wide)), (b if b.dtype == wide else cast(b, wide))
+    return a, b
 
 
 def _check_broadcast(name, a, b):
-    _check_pair(name, a, b)
+    a, b = _check_pair(name, a, b)
     if a.shape != b.shape:
         try:
             broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return a, b
 
 
 def _check_scalar(name, scalar):
@@ -62,7 +70,7 @@ class EWiseAdd(TensorOp):
 
 def add(a, b):
     """Elementwise ``a + b`` (broadcasting)."""
-    _check_broadcast("add", a, b)
+    a, b = _check_broadcast("add", a, b)
     return EWiseAdd()(a, b)
 
 
@@ -94,7 +102,7 @@ class EWiseMul(TensorOp):
 
 def multiply(a, b):
     """Elementwise ``a * b`` (broadcasting)."""
-    _check_broadcast("multiply", a, b)
+    a, b = _check_broadcast("multiply", a, b)
     return EWiseMul()(a, b)
 
 
@@ -130,7 +138,7 @@ class EWisePow(TensorOp):
 
 def power(a, b):
     """Elementwise ``a ** b`` (broadcasting)."""
-    _check_broadcast("power", a, b)
+    a, b = _check_broadcast("power", a, b)
     return EWisePow()(a, b)
 
 
@@ -190,7 +198,7 @@ class EWiseDiv(TensorOp):
 
 def divide(a, b):
     """Elementwise ``a / b`` (broadcasting)."""
-    _check_broadcast("divide", a, b)
+    a, b = _check_broadcast("divide", a, b)
     return EWiseDiv()(a, b)
 
 
@@ -504,7 +512,7 @@ class MatMul(TensorOp):
 
 def matmul(a, b):
     """``a @ b``; operands need 2 or more axes, leading axes broadcast."""
-    _check_pair("matmul", a, b)
+    a, b = _check_pair("matmul", a, b)
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"matmul: operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2]:
@@ -645,7 +653,7 @@ def pad(a, axes):
     return Pad(axes)(a)
 
 
-# ---- devices -------------------------------------------------------------------------------------
+# ---- dtypes and devices -------------------------------------------------------------------------------------
 class ToDevice(TensorOp):
     """Copy to another device; the gradient goes back to the source device."""
 
@@ -657,3 +665,25 @@ class ToDevice(TensorOp):
 
     def gradient(self, out_grad, node):
         return ToDevice(node.inputs[0].device)(out_grad)
+
+
+class Cast(TensorOp):
+    """Convert to another dtype; the gradient is converted back to the input's dtype."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def compute(self, a: NDArray):
+        return a.astype(self.dtype)
+
+    def gradient(self, out_grad, node):
+        return Cast(node.inputs[0].dtype)(out_grad)
+
+
+def cast(a, dtype):
+    """``a`` converted to ``dtype`` (differentiable)."""
+    dtype = np.dtype(dtype).name
+    if dtype == a.dtype:
+        return a
+    a.device.check_dtype(dtype)
+    return Cast(dtype)(a)
