@@ -3,6 +3,10 @@
 ``python -m needle`` (or ``python -m needle info``) prints a short report; ``--json`` prints the
 same facts for machines. The exit status is 0 whenever the report could be made: a broken plugin
 is something the report shows, not a failure of the command.
+
+``python -m needle check NAME`` loads one backend through the registry, lists the kernels it
+provides and those core falls back on, and runs a smoke test of NDArray operations against
+numpy. Its exit status is 0 only when the backend loads and every smoke check passes.
 """
 import argparse
 import importlib.metadata
@@ -11,6 +15,8 @@ import os
 import platform
 import sys
 import warnings
+
+import numpy as np
 
 
 def _needle_distributions():
@@ -123,6 +129,149 @@ def render(info):
     return "\n".join(out)
 
 
+# ---- `check NAME` -------------------------------------------------------------------------------
+def _smoke_cases(nd, dev, dtype):
+    """``(label, thunk)`` pairs; each thunk returns (needle result as numpy, numpy's answer)."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-2, 2, (4, 6)).astype(dtype)
+    y = rng.uniform(-2, 2, (4, 6)).astype(dtype)
+    y[:, ::3] = x[:, ::3]  # ties, so the comparisons see equal elements
+    row = rng.uniform(-2, 2, (1, 6)).astype(dtype)
+    m, k = rng.uniform(-1, 1, (5, 7)).astype(dtype), rng.uniform(-1, 1, (7, 3)).astype(dtype)
+
+    def arr(a):
+        return nd.NDArray(a, device=dev, dtype=dtype)
+
+    def compact_of(view):
+        out = view.compact()
+        if not out.is_compact():
+            raise AssertionError("compact() returned a non-compact array")
+        return out.numpy()
+
+    def setitem():
+        a = arr(x)
+        a[1:4:2, ::2] = arr(y[1:4:2, ::2] * 3)
+        a[:, 5] = 7.0
+        expected = x.copy()
+        expected[1:4:2, ::2] = y[1:4:2, ::2] * 3
+        expected[:, 5] = 7.0
+        return a.numpy(), expected
+
+    return [
+        ("round trip (from_numpy, to_numpy)", lambda: (arr(x).numpy(), x)),
+        ("compact of a transposed view", lambda: (compact_of(arr(x).permute((1, 0))), x.T)),
+        ("compact of a sliced view (offset, step)", lambda: (compact_of(arr(x)[1:3, 1::2]), x[1:3, 1::2])),
+        ("ewise add, with a broadcast row", lambda: ((arr(x) + arr(y) + arr(row)).numpy(), x + y + row)),
+        ("scalar mul, add, div, power", lambda: ((((arr(x) * 2.5 + 1.0) / 4.0) ** 2.0).numpy(),
+                                                  ((x * 2.5 + 1) / 4) ** 2)),
+        ("comparisons give 1.0 / 0.0", lambda: (((arr(x) >= arr(y)) + (arr(x) == arr(y))).numpy(),
+                                                (x >= y).astype(dtype) + (x == y).astype(dtype))),
+        ("exp, log, tanh", lambda: ((arr(x).exp() + (arr(x) * arr(x) + 1.0).log() + arr(x).tanh()).numpy(),
+                                    np.exp(x) + np.log(x * x + 1) + np.tanh(x))),
+        ("matmul (5x7 @ 7x3)", lambda: ((arr(m) @ arr(k)).numpy(), m @ k)),
+        ("reduce sum over axis 1", lambda: (arr(x).sum(axis=1).numpy(), x.sum(axis=1))),
+        ("reduce max over axis 0", lambda: (arr(x).max(axis=0).numpy(), x.max(axis=0))),
+        ("setitem of a strided slice, and of a scalar", setitem),
+    ]
+
+
+def _smoke_test(dev, dtype):
+    """``(label, None or why it failed)`` per smoke case, in order."""
+    from . import backend_ndarray as nd
+    from ._registry import describe_exception
+    rtol = {"float64": 1e-10, "float16": 2e-2}.get(dtype, 1e-5)
+    results = []
+    for label, case in _smoke_cases(nd, dev, dtype):
+        try:
+            got, expected = case()
+            got = np.asarray(got)
+            if got.dtype != np.dtype(dtype):
+                raise AssertionError(f"result has dtype {got.dtype}, expected {dtype}")
+            np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+            results.append((label, None))
+        except Exception as exc:  # a kernel bug is a FAIL line, not a crash of the command
+            detail = describe_exception(exc)
+            results.append((label, " ".join(detail.split())[:300]))
+    return results
+
+
+def _describe_module(module, say):
+    """Print what ``module`` provides against the protocol."""
+    from . import __version__
+    from .backend_ndarray import protocol
+    where = getattr(module, "__file__", None)
+    say(f"  module            {getattr(module, '__name__', type(module).__name__)}" + (f" ({where})" if where else ""))
+    version = getattr(module, "PROTOCOL_VERSION", None)
+    verdict = "ok" if version == protocol.PROTOCOL_VERSION else "MISMATCH"
+    say(f"  protocol version  {version} (needle-core {__version__} implements {protocol.PROTOCOL_VERSION}): {verdict}")
+    say(f"  dtypes            {', '.join(getattr(module, 'DTYPES', ())) or '(none declared)'}")
+    missing = protocol.missing_kernels(module)
+    total = len(protocol.REQUIRED_KERNELS)
+    say(f"  required kernels  {total - len(missing)} of {total} present"
+        + (f"; MISSING: {', '.join(missing)}" if missing else ""))
+    provided = protocol.optional_kernels(module)
+    fallback = [k for k in protocol.OPTIONAL_KERNELS if k not in provided]
+    say(f"  optional kernels  provided: {', '.join(provided) or 'none'}")
+    say(f"                    core fallback: {', '.join(fallback) or 'none'}")
+    advertised = list(getattr(module, "OPTIONAL_KERNELS", ()))
+    unknown = [k for k in advertised if k not in protocol.OPTIONAL_KERNELS]
+    absent = [k for k in advertised if k in protocol.OPTIONAL_KERNELS and k not in provided]
+    if unknown:
+        say(f"  note: OPTIONAL_KERNELS lists names core does not know (never called): {', '.join(unknown)}")
+    if absent:
+        say(f"  note: OPTIONAL_KERNELS lists kernels the module does not define: {', '.join(absent)}")
+
+
+def check(name, say=print):
+    """``python -m needle check NAME``: load, describe and smoke-test one backend; returns the exit status."""
+    from . import backends
+    from ._registry import describe_exception, registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # plugin errors are printed below, with the ones that matter
+        registry.discover(strict=False)
+    dev = backends.device(name)
+    key = dev.backend_name
+    say(f"needle check: backend {key!r}, device {dev!r}")
+    spec = registry.specs.get(key)
+    if spec is not None:
+        record = registry.owners.get(key)
+        origin = f" (entry point {record.name!r} -> {record.value})" if record is not None and record.value else ""
+        try:
+            version = " " + importlib.metadata.version(spec.distribution)
+        except Exception:  # in-process plugins and renamed distributions have no metadata
+            version = ""
+        say(f"  distribution      {spec.distribution}{version}{origin}")
+    reason = dev.disabled_reason
+    module = dev.mod if reason is None else None
+    if module is None and spec is not None:
+        try:  # load it anyway, so the report can show what the registry refused
+            module = spec.load()
+        except Exception as exc:
+            say(f"  load()            raised {describe_exception(exc)}")
+    if module is not None:
+        _describe_module(module, say)
+    if reason is not None:
+        if spec is None and registry.plugin_errors:
+            say("  plugins that failed to load (one of them may be this backend):")
+            for ep, dist, error in registry.plugin_errors:
+                say(f"    {ep} ({dist}): {error}")
+        say(f"FAIL: backend {key!r} cannot be used: {reason}")
+        return 1
+    say(f"smoke test on {dev!r}, compared with numpy:")
+    failed = total = 0
+    for dtype in dev.dtypes:
+        for label, problem in _smoke_test(dev, dtype):
+            total += 1
+            failed += problem is not None
+            say(f"  {'PASS' if problem is None else 'FAIL'}  {dtype:<8} {label}" + (f": {problem}" if problem else ""))
+    if failed:
+        say(f"FAIL: {failed} of {total} smoke checks failed on backend {key!r}")
+        return 1
+    say(f"PASS: backend {key!r} loads and all {total} smoke checks pass")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m needle",
                                      description="Report needle's installed distributions and backends.")
@@ -130,6 +279,11 @@ def _parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="the report (the default command)")
     info.add_argument("--json", action="store_true", dest="json_sub", help="print the report as JSON")
+    check = commands.add_parser("check", help="load one backend, list its kernels and smoke-test it",
+                                description="Load backend NAME through the plugin registry, list the kernels it "
+                                            "provides and those core falls back on, and compare a few NDArray "
+                                            "operations with numpy. Exit status 0 only if everything passes.")
+    check.add_argument("name", metavar="NAME", help="backend name, as in needle.device(NAME)")
     return parser
 
 
@@ -145,6 +299,8 @@ def main(argv=None):
         except BrokenPipeError:  # `python -m needle | head`: stop quietly, also at interpreter exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    if command == "check":
+        return check(args.name)
     raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
 
