@@ -107,3 +107,22 @@ def sanitize(session):
     if not script.exists():
         session.skip("packages/needle-cpu/tools/sanitize.sh not present")
     session.run("bash", str(script), external=True, env={"PYTHON": os.environ.get("PYTHON", "python3")})
+
+
+@nox.session(reuse_venv=False)
+def third_party(session):
+    """The example third-party backend, pip-installed into a fresh venv beside needle-core/nn/data.
+
+    Runs the conformance suite on it with one pytest command, `python -m needle check toy`, and
+    one epoch of the MNIST demo; core is not touched (see docs/writing-a-backend.md).
+    """
+    session.install(*TEST_DEPS, "tqdm>=4.60", "matplotlib>=3.5")
+    _install(session, *CORE_SET)
+    session.install(str(ROOT / "examples" / "needle_toy_backend"))
+    tmp = session.create_tmp()
+    with session.chdir(tmp):  # outside the tree: only what pip installed is importable
+        session.run("python", "-m", "needle")
+        _pytest(session, "--pyargs", "needle.testing", env={"NEEDLE_TEST_BACKENDS": "toy"})
+        session.run("python", "-m", "needle", "check", "toy")
+        session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), "train", "--backend", "toy",
+                    "--epochs", "1", "--out", str(Path(tmp) / "demo-output"))
