@@ -170,3 +170,16 @@ def test_sequence_shape_errors():
         lstm(ndl.Tensor(np.zeros((2, 5, 3)), dtype="float32"), (ndl.init.zeros(1, 4, 4), ndl.init.zeros(1, 5, 4)))
     with pytest.raises(ValueError, match="nonlinearity"):
         nn.RNN(3, 4, nonlinearity="gelu")
+
+
+def test_embedding_second_derivative_float64():
+    emb = nn.Embedding(4, 2, **F64)
+    ids = np.array([[1, 3], [3, 0]])
+
+    def grad_of_square(w):
+        emb.weight = w
+        out = emb(ids)
+        (out * out * out).sum().backward()
+        return w.grad
+
+    gradcheck(grad_of_square, ndl.Tensor(np.random.RandomState(7).randn(4, 2), device=NUMPY))

@@ -180,13 +180,17 @@ class Conv(TensorOp):
 
     def gradient(self, out_grad, node):
         x, w = node.inputs
-        kh, kw, c_in, c_out = w.shape
-        n, h, wd = x.shape[:3]
-        ho, wo = out_grad.shape[1:3]
+        # An input that needs no gradient (the images fed to a first layer) gets None: the
+        # autograd skips it, and its convolution-sized work is never done.
+        grad_x = self._grad_input(out_grad, x, w) if x.requires_grad else None
+        grad_w = self._grad_weight(out_grad, x, w) if w.requires_grad else None
+        return grad_x, grad_w
 
-        # d/dx: spread the output gradient back to stride 1 (dilate, then trim to the
-        # stride-1 output length, padded size - k + 1), then a full correlation with the
-        # flipped weight.
+    def _grad_input(self, out_grad, x, w):
+        # Spread the output gradient back to stride 1 (dilate, then trim to the stride-1
+        # output length, padded size - k + 1), then a full correlation with the flipped weight.
+        kh, kw = w.shape[:2]
+        h, wd = x.shape[1:3]
         g = out_grad
         pads = []
         for axis, (k, s, p, size) in enumerate(zip((kh, kw), self.stride, self.padding, (h, wd)), start=1):
@@ -200,14 +204,23 @@ class Conv(TensorOp):
         # the positions of the unpadded input, zero-filling any the windows never reached.
         for axis, (k, p, q, size) in enumerate(zip((kh, kw), self.padding, pads, (h, wd)), start=1):
             grad_x = _crop_or_pad(grad_x, axis, p - (k - 1 - q), size)
+        return grad_x
 
-        # d/dw: (windows of the padded input)^T @ output gradient, computed as
-        # (out_grad^T @ windows)^T so that the transposed copy is of the small operand.
+    def _grad_weight(self, out_grad, x, w):
+        # (windows of the padded input)^T @ output gradient. The matmul needs one operand
+        # transposed (a copy): transpose the smaller one.
+        kh, kw, c_in, c_out = w.shape
+        n, ho, wo = out_grad.shape[:3]
         ph, pw = self.padding
         xp = pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
-        cols = reshape(Im2Col((kh, kw), self.stride)(xp), (n * ho * wo, kh * kw * c_in))
-        grad_w = transpose(matmul(transpose(reshape(out_grad, (n * ho * wo, c_out))), cols))
-        return grad_x, reshape(grad_w, (kh, kw, c_in, c_out))
+        rows = n * ho * wo
+        cols = reshape(Im2Col((kh, kw), self.stride)(xp), (rows, kh * kw * c_in))
+        g = reshape(out_grad, (rows, c_out))
+        if c_out <= kh * kw * c_in:
+            grad_w = transpose(matmul(transpose(g), cols))
+        else:
+            grad_w = matmul(transpose(cols), g)
+        return reshape(grad_w, (kh, kw, c_in, c_out))
 
 
 def conv(a, b, stride=1, padding=1):

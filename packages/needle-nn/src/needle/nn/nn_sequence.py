@@ -9,16 +9,48 @@ import math
 import numpy as np
 
 from needle import init, ops
+from needle.autograd import NDArray, TensorOp
 
 from .nn_module import Module, Parameter
+
+
+class _Lookup(TensorOp):
+    """Rows ``ids`` of a (num, dim) table: (..., ) ids -> (..., dim). Adjoint of :class:`_ScatterRows`."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def compute(self, table: NDArray):
+        # The gather runs on the host (no protocol kernel does it); only the picked rows travel back.
+        rows = table.numpy()[self.ids]
+        return NDArray(rows, device=table.device, dtype=table.dtype)
+
+    def gradient(self, out_grad, node):
+        return _ScatterRows(self.ids, node.inputs[0].shape[0])(out_grad)
+
+
+class _ScatterRows(TensorOp):
+    """Sum rows of ``a`` (..., dim) into a (num, dim) table of zeros at ``ids`` (repeated ids add up)."""
+
+    def __init__(self, ids, num):
+        self.ids, self.num = ids, num
+
+    def compute(self, a: NDArray):
+        table = np.zeros((self.num, a.shape[-1]), dtype=a.dtype)
+        np.add.at(table, self.ids.reshape(-1), a.numpy().reshape(-1, a.shape[-1]))
+        return NDArray(table, device=a.device, dtype=a.dtype)
+
+    def gradient(self, out_grad, node):
+        return _Lookup(self.ids)(out_grad)
 
 
 class Embedding(Module):
     """A lookup table: integer ids (seq_len, batch) -> vectors (seq_len, batch, embedding_dim).
 
     ``weight`` is (num_embeddings, embedding_dim) drawn from N(0, 1). Ids may be ints or floats
-    holding ints (as a DataLoader yields them), in a Tensor, numpy array or list. The lookup is a
-    one-hot matmul, so it runs on every backend and its gradient is an ordinary matmul gradient.
+    holding ints (as a DataLoader yields them), in a Tensor, numpy array or list. Forward picks
+    the rows; the weight's gradient adds the output gradient's rows back at the ids (a graph
+    op, so it can be differentiated again).
     """
 
     def __init__(self, num_embeddings, embedding_dim, device=None, dtype="float32"):
@@ -31,9 +63,13 @@ class Embedding(Module):
 
     def forward(self, x):
         ids = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
-        one_hot = init.one_hot(self.num_embeddings, ids.reshape(-1), device=self.weight.device,
-                               dtype=self.weight.dtype)
-        return ops.reshape(one_hot @ self.weight, ids.shape + (self.embedding_dim,))
+        if ids.size and not np.all(np.mod(ids, 1) == 0):
+            raise ValueError("Embedding: ids must hold integers")
+        ids = ids.astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            raise ValueError(f"Embedding: ids must be in [0, {self.num_embeddings}), "
+                             f"got values in [{ids.min()}, {ids.max()}]")
+        return _Lookup(ids)(self.weight)
 
 
 def _uniform(shape, bound, device, dtype):
