@@ -6,7 +6,8 @@ Each rank starts from a different seed (so the test sees that rank 0's weights a
 trains an MLP for N steps on its share of consecutive global batches, and writes its final
 parameters to OUT_DIR/rank{r}.npz; rank 0 also writes params.npz (save_on_main) and the
 all-reduced losses to losses.json. ``--fail`` makes rank 1 die at step K: ``exit`` (os._exit,
-no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught exception).
+no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught exception); ``--mismatch`` gives rank 1
+a different model.
 """
 import argparse
 import json
@@ -32,9 +33,9 @@ def make_data(samples):
     return x, y
 
 
-def make_model(seed):
+def make_model(seed, hidden=16):
     np.random.seed(seed)
-    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    return nn.Sequential(nn.Linear(6, hidden), nn.ReLU(), nn.Linear(hidden, 3))
 
 
 def main():
@@ -46,12 +47,14 @@ def main():
     parser.add_argument("--bucket-mb", type=float, default=25)
     parser.add_argument("--fail", choices=["exit", "kill", "raise"], default=None)
     parser.add_argument("--fail-step", type=int, default=2)
+    parser.add_argument("--mismatch", action="store_true", help="rank 1 builds a wider model")
     args = parser.parse_args()
     out = Path(args.out)
 
     dist.init()
     rank = dist.rank()
-    model = dist.DistributedDataParallel(make_model(seed=100 + rank), bucket_mb=args.bucket_mb)
+    hidden = 17 if args.mismatch and rank == 1 else 16
+    model = dist.DistributedDataParallel(make_model(seed=100 + rank, hidden=hidden), bucket_mb=args.bucket_mb)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loss_fn = nn.SoftmaxLoss()
     loader = dist.DistributedDataLoader(NDArrayDataset(*make_data(args.samples)), batch_size=args.batch,

@@ -132,6 +132,15 @@ def test_dist_dead_rank_with_default_launcher_fails_fast(tmp_path):
     assert not (tmp_path / "params.npz").exists()
 
 
+def test_dist_different_models_on_ranks_are_refused(tmp_path):
+    proc, _ = _launch(2, tmp_path, "--steps", "2", "--mismatch", timeout_env=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "DistributedError: broadcast_parameters: rank 1 holds 4 tensors / 173 elements, rank 0 holds 4 / 163" \
+        in output, output
+    assert "every rank must build the same model" in output
+
+
 def _launcher_kind():
     out = subprocess.run([find_mpiexec(), "--version"], capture_output=True, text=True, timeout=30).stdout
     return "hydra" if "HYDRA" in out.upper() else "other"

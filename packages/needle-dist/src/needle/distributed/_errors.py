@@ -11,3 +11,7 @@ class DistributedTimeoutError(DistributedError):
     Raised on the ranks that are still alive, so that a job never waits forever for a dead peer.
     Left uncaught, it aborts the whole job (see :func:`needle.distributed.init`).
     """
+
+
+# Tracebacks name them where users import them from.
+DistributedError.__module__ = DistributedTimeoutError.__module__ = "needle.distributed"
