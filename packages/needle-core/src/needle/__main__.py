@@ -70,6 +70,7 @@ def collect():
         "python": platform.python_version(),
         "executable": sys.executable,
         "distributions": versions,
+        **dict(zip(("requires", "protocols", "compatibility"), version_ranges(versions))),
         "backends": rows,
         "default_device": default,
         "default_device_error": default_error,
@@ -89,11 +90,111 @@ def _table(rows, headers):
     return lines
 
 
+# ---- declared version ranges --------------------------------------------------------------------
+# Each needle-* distribution declares the needle-* versions it works with (Requires-Dist) and each
+# backend the protocol versions it implements (entry point group "needle.protocol" -> (oldest, newest)).
+# `packaging` reads the ranges when it is installed; needle-core does not depend on it, so a small
+# fallback handles the plain X.Y[.Z] clauses the packages use.
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+        "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def _release(text):
+    parts = tuple(int(p) for p in text.strip().split("."))
+    while len(parts) > 1 and parts[-1] == 0:  # 0.1 == 0.1.0
+        parts = parts[:-1]
+    return parts
+
+
+def _in_range(version, specifier):
+    """True or False when ``version`` is inside ``specifier`` (e.g. ">=0.1,<0.2"); None when unreadable."""
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion
+    except ImportError:
+        try:
+            clauses = [c.strip() for c in specifier.split(",") if c.strip()]
+            ops = [next(o for o in ("<=", ">=", "==", "!=", "<", ">") if c.startswith(o)) for c in clauses]
+            return all(_OPS[o](_release(version), _release(c[len(o):])) for o, c in zip(ops, clauses))
+        except (StopIteration, ValueError):
+            return None
+    try:
+        return SpecifierSet(specifier).contains(version, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        return None
+
+
+def _needle_requirements(name):
+    """``{needle-dist: specifier}`` that distribution ``name`` requires unconditionally."""
+    import re
+
+    found = {}
+    for line in importlib.metadata.requires(name) or []:
+        requirement, _, marker = line.partition(";")
+        if marker.strip():  # extras and platform-only lines never name needle distributions
+            continue
+        head = re.sub(r"\[[^\]]*\]", "", requirement).strip()  # drop extras: needle-cuda[cuda12]>=0.1
+        cut = next((i for i, ch in enumerate(head) if ch in "<>=!~( "), len(head))
+        dep = head[:cut].strip().lower().replace("_", "-")
+        if dep.startswith("needle-"):
+            found[dep] = head[cut:].strip().strip("()").strip()
+    return found
+
+
+def version_ranges(versions):
+    """``(requires, protocols, problems)`` for the installed ``{dist: version}``.
+
+    ``requires``: ``{dist: {needle dependency: specifier}}``; ``protocols``: ``{backend: [oldest, newest]}``;
+    ``problems``: sentences, one per installed combination outside a declared range.
+    """
+    from .backend_ndarray.protocol import PROTOCOL_VERSION
+
+    requires, protocols, problems = {}, {}, []
+    for name, version in versions.items():
+        try:
+            requires[name] = _needle_requirements(name)
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover  (uninstalled meanwhile)
+            continue
+        for dep, spec in requires[name].items():
+            if dep not in versions:
+                problems.append(f"{name} {version} needs {dep}{spec}, which is not installed")
+            elif spec and _in_range(versions[dep], spec) is False:
+                problems.append(f"{name} {version} needs {dep}{spec}, but {dep} {versions[dep]} is installed")
+    eps = importlib.metadata.entry_points()
+    eps = eps.select(group="needle.protocol") if hasattr(eps, "select") else eps.get("needle.protocol", ())
+    for ep in eps:
+        dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value.split(".")[0]
+        try:
+            oldest, newest = (int(v) for v in ep.load())
+        except Exception as exc:  # a broken claim is reported, never fatal
+            problems.append(f"backend {ep.name} ({dist}): cannot read its protocol range {ep.value}: {exc}")
+            continue
+        protocols[ep.name] = [oldest, newest]
+        if not oldest <= PROTOCOL_VERSION <= newest:
+            problems.append(f"backend {ep.name} ({dist}) implements protocol {oldest}..{newest}, but this "
+                            f"needle-core speaks protocol {PROTOCOL_VERSION}")
+    return requires, protocols, problems
+
+
+def _render_distributions(info):
+    """The Distributions table with each one's declared needle ranges, then any combination outside them."""
+    rows = [[n, v, ", ".join(f"{d}{s}" for d, s in info.get("requires", {}).get(n, {}).items()) or "-"]
+            for n, v in info["distributions"].items()]
+    out = _table(rows, ["NAME", "VERSION", "REQUIRES"])
+    if info.get("protocols"):
+        out.append("  backend protocol ranges: " + ", ".join(f"{b} {lo}..{hi}" for b, (lo, hi) in
+                                                             info["protocols"].items()))
+    problems = info.get("compatibility", [])
+    out += [f"  OUTSIDE DECLARED RANGES: {p}" for p in problems] or ["  every installed combination is inside "
+                                                                      "the declared ranges"]
+    return out
+
+
 def render(info):
     """The human-readable report."""
     out = [f"needle-core {info['needle_core']} (Python {info['python']}, {info['executable']})", "",
            "Distributions:"]
-    out += _table([[n, v] for n, v in info["distributions"].items()], ["NAME", "VERSION"])
+    out += _render_distributions(info)
     out += ["", "Backends:"]
     rows = []
     for b in info["backends"]:
