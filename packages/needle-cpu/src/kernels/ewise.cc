@@ -31,7 +31,7 @@ bool costly(Unary op) {
 void ewise_binary(Binary op, const float* a, const float* b, float* out, i64 n) {
   auto f = table()->binary[static_cast<int>(op)];
   i64 grain = op == Binary::kPower ? kGrainCostly : kGrainCheap;
-  parallel_for(n, grain, [&](i64 lo, i64 hi) { f(a + lo, b + lo, out + lo, hi - lo); });
+  parallel_for(n, grain, [&](i64 lo, i64 hi) { f(a + lo, b + lo, out + lo, hi - lo); }, 16);
 }
 
 void ewise_scalar(ScalarOp op, const float* a, float v, float* out, i64 n) {
@@ -42,27 +42,27 @@ void ewise_scalar(ScalarOp op, const float* a, float v, float* out, i64 n) {
     if (v == 2.0f)
       return parallel_for(n, kGrainCheap, [&](i64 lo, i64 hi) {
         t->binary[static_cast<int>(Binary::kMul)](a + lo, a + lo, out + lo, hi - lo);
-      });
+      }, 16);
     if (v == 0.5f) return ewise_unary(Unary::kSqrt, a, out, n);
     if (v == -1.0f) return ewise_scalar(ScalarOp::kRdiv, a, 1.0f, out, n);
   }
   auto f = t->scalar[static_cast<int>(op)];
   i64 grain = op == ScalarOp::kPower ? kGrainCostly : kGrainCheap;
-  parallel_for(n, grain, [&](i64 lo, i64 hi) { f(a + lo, v, out + lo, hi - lo); });
+  parallel_for(n, grain, [&](i64 lo, i64 hi) { f(a + lo, v, out + lo, hi - lo); }, 16);
 }
 
 void ewise_unary(Unary op, const float* a, float* out, i64 n) {
   auto f = table()->unary[static_cast<int>(op)];
-  parallel_for(n, costly(op) ? kGrainCostly : kGrainCheap, [&](i64 lo, i64 hi) { f(a + lo, out + lo, hi - lo); });
+  parallel_for(n, costly(op) ? kGrainCostly : kGrainCheap, [&](i64 lo, i64 hi) { f(a + lo, out + lo, hi - lo); }, 16);
 }
 
 void fill(float* out, float value, i64 n) {
-  parallel_for(n, kGrainCheap, [&](i64 lo, i64 hi) { std::fill(out + lo, out + hi, value); });
+  parallel_for(n, kGrainCheap, [&](i64 lo, i64 hi) { std::fill(out + lo, out + hi, value); }, 16);
 }
 
 void copy(const float* a, float* out, i64 n) {
   if (a == out) return;
-  parallel_for(n, kGrainCheap, [&](i64 lo, i64 hi) { std::memmove(out + lo, a + lo, (hi - lo) * sizeof(float)); });
+  parallel_for(n, kGrainCheap, [&](i64 lo, i64 hi) { std::memmove(out + lo, a + lo, (hi - lo) * sizeof(float)); }, 16);
 }
 
 namespace {
@@ -76,15 +76,14 @@ void reduce_rows(RowFn row, const float* a, float* out, i64 rows, i64 len) {
       return;
     }
     float partial[64];
-    nt = std::min(nt, 64);
-    parallel_run(nt, [&](int tid, int nt2, Barrier&) {
-      for (int t = tid; t < nt; t += nt2) {  // nt2 may be smaller than nt when the pool is busy
-        i64 lo, hi;
-        split_range(len, t, nt, 16, &lo, &hi);
-        partial[t] = hi > lo ? row(a + lo, hi - lo) : 0.0f;
-      }
+    nt = std::min(nt, 16);
+    const std::int64_t parts = 4 * nt;  // several slices per thread: a late thread costs little
+    parallel_chunks(nt, parts, [&](std::int64_t c) {
+      i64 lo, hi;
+      split_range(len, c, parts, 16, &lo, &hi);
+      partial[c] = hi > lo ? row(a + lo, hi - lo) : 0.0f;
     });
-    out[0] = row(partial, nt);
+    out[0] = row(partial, parts);
     return;
   }
   parallel_for(rows, std::max<i64>(1, kGrainCheap / std::max<i64>(len, 1)), [&](i64 lo, i64 hi) {

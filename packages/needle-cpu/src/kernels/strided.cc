@@ -98,19 +98,55 @@ bool overlapping(const View& v) {
   return false;
 }
 
+// A view whose last two axes (Q, L) have strides (1, s != 1) is a transpose: gathering it
+// element by element reads a new cache line per element. Copy it in T x T blocks instead,
+// reading runs of Q and writing runs of L while both blocks sit in L1.
+bool transposed_tail(const View& v) {
+  const std::size_t nd = v.shape.size();
+  return nd >= 2 && v.strides[nd - 2] == 1 && v.strides[nd - 1] != 1 && v.shape[nd - 2] >= 8 && v.shape[nd - 1] >= 8;
+}
+
+void compact_transposed(const float* src, float* out, const View& v) {
+  constexpr i64 T = 32;
+  const int nd = static_cast<int>(v.shape.size());
+  const i64 Q = v.shape[nd - 2], L = v.shape[nd - 1], sl = v.strides[nd - 1];
+  i64 outer = 1;
+  for (int d = 0; d < nd - 2; ++d) outer *= v.shape[d];
+  const i64 qblocks = (Q + T - 1) / T;
+  parallel_for(outer * qblocks, std::max<i64>(1, kGrain / (T * L)), [&](i64 lo, i64 hi) {
+    for (i64 t = lo; t < hi; ++t) {
+      i64 o = t / qblocks, q0 = t % qblocks * T, q1 = std::min(Q, q0 + T);
+      i64 base = v.offset, rem = o;
+      for (int d = nd - 3; d >= 0; --d) {
+        base += rem % v.shape[d] * v.strides[d];
+        rem /= v.shape[d];
+      }
+      float* dst = out + o * Q * L;
+      for (i64 l0 = 0; l0 < L; l0 += T) {
+        i64 l1 = std::min(L, l0 + T);
+        for (i64 l = l0; l < l1; ++l) {
+          const float* s = src + base + l * sl;
+          for (i64 q = q0; q < q1; ++q) dst[q * L + l] = s[q];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void compact(const float* src, float* out, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
-  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather>(v, lo, hi, nullptr, out, nullptr, src, 0.0f); });
+  if (n > 0 && transposed_tail(v)) return compact_transposed(src, out, v);
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather>(v, lo, hi, nullptr, out, nullptr, src, 0.0f); }, 16);
 }
 
 void ewise_setitem(const float* a, float* dst, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
   if (overlapping(v)) return walk<Mode::kScatter>(v, 0, n, a, nullptr, dst, nullptr, 0.0f);
-  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter>(v, lo, hi, a, nullptr, dst, nullptr, 0.0f); });
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter>(v, lo, hi, a, nullptr, dst, nullptr, 0.0f); }, 16);
 }
 
 void scalar_setitem(float value, float* dst, const View& view) {

@@ -39,10 +39,47 @@ int default_threads() {
   return hw ? static_cast<int>(hw) : 1;
 }
 
+// Spin a little, then yield: on an oversubscribed machine the thread we wait for needs our core.
+template <class Pred>
+void spin_until(Pred done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < 2048) cpu_relax(); else std::this_thread::yield();
+  }
+}
+
+// One region. Lives on the caller's stack; workers reach it through Pool::current_ only.
+struct Job {
+  // team job (parallel_run)
+  const std::function<void(int, int, Barrier&)>* team_fn = nullptr;
+  int nt = 1;
+  Barrier* barrier = nullptr;
+  std::atomic<int> next_tid{1};
+  std::atomic<int> finished{0};
+  // chunk job (parallel_chunks)
+  const std::function<void(std::int64_t)>* chunk_fn = nullptr;
+  std::int64_t chunks = 0;
+  std::atomic<std::int64_t> next_chunk{0};
+
+  void run_chunks() {
+    for (std::int64_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) (*chunk_fn)(c);
+  }
+  void participate() {
+    if (chunk_fn != nullptr) {
+      run_chunks();
+      return;
+    }
+    int tid = next_tid.fetch_add(1);
+    if (tid < nt) {
+      (*team_fn)(tid, nt, *barrier);
+      finished.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
 class Pool {
  public:
   explicit Pool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { loop(i + 1); });
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
   }
   ~Pool() {
     stop_.store(true);
@@ -54,31 +91,32 @@ class Pool {
   }
   int size() const { return static_cast<int>(threads_.size()) + 1; }
 
-  // Caller holds the region lock.
-  void run(int nt, const std::function<void(int, int, Barrier&)>& fn) {
-    Barrier barrier(nt);
-    job_ = &fn;
-    job_nt_ = nt;
-    barrier_ = &barrier;
-    pending_.store(static_cast<int>(threads_.size()));
+  // Caller holds the region lock. A worker that joins sees `current_` set; once the caller has
+  // cleared it and seen no worker inside (`active_` == 0), no worker can touch the job again
+  // (a worker raises `active_` before reading `current_`; both sides are seq_cst).
+  void run(Job& job) {
+    current_.store(&job);
     generation_.fetch_add(1);
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       cv_.notify_all();
     }
     t_in_region = true;
-    fn(0, nt, barrier);
-    t_in_region = false;
-    // Every worker (participant or not) acknowledges the generation before the next can start.
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < 4096) cpu_relax(); else std::this_thread::yield();
+    if (job.chunk_fn != nullptr) {
+      job.run_chunks();
+    } else {
+      (*job.team_fn)(0, job.nt, *job.barrier);
+      spin_until([&] { return job.finished.load(std::memory_order_acquire) == job.nt - 1; });
     }
+    t_in_region = false;
+    current_.store(nullptr);
+    spin_until([&] { return active_.load() == 0; });
   }
 
  private:
-  void loop(int tid) {
+  void loop() {
     t_in_region = true;  // kernels called from a worker never start a nested region
-    std::uint64_t seen = 0;
+    std::uint64_t seen = 0;  // a job posted before this thread started still counts
     for (;;) {
       std::uint64_t gen;
       auto start = Clock::now();
@@ -97,8 +135,9 @@ class Pool {
       }
       if (stop_.load()) return;
       seen = gen;
-      if (tid < job_nt_) (*job_)(tid, job_nt_, *barrier_);
-      pending_.fetch_sub(1, std::memory_order_release);
+      active_.fetch_add(1);
+      if (Job* job = current_.load()) job->participate();
+      active_.fetch_sub(1);
     }
   }
 
@@ -106,12 +145,10 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> active_{0};
+  std::atomic<Job*> current_{nullptr};
   std::atomic<bool> stop_{false};
-  const std::function<void(int, int, Barrier&)>* job_ = nullptr;
-  int job_nt_ = 0;
-  Barrier* barrier_ = nullptr;
 };
 
 // Raw pointers, never destroyed: workers must not be joined during interpreter shutdown.
@@ -125,6 +162,21 @@ void after_fork_in_child() {
   g_pool = nullptr;  // the parent's pool object is leaked in the child on purpose
 }
 [[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, after_fork_in_child);
+
+// Runs `job` on the pool, or returns false when it must run on the caller alone.
+bool run_on_pool(Job& job, int want) {
+  if (want <= 1 || t_in_region) return false;
+  std::unique_lock<std::mutex> lock(*g_region_mutex, std::try_to_lock);
+  if (!lock.owns_lock()) return false;  // another thread's region is running
+  int n = num_threads();
+  if (n <= 1) return false;
+  if (!g_pool) g_pool = new Pool(n - 1);
+  if (job.team_fn != nullptr) job.nt = std::min(want, g_pool->size());
+  Barrier barrier(job.nt);
+  job.barrier = &barrier;
+  g_pool->run(job);
+  return true;
+}
 
 }  // namespace
 
@@ -156,29 +208,25 @@ void Barrier::wait() {
     phase_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
-  for (int spins = 0; phase_.load(std::memory_order_acquire) == phase; ++spins) {
-    if (spins < 4096) cpu_relax(); else std::this_thread::yield();
-  }
+  spin_until([&] { return phase_.load(std::memory_order_acquire) != phase; });
 }
 
 void parallel_run(int want, const std::function<void(int, int, Barrier&)>& fn) {
-  Barrier solo(1);
-  if (want <= 1 || t_in_region) {
+  Job job;
+  job.team_fn = &fn;
+  if (!run_on_pool(job, want)) {
+    Barrier solo(1);
     fn(0, 1, solo);
-    return;
   }
-  std::unique_lock<std::mutex> lock(*g_region_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {  // another thread's region is running: do this one alone
-    fn(0, 1, solo);
-    return;
+}
+
+void parallel_chunks(int want, std::int64_t chunks, const std::function<void(std::int64_t)>& fn) {
+  Job job;
+  job.chunk_fn = &fn;
+  job.chunks = chunks;
+  if (chunks <= 1 || !run_on_pool(job, want)) {
+    for (std::int64_t c = 0; c < chunks; ++c) fn(c);
   }
-  int n = num_threads();
-  if (n <= 1) {
-    fn(0, 1, solo);
-    return;
-  }
-  if (!g_pool) g_pool = new Pool(n - 1);
-  g_pool->run(std::min(want, g_pool->size()), fn);
 }
 
 }  // namespace needle_cpu

@@ -1,9 +1,13 @@
 // A small persistent thread pool: parallel regions without creating threads per call.
 //
-// Workers spin briefly after a region (so back-to-back kernels start in microseconds),
-// then sleep on a condition variable. One region runs at a time; a region started while
-// another is running (another Python thread, or nested) runs on the calling thread alone,
-// so every region function must cope with any thread count, including 1.
+// Workers spin briefly after a region (so back-to-back kernels start in microseconds), then
+// sleep on a condition variable. Two kinds of region:
+//  - parallel_chunks / parallel_for: chunks are claimed from a shared counter, so the caller
+//    does all the work itself when the other threads are late (a busy machine) and never
+//    waits for a thread that has not started;
+//  - parallel_run: a fixed team of threads with a barrier (the GEMM shares packed panels).
+// One region runs at a time; a region started while another runs (another Python thread, or
+// nested) runs on the calling thread alone, so region code must cope with any thread count.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -31,6 +35,9 @@ class Barrier {
 // Run fn(tid, nt, barrier) for tid in [0, nt) with nt <= want; the caller runs tid 0.
 void parallel_run(int want, const std::function<void(int, int, Barrier&)>& fn);
 
+// Run fn(c) for every c in [0, chunks), on up to `want` threads, each chunk exactly once.
+void parallel_chunks(int want, std::int64_t chunks, const std::function<void(std::int64_t)>& fn);
+
 // Threads worth using for `work` units when each thread should get at least `grain` of them.
 inline int threads_for(std::int64_t work, std::int64_t grain) {
   if (work <= grain) return 1;
@@ -38,24 +45,27 @@ inline int threads_for(std::int64_t work, std::int64_t grain) {
   return static_cast<int>(std::min<std::int64_t>(t, num_threads()));
 }
 
-// The [lo, hi) share of thread tid among nt over n items, cut at multiples of `align`.
-inline void split_range(std::int64_t n, int tid, int nt, std::int64_t align, std::int64_t* lo, std::int64_t* hi) {
+// The [lo, hi) share of part `part` of `parts` over n items, cut at multiples of `align`.
+inline void split_range(std::int64_t n, std::int64_t part, std::int64_t parts, std::int64_t align, std::int64_t* lo,
+                        std::int64_t* hi) {
   std::int64_t units = (n + align - 1) / align;
-  *lo = std::min(n, units * tid / nt * align);
-  *hi = std::min(n, units * (tid + 1) / nt * align);
+  *lo = std::min(n, units * part / parts * align);
+  *hi = std::min(n, units * (part + 1) / parts * align);
 }
 
-// f(lo, hi) over [0, n) split in contiguous chunks (multiples of 16 items: whole cache lines).
+// f(lo, hi) over [0, n) in contiguous chunks cut at multiples of `align` items (16 floats keep
+// threads off each other's cache lines); a few chunks per thread balance uneven progress.
 template <class F>
-void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
+void parallel_for(std::int64_t n, std::int64_t grain, F&& f, std::int64_t align = 1) {
   int nt = threads_for(n, grain);
   if (nt <= 1) {
     if (n > 0) f(std::int64_t(0), n);
     return;
   }
-  parallel_run(nt, [&](int tid, int nt2, Barrier&) {
+  std::int64_t chunks = std::min<std::int64_t>(4 * nt, (n + align - 1) / align);
+  parallel_chunks(nt, chunks, [&](std::int64_t c) {
     std::int64_t lo, hi;
-    split_range(n, tid, nt2, 16, &lo, &hi);
+    split_range(n, c, chunks, align, &lo, &hi);
     if (lo < hi) f(lo, hi);
   });
 }
