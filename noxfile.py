@@ -125,4 +125,4 @@ def third_party(session):
         _pytest(session, "--pyargs", "needle.testing", env={"NEEDLE_TEST_BACKENDS": "toy"})
         session.run("python", "-m", "needle", "check", "toy")
         session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), "train", "--backend", "toy",
-                    "--epochs", "1", "--out", str(Path(tmp) / "demo-output"))
+                    "--epochs", "1", "--out", "demo-output")
