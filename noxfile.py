@@ -50,6 +50,7 @@ def tests(session, backend):
         _pytest(session, *_package_tests("needle-core", "needle-nn", "needle-data"), env=env)
         with session.chdir(session.create_tmp()):  # prove the suite runs from an installed package
             _pytest(session, "--pyargs", "needle.testing", env=env)
+        _pytest(session, str(ROOT / "tests"), env=env)  # the demo end to end
     elif backend == "cpu":
         _install(session, *CORE_SET, "needle-cpu")
         session.run("python", "-c", "import needle as ndl, sys; d = ndl.device('cpu'); "
@@ -126,3 +127,165 @@ def third_party(session):
         session.run("python", "-m", "needle", "check", "toy")
         session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), "train", "--backend", "toy",
                     "--epochs", "1", "--out", "demo-output")
+
+
+# ---- versions and releases: build, compat, bump, release -----------------------------------------
+# The rules live in tools/ (release_facts.py, check_compat.py, check_dists.py, bump_version.py);
+# these sessions build the distributions and run them in fresh virtual environments.
+def _release_tools():
+    """tools/release_facts.py and tools/check_compat.py (they need `packaging`, which nox itself depends on)."""
+    import sys
+
+    tools = str(ROOT / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import check_compat
+    import release_facts
+    return release_facts, check_compat
+
+
+def _fresh_venv(session, where):
+    """A new, empty virtual environment at ``where`` made by the session's Python; returns its python."""
+    import shutil
+
+    shutil.rmtree(where, ignore_errors=True)
+    session.run("python", "-m", "venv", str(where), silent=True)
+    return str(where / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+
+
+def _needle_wheels_for(wheel, wheels):
+    """The wheels among ``wheels`` ({dist: path}) that ``wheel`` needs (its needle-* requirements, transitively)."""
+    import check_dists
+    from packaging.requirements import Requirement
+
+    todo, found = [wheel], []
+    while todo:
+        for line in check_dists.wheel_facts(todo.pop())["requires"]:
+            req = Requirement(line)
+            dep = wheels.get(req.name)
+            if req.marker is None and dep is not None and dep != wheel and dep not in found:
+                found.append(dep)
+                todo.append(dep)
+    return found
+
+
+def _build_and_check(session, pkgs):
+    """sdist + wheel of each package into dist/<name>/, twine check, tree-vs-build checks, fresh-venv smoke test."""
+    import shutil
+
+    tools = ROOT / "tools"
+    wheels = {}
+    for pkg in pkgs:
+        out = ROOT / "dist" / pkg.name
+        shutil.rmtree(out, ignore_errors=True)
+        session.run("python", "-m", "build", "--outdir", str(out), str(pkg.path))  # the wheel is built from the sdist
+        session.run("twine", "check", "--strict", *sorted(str(p) for p in out.iterdir()))
+        session.run("python", str(tools / "check_dists.py"), "check", str(out))
+        wheels[pkg.name] = next(out.glob("*.whl"))
+    for earlier in sorted((ROOT / "dist").glob("needle-*/*.whl")):  # needle deps built by an earlier run
+        wheels.setdefault(earlier.parent.name, earlier)
+    tmp = Path(session.create_tmp())
+    for pkg in pkgs:
+        wheel = wheels[pkg.name]
+        python = _fresh_venv(session, tmp / f"venv-{pkg.name}")
+        needs = _needle_wheels_for(wheel, wheels)
+        session.run(python, "-m", "pip", "install", "-q", str(wheel), *map(str, needs), external=True)
+        with session.chdir(tmp):  # nothing from the source tree on sys.path
+            session.run(python, str(tools / "check_dists.py"), "smoke", str(wheel), external=True)
+    return wheels
+
+
+@nox.session
+def build(session):
+    """Every package (or those named after --): sdist + wheel in dist/<name>/, metadata checked, installed and imported."""
+    session.install("build>=1.2", "twine>=5", "packaging>=22")
+    facts, _ = _release_tools()
+    _build_and_check(session, [facts.package(n) for n in session.posargs] or facts.packages())
+
+
+@nox.session
+def compat(session):
+    """Each package's tests against the oldest and the newest needle-core its range claims, in fresh venvs."""
+    import shutil
+    import subprocess
+
+    session.install("packaging>=22", "pytest>=7")
+    facts, check_compat = _release_tools()
+    session.run("python", "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-q",
+                str(ROOT / "tools" / "tests"))  # the rules themselves, on made-up claims
+    session.run("python", str(ROOT / "tools" / "check_compat.py"))  # the matrix; fails on a false/untestable claim
+    entries, _ = check_compat.matrix()
+    entries = [e for e in entries if not session.posargs or e.package.name in session.posargs]
+    tmp = Path(session.create_tmp())
+    house = tmp / "wheels"
+    shutil.rmtree(house, ignore_errors=True)
+
+    def wheel(src, name, native=False):
+        out = house / name
+        # A fixed build dir keeps C++ rebuilds incremental between runs (and apart from other sessions').
+        extra = ["-C", f"build-dir={tmp / 'build' / name}"] if native else []
+        session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *extra, str(src))
+        return next(out.glob("*.whl"))
+
+    core_wheels = {}
+    for core in {c.version: c for e in entries for c in e.cores}.values():
+        src = facts.package(facts.CORE).path
+        if core.tag:  # a release: its files exactly as tagged
+            dest = tmp / "src" / core.tag
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", core.tag, "packages/needle-core"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+            src = dest / "packages" / "needle-core"
+        core_wheels[core.version] = wheel(src, f"needle-core-{core.version}")
+    tree = {p.name: wheel(p.path, p.name, "scikit_build" in p.pyproject["build-system"]["build-backend"])
+            for p in facts.packages() if p.name != facts.CORE and p.name in {e.package.name for e in entries}
+            | {r for e in entries for r in ("needle-nn", "needle-data") if e.package.requirement(r)}}
+    results = []
+    for entry in entries:
+        for core in entry.cores:
+            label = f"{entry.package.name} {entry.package.version} + needle-core {core.version} ({core.source})"
+            session.log(f"compat: {label}")
+            python = _fresh_venv(session, tmp / f"venv-{entry.package.name}-{core.version}")
+            own = tree[entry.package.name]
+            try:
+                session.run(python, "-m", "pip", "install", "-q", str(core_wheels[core.version]), str(own),
+                            *map(str, _needle_wheels_for(own, tree)), "pytest>=7", external=True)
+                with session.chdir(tmp):
+                    session.run(python, str(ROOT / "tools" / "check_dists.py"), "smoke", str(own), external=True)
+                    session.run(python, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+                                "-q", str(entry.package.path / "tests"), external=True)
+                results.append(("ok", label))
+            except nox.command.CommandFailed:
+                results.append(("FAILED", label))
+    for status, label in results:
+        session.log(f"{status:>6}  {label}")
+    failed = [label for status, label in results if status != "ok"]
+    if failed:
+        session.error(f"{len(failed)} claimed combination(s) fail: " + "; ".join(failed))
+
+
+@nox.session(venv_backend="none")
+def bump(session):
+    """Set one package's version: nox -s bump -- needle-nn 0.2.0 (refused unless CHANGELOG.md has '## 0.2.0')."""
+    if not session.posargs:
+        session.error("usage: nox -s bump -- PACKAGE VERSION   (e.g. nox -s bump -- needle-nn 0.2.0)")
+    import sys
+
+    session.run(sys.executable, str(ROOT / "tools" / "bump_version.py"), *session.posargs, external=True)
+
+
+@nox.session
+def release(session):
+    """Release check of one package: nox -s release -- needle-nn (changelog, build, metadata, install; no upload)."""
+    if len(session.posargs) != 1:
+        session.error("usage: nox -s release -- PACKAGE")
+    session.install("build>=1.2", "twine>=5", "packaging>=22")
+    facts, _ = _release_tools()
+    pkg = facts.package(session.posargs[0])
+    session.run("python", str(ROOT / "tools" / "bump_version.py"), "--check", pkg.name)
+    session.run("python", str(ROOT / "tools" / "check_compat.py"))
+    _build_and_check(session, [pkg])
+    session.log(f"{pkg.name} {pkg.version} is ready: dist/{pkg.name}/ holds the sdist and wheel; tag it with "
+                f"`git tag {facts.tag_name(pkg.name, pkg.version)}` and upload with `twine upload dist/{pkg.name}/*`")
