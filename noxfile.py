@@ -197,7 +197,7 @@ def _build_and_check(session, pkgs):
 
 @nox.session
 def build(session):
-    """Every package (or those named after --): sdist + wheel in dist/<name>/, metadata checked, installed and imported."""
+    """Every package (or those named after --): sdist + wheel in dist/<name>/, checked, installed, imported."""
     session.install("build>=1.2", "twine>=5", "packaging>=22")
     facts, _ = _release_tools()
     _build_and_check(session, [facts.package(n) for n in session.posargs] or facts.packages())
@@ -239,9 +239,11 @@ def compat(session):
             subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
             src = dest / "packages" / "needle-core"
         core_wheels[core.version] = wheel(src, f"needle-core-{core.version}")
-    tree = {p.name: wheel(p.path, p.name, "scikit_build" in p.pyproject["build-system"]["build-backend"])
-            for p in facts.packages() if p.name != facts.CORE and p.name in {e.package.name for e in entries}
-            | {r for e in entries for r in ("needle-nn", "needle-data") if e.package.requirement(r)}}
+    others = [p for p in facts.packages() if p.name != facts.CORE]
+    needed = {e.package.name for e in entries} | {p.name for e in entries for p in others
+                                                  if e.package.requirement(p.name)}  # needle-dist needs nn, data
+    tree = {p.name: wheel(p.path, p.name, native="scikit_build" in p.pyproject["build-system"]["build-backend"])
+            for p in others if p.name in needed}
     results = []
     for entry in entries:
         for core in entry.cores:
