@@ -401,7 +401,11 @@ def main(argv=None):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if command == "check":
-        return check(args.name)
+        try:
+            return check(args.name)
+        except BrokenPipeError:  # `python -m needle check NAME | head`: the verdict is lost, say so by the status
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
 
