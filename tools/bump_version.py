@@ -28,7 +28,7 @@ class Refused(Exception):
 
 def changelog_problem(pkg, version, release=False):
     """Why ``pkg``'s CHANGELOG.md does not allow releasing ``version`` (None when it does)."""
-    rel = pkg.changelog.relative_to(ROOT)
+    rel = pkg.changelog.relative_to(pkg.path.parent.parent)
     if not pkg.changelog.exists():
         return f"{rel} does not exist; create it with a '## {version}' section listing the changes"
     section = pkg.changelog_sections().get(version)
@@ -41,9 +41,9 @@ def changelog_problem(pkg, version, release=False):
     return None
 
 
-def bump(name, new):
+def bump(name, new, root=ROOT):
     """Write ``new`` into ``name``'s version file; returns (package, old version)."""
-    pkg = package(name)
+    pkg = package(name, root)
     try:
         version = Version(new)
     except InvalidVersion:
@@ -64,32 +64,32 @@ def bump(name, new):
     return pkg, old
 
 
-def outdated_dependents(core_version):
+def outdated_dependents(core_version, root=ROOT):
     """Packages whose needle-core range excludes ``core_version`` (each as 'name (claim)')."""
     out = []
-    for pkg in packages():
+    for pkg in packages(root):
         req = pkg.requirement(CORE)
         if req is not None and not req.specifier.contains(core_version, prereleases=True):
             out.append(f"{pkg.name} ({CORE}{req.specifier})")
     return out
 
 
-def _git(*args):
+def _git(root, *args):
     """git's stdout, or "" when git or the revision is missing (an unpacked sdist has no history)."""
     try:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
     except OSError:
         return ""
 
 
-def release_check(name):
+def release_check(name, root=ROOT):
     """Raise Refused unless ``name``'s current version is ready to be tagged and built."""
-    pkg = package(name)
+    pkg = package(name, root)
     problem = changelog_problem(pkg, pkg.version, release=True)
     if problem:
         raise Refused(problem)
     tag = tag_name(pkg.name, pkg.version)
-    tagged, head = _git("rev-list", "-n", "1", tag), _git("rev-parse", "HEAD")
+    tagged, head = _git(root, "rev-list", "-n", "1", tag), _git(root, "rev-parse", "HEAD")
     if tagged and tagged != head:
         raise Refused(f"tag {tag} already marks another commit ({tagged[:10]}): {pkg.name} {pkg.version} was "
                       "released; bump the version first")

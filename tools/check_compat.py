@@ -46,7 +46,7 @@ def check_changelog(pkg):
     section = pkg.changelog_sections().get(pkg.version)
     if section is None:
         return [f"{pkg.name}: CHANGELOG.md has no '## {pkg.version}' section for the version in "
-                f"{pkg.version_file.relative_to(ROOT)}"]
+                f"{pkg.version_file.relative_to(pkg.path)}"]
     if not section.entries:
         return [f"{pkg.name}: CHANGELOG.md section '{section.heading}' is empty"]
     return []
