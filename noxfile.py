@@ -184,7 +184,7 @@ def _build_and_check(session, pkgs):
         wheels[pkg.name] = next(out.glob("*.whl"))
     for earlier in sorted((ROOT / "dist").glob("needle-*/*.whl")):  # needle deps built by an earlier run
         wheels.setdefault(earlier.parent.name, earlier)
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     for pkg in pkgs:
         wheel = wheels[pkg.name]
         python = _fresh_venv(session, tmp / f"venv-{pkg.name}")
@@ -216,7 +216,7 @@ def compat(session):
     session.run("python", str(ROOT / "tools" / "check_compat.py"))  # the matrix; fails on a false/untestable claim
     entries, _ = check_compat.matrix()
     entries = [e for e in entries if not session.posargs or e.package.name in session.posargs]
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     house = tmp / "wheels"
     shutil.rmtree(house, ignore_errors=True)
 
