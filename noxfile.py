@@ -1,4 +1,4 @@
-"""Nox sessions for the Needle monorepo.
+"""Nox sessions for the Needle monorepo. `nox` alone runs lint, tests, dist and third_party (CI).
 
     nox -s tests            every backend: numpy, cpu (builds needle-cpu), cuda (skips without a GPU)
     nox -s "tests(backend='numpy')"   one backend
@@ -6,6 +6,8 @@
     nox -s demo             train the MLP on the bundled MNIST subset
     nox -s bench            benchmarks against numpy and PyTorch (installs torch==2.13.0 here only)
     nox -s sanitize         needle-cpu built with ASan/UBSan, conformance suite on it
+    nox -s dist             needle-dist: 2 and 3 MPI ranks on this machine
+    nox -s third_party      the example out-of-tree backend, pip-installed into a fresh venv
 """
 import os
 from pathlib import Path
@@ -14,7 +16,7 @@ import nox
 
 ROOT = Path(__file__).parent
 PACKAGES = ROOT / "packages"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "dist", "third_party"]  # what `nox` (and CI) runs
 nox.options.reuse_venv = "yes"
 
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
@@ -71,6 +73,14 @@ def tests(session, backend):
         _pytest(session, *_package_tests("needle-nn", "needle-data"), env=env)
         with session.chdir(session.create_tmp()):
             _pytest(session, "--pyargs", "needle.testing", env=env)
+
+
+@nox.session
+def dist(session):
+    """needle-dist: 2 and 3 ranks under mpiexec on this machine (loopback only)."""
+    session.install(*TEST_DEPS)
+    _install(session, *CORE_SET, "needle-dist")  # pulls mpi4py + mpich; mpiexec lands in the venv's bin/
+    _pytest(session, "-rs", *_package_tests("needle-dist"), env={"NEEDLE_BACKEND": "numpy"})
 
 
 @nox.session
