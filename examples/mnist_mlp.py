@@ -3,6 +3,7 @@
     python examples/mnist_mlp.py                 # train with defaults (fastest backend installed)
     python examples/mnist_mlp.py train --epochs 5 --backend numpy --seed 0
     python examples/mnist_mlp.py evaluate demo-output/mnist_mlp.npz
+    mpiexec -n 2 python examples/mnist_mlp.py --distributed   # needs needle-dist
 
 Training prints a progress bar per epoch, loss and accuracy per epoch and the final test
 accuracy, and writes a checkpoint and a loss/accuracy plot (PNG) to --out.
@@ -142,6 +143,12 @@ def evaluate(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--distributed" in argv and "-h" not in argv and "--help" not in argv:
+        # Data-parallel mode, run under mpiexec: the same model, trained by mnist_distributed.py.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import mnist_distributed
+        return mnist_distributed.main([a for a in argv if a != "train"])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train the MLP (the default command)")
@@ -157,6 +164,8 @@ def main(argv=None):
         p.add_argument("--lr", type=float, default=0.002, help="Adam learning rate")
         p.add_argument("--weight-decay", type=float, default=1e-4)
         p.add_argument("--out", default="demo-output", help="folder for the checkpoint and the plot")
+        p.add_argument("--distributed", action="store_true",
+                       help="data-parallel over MPI: mpiexec -n 2 python examples/mnist_mlp.py --distributed")
     args = parser.parse_args(argv)
     if args.command == "evaluate":
         return evaluate(args)
