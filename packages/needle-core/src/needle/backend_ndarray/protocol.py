@@ -68,7 +68,9 @@ REQUIRED_KERNELS = (
 #: ``ewise_sub(a, b, out)``, ``scalar_rsub(a, val, out)`` (val - a), ``scalar_rdiv(a, val, out)``
 #: (val / a), ``ewise_neg(a, out)``, ``ewise_sqrt(a, out)``, ``ewise_sigmoid(a, out)``,
 #: ``ewise_relu(a, out)``, ``ewise_power(a, b, out)``,
-#: ``matmul_batched(a, b, out, batch, m, n, p)`` (compact (batch, m, n) @ (batch, n, p)).
+#: ``matmul_batched(a, b, out, batch, m, n, p)`` (compact (batch, m, n) @ (batch, n, p)),
+#: ``conv2d_nhwc(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw)`` (NHWC input already padded;
+#: see ``needle/ops/ops_conv.py``).
 OPTIONAL_KERNELS = (
     "ewise_sub",
     "scalar_rsub",
@@ -79,6 +81,7 @@ OPTIONAL_KERNELS = (
     "ewise_relu",
     "ewise_power",
     "matmul_batched",
+    "conv2d_nhwc",
 )
 
 
