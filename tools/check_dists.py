@@ -119,7 +119,11 @@ def smoke(wheel):
         problems.append(f"python -m needle failed: {report.stderr.strip()[-500:]}")
     else:
         info = json.loads(report.stdout)
+        if "compatibility" not in info:
+            problems.append("python -m needle --json reports no 'compatibility' (needle-core too old for this check)")
         problems += [f"python -m needle: {p}" for p in info.get("compatibility", [])]
+        print(f"  python -m needle: {', '.join(f'{n} {v}' for n, v in info['distributions'].items())}; "
+              f"{len(info.get('compatibility', []))} combination(s) outside the declared ranges")
         problems += [f"python -m needle: plugin error {e}" for e in info.get("plugin_errors", [])]
     return problems
 
