@@ -119,8 +119,8 @@ def smoke(wheel):
         problems.append(f"python -m needle failed: {report.stderr.strip()[-500:]}")
     else:
         info = json.loads(report.stdout)
-        if "compatibility" not in info:
-            problems.append("python -m needle --json reports no 'compatibility' (needle-core too old for this check)")
+        if "compatibility" not in info:  # a needle-core from before the range report: nothing to hold against
+            print("  python -m needle: this needle-core does not report declared ranges")
         problems += [f"python -m needle: {p}" for p in info.get("compatibility", [])]
         print(f"  python -m needle: {', '.join(f'{n} {v}' for n, v in info['distributions'].items())}; "
               f"{len(info.get('compatibility', []))} combination(s) outside the declared ranges")
