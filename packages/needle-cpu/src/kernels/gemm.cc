@@ -5,6 +5,7 @@
 // so any m, n, p works. Threads split the rows of C (or, for short wide products, its columns).
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
 
 #include "kernels/buffer.h"
 #include "kernels/cpu_features.h"
@@ -18,9 +19,12 @@ using i64 = std::int64_t;
 
 // Block sizes for 32 KiB L1d / 512 KiB L2 per core: a 256 x 16 B panel is 16 KiB (L1), a
 // 96 x 256 A block 96 KiB (L2), a 256 x 4096 B block 4 MiB (L3).
-constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
+static i64 envi(const char* n, i64 d) { const char* e = getenv(n); return e ? atoll(e) : d; }
+#define kKC envi("TKC", 256)
+#define kMC envi("TMC", 96)
+#define kNC envi("TNC", 4096)
 // Below this many multiply-adds one thread is faster than waking another.
-constexpr i64 kParallelMacs = i64(1) << 17;
+constexpr i64 kParallelMacs = i64(1) << 19;
 
 MicroKernel pick_kernel() {
   if (active_isa() == Isa::kAvx2) {
@@ -72,6 +76,24 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
+// Per-thread scratch for packed A blocks; pool threads persist, so it is allocated once.
+float* thread_a_buffer(std::size_t count) {
+  struct Scratch {
+    float* p = nullptr;
+    std::size_t n = 0;
+    ~Scratch() { free_floats(p, n); }
+  };
+  thread_local Scratch s;
+  if (s.n < count) {
+    free_floats(s.p, s.n);
+    s.p = nullptr;
+    s.n = 0;
+    s.p = alloc_floats(count);
+    s.n = count;
+  }
+  return s.p;
+}
+
 }  // namespace
 
 void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
@@ -91,67 +113,69 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
   const i64 ncb = even_block(p, kNC, nr);
   const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
 
-  int want = nthreads > 0 ? nthreads : num_threads();
-  if (m * n * p < kParallelMacs) want = 1;
+  int nt = nthreads > 0 ? nthreads : num_threads();
+  if (m * n * p < kParallelMacs) nt = 1;
+
+  // Work is handed out as chunks (a block of rows x a group of B panels) from a shared counter,
+  // about four per thread: no barrier, and a thread the OS has not scheduled yet simply gets
+  // fewer chunks instead of stalling the others.
   const i64 row_units = ceil_div(m, mr);
-  want = static_cast<int>(std::min<i64>(want, std::max(row_units, panels_max)));
+  const i64 want = nt > 1 ? 4 * nt : 1;
+  const i64 row_chunks = std::min(row_units, want);
+  const i64 rows_per = round_up(ceil_div(m, row_chunks), mr);
+  const i64 n_row_chunks = ceil_div(m, rows_per);
+  const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, n_row_chunks)));
 
   Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
+  // even_block(t, kMC, mr) <= round_up(min(t, kMC), mr) for every chunk's t <= rows_per.
+  const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb);
 
-  auto body = [&](int tid, int nt, Barrier& barrier) {
-    // Thread grid: split rows when there are enough MR-row units, else split B's panels.
-    const bool by_rows = row_units >= 2 * nt || panels_max < nt;
-    const int tm = by_rows ? nt : 1, tp = by_rows ? 1 : nt;
-    const int ti = tid / tp, tj = tid % tp;
-    i64 r0, r1;
-    split_range(m, ti, tm, mr, &r0, &r1);
-    const i64 mcb = r1 > r0 ? even_block(r1 - r0, kMC, mr) : mr;
-    Workspace apack(static_cast<std::size_t>(mcb * kcb));
-    alignas(64) float edge[16 * 16];
+  for (i64 jc = 0; jc < p; jc += ncb) {
+    const i64 nc = std::min(ncb, p - jc);
+    const i64 panels = ceil_div(nc, nr);
+    for (i64 pc = 0; pc < n; pc += kcb) {
+      const i64 kc = std::min(kcb, n - pc);
+      const bool accumulate = pc > 0 || bias != nullptr;
+      const float* bsrc = B + pc * ldb + jc;
 
-    for (i64 jc = 0; jc < p; jc += ncb) {
-      const i64 nc = std::min(ncb, p - jc);
-      const i64 panels = ceil_div(nc, nr);
-      for (i64 pc = 0; pc < n; pc += kcb) {
-        const i64 kc = std::min(kcb, n - pc);
-        const bool accumulate = pc > 0 || bias != nullptr;
+      const i64 pack_chunks = nt > 1 ? std::min(panels, want) : 1;
+      parallel_chunks(nt, pack_chunks, [&](i64 c) {
         i64 q0, q1;
-        split_range(panels, tid, nt, 1, &q0, &q1);
-        for (i64 j = q0; j < q1; ++j) pack_b_panel(B + pc * ldb + jc, ldb, kc, nc, nr, j, bpack.p);
-        barrier.wait();
+        split_range(panels, c, pack_chunks, 1, &q0, &q1);
+        for (i64 j = q0; j < q1; ++j) pack_b_panel(bsrc, ldb, kc, nc, nr, j, bpack.p);
+      });
 
-        split_range(panels, tj, tp, 1, &q0, &q1);
+      const i64 groups = std::min(col_groups, panels);
+      parallel_chunks(nt, n_row_chunks * groups, [&](i64 c) {
+        const i64 r0 = c / groups * rows_per, r1 = std::min(m, r0 + rows_per);
+        i64 q0, q1;
+        split_range(panels, c % groups, groups, 1, &q0, &q1);
+        const i64 mcb = even_block(r1 - r0, kMC, mr);
+        float* apack = thread_a_buffer(a_need);
+        alignas(64) float edge[16 * 16];
         for (i64 ic = r0; ic < r1; ic += mcb) {
           const i64 mc = std::min(mcb, r1 - ic);
-          pack_a(A + ic * lda + pc, lda, mc, kc, mr, apack.p);
+          pack_a(A + ic * lda + pc, lda, mc, kc, mr, apack);
           for (i64 j = q0; j < q1; ++j) {
             const i64 cols = std::min<i64>(nr, nc - j * nr);
             const float* bp = bpack.p + j * kc * nr;
             for (i64 ir = 0; ir < mc; ir += mr) {
               const i64 rows = std::min<i64>(mr, mc - ir);
-              float* c = C + (ic + ir) * ldc + jc + j * nr;
-              const float* ap = apack.p + ir * kc;
+              float* cp = C + (ic + ir) * ldc + jc + j * nr;
+              const float* ap = apack + ir * kc;
               if (rows == mr && cols == nr) {
-                uk.fn(kc, ap, bp, c, ldc, accumulate);
+                uk.fn(kc, ap, bp, cp, ldc, accumulate);
               } else {
                 uk.fn(kc, ap, bp, edge, nr, false);
                 for (i64 r = 0; r < rows; ++r)
                   for (i64 q = 0; q < cols; ++q)
-                    c[r * ldc + q] = accumulate ? c[r * ldc + q] + edge[r * nr + q] : edge[r * nr + q];
+                    cp[r * ldc + q] = accumulate ? cp[r * ldc + q] + edge[r * nr + q] : edge[r * nr + q];
               }
             }
           }
         }
-        barrier.wait();  // the B block is repacked next round
-      }
+      });
     }
-  };
-
-  if (want <= 1) {
-    Barrier solo(1);
-    body(0, 1, solo);
-  } else {
-    parallel_run(want, body);
   }
 }
 

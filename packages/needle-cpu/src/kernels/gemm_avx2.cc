@@ -39,6 +39,10 @@ void kernel_6x16(std::int64_t kc, const float* __restrict Ap, const float* __res
     c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51); \
   }
 
+  for (int r = 0; r < MR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + NR - 1), _MM_HINT_T0);
+  }
   std::int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
     _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * NR), _MM_HINT_T0);
