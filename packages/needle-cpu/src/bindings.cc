@@ -335,6 +335,27 @@ PYBIND11_MODULE(_core, m) {
      "The course's tiled matmul on tile-major layouts (m/T, n/T, T, T) with T = __tile_size__.");
   m.attr("TILE") = needle_cpu::kTile;
 
+  m.def("conv2d_nhwc", [](const Buffer& a, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out,
+                          i64 kh, i64 kw, i64 sh, i64 sw) {
+    const char* k = "conv2d_nhwc";
+    for (auto [name, v] : {std::pair<const char*, i64>{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out},
+                           {"kh", kh}, {"kw", kw}, {"sh", sh}, {"sw", sw}})
+      count_arg(k, name, v);
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1) fail("conv2d_nhwc: kernel size and stride must be >= 1");
+    if (h < kh || w < kw)
+      fail("conv2d_nhwc: input " + std::to_string(h) + "x" + std::to_string(w) + " is smaller than the kernel " +
+           std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h - kh) / sh + 1, wo = (w - kw) / sw + 1;
+    need_size(k, "a", a, product(k, {n, h, w, c_in}), false);
+    need_size(k, "b", b, product(k, {kh, kw, c_in, c_out}), false);
+    need_size(k, "out", out, product(k, {n, ho, wo, c_out}), false);
+    if (overlaps(a, out) || overlaps(b, out)) fail("conv2d_nhwc: out must not be a or b");
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc(a.data(), b.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+     "NHWC convolution of the padded input a (n, h, w, c_in) with b (kh, kw, c_in, c_out), strides (sh, sw).");
+
   m.def("reduce_sum", [](const Buffer& a, Buffer& out, i64 reduce_size) {
     count_arg("reduce_sum", "reduce_size", reduce_size);
     need_size("reduce_sum", "a", a, product("reduce_sum", {out.size(), reduce_size}), false);

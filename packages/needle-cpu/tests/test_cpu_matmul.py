@@ -128,3 +128,40 @@ def test_thread_counts_agree(rng):
             assert_matmul_close(from_buffer(out, (150, 190)), a, b)
     finally:
         needle_cpu.set_num_threads(before)
+
+
+def _conv_reference(a, b, sh, sw):
+    n, h, w, _ = a.shape
+    kh, kw, _, c_out = b.shape
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = np.zeros((n, ho, wo, c_out))
+    for p in range(kh):
+        for q in range(kw):
+            patch = a[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw, :].astype(np.float64)
+            out += patch @ b[p, q].astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("n,h,w,c_in,c_out,kh,kw,sh,sw", [
+    (1, 1, 1, 1, 1, 1, 1, 1, 1), (2, 5, 7, 3, 4, 3, 3, 1, 1), (3, 9, 8, 2, 5, 3, 2, 2, 3),
+    (2, 34, 34, 16, 32, 3, 3, 1, 1), (1, 6, 6, 3, 7, 6, 6, 1, 1), (4, 11, 13, 5, 3, 1, 1, 2, 2),
+])
+def test_conv2d_nhwc(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw):
+    a = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    b = rng.standard_normal((kh, kw, c_in, c_out)).astype(np.float32)
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = B.Array(n * ho * wo * c_out)
+    B.conv2d_nhwc(to_buffer(a), to_buffer(b), out, n, h, w, c_in, c_out, kh, kw, sh, sw)
+    got = from_buffer(out, (n, ho, wo, c_out))
+    np.testing.assert_allclose(got, _conv_reference(a, b, sh, sw), rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_nhwc_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        B.conv2d_nhwc(B.Array(4), B.Array(9), B.Array(1), 1, 2, 2, 1, 1, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        B.conv2d_nhwc(B.Array(9), B.Array(9), B.Array(1), 1, 3, 3, 1, 1, 3, 3, 0, 1)
+    with pytest.raises(ValueError, match="buffer a"):
+        B.conv2d_nhwc(B.Array(8), B.Array(9), B.Array(1), 1, 3, 3, 1, 1, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="buffer out"):
+        B.conv2d_nhwc(B.Array(50), B.Array(9), B.Array(8), 2, 5, 5, 1, 1, 3, 3, 1, 1)

@@ -29,3 +29,14 @@ constexpr int kTile = 8;
 void matmul_tiled(const float* a, const float* b, float* out, std::int64_t m, std::int64_t n, std::int64_t p);
 
 }  // namespace needle_cpu
+
+namespace needle_cpu {
+
+// NHWC convolution, no padding (the caller pads): a (n, h, w, c_in) compact, b (kh, kw, c_in, c_out)
+// compact, out (n, (h - kh) / sh + 1, (w - kw) / sw + 1, c_out). Blocks of output pixels are
+// gathered into im2col rows (kh runs of kw * c_in contiguous floats each) and multiplied by b.
+void conv2d_nhwc(const float* a, const float* b, float* out, std::int64_t n, std::int64_t h, std::int64_t w,
+                 std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw, std::int64_t sh,
+                 std::int64_t sw);
+
+}  // namespace needle_cpu

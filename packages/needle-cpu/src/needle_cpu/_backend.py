@@ -55,6 +55,7 @@ ewise_relu = _core.ewise_relu
 matmul = _core.matmul
 matmul_batched = _core.matmul_batched
 matmul_tiled = _core.matmul_tiled
+conv2d_nhwc = _core.conv2d_nhwc
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max
