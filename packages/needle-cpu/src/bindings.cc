@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -118,7 +119,12 @@ Buffer* make_array(const py::object& size, const py::object& dtype) {
   Py_DECREF(index);
   if (overflow || n < 0 || n > kMaxElements)
     fail("Array: size=" + py::repr(size).cast<std::string>() + " must be in [0, 2**58]");
-  return new Buffer(n);
+  try {
+    return new Buffer(n);
+  } catch (const std::bad_alloc&) {
+    PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld float32 elements (%lld bytes)", n, n * 4LL);
+    throw py::error_already_set();
+  }
 }
 
 bool overlaps(const Buffer& x, const Buffer& y) { return &x == &y || x.data() == y.data(); }

@@ -123,3 +123,16 @@ def test_numpy_integer_arguments_accepted():
     a = buf(6, 2.0)
     got = B.to_numpy(a, (np.int64(2), np.int32(3)), (np.int64(3), 1), np.int64(0))
     np.testing.assert_array_equal(got, np.full((2, 3), 2.0, np.float32))
+
+
+def test_impossible_allocation_raises_memory_error():
+    with pytest.raises(MemoryError, match="cannot allocate"):
+        B.Array(2**50)
+
+
+def test_buffer_view_keeps_buffer_alive():
+    a = buf(10, 3.0)
+    view = np.asarray(a)
+    del a
+    view[:] += 1
+    np.testing.assert_array_equal(view, np.full(10, 4.0, np.float32))
