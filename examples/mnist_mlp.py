@@ -21,23 +21,7 @@ import needle.data as data
 import needle.nn as nn
 import needle.optim as optim
 
-try:
-    from tqdm import tqdm
-except ImportError:  # the bar is a nicety; training works without it
-    def tqdm(iterable, **kwargs):
-        return iterable
-
-
-def pick_device(name):
-    """The device for --backend: 'auto' takes the fastest one installed."""
-    if name == "auto":
-        if ndl.cuda().enabled():
-            return ndl.cuda()
-        return ndl.cpu()
-    dev = ndl.device(name)
-    if not dev.enabled():
-        sys.exit(f"--backend {name}: {dev.disabled_reason}")
-    return dev
+from _common import pick_device, run_classification_epoch  # examples/_common.py
 
 
 def build_model(hidden, device):
@@ -53,24 +37,6 @@ def load_split(train):
     paths = data.mnist_paths()
     split = "train" if train else "test"
     return data.MNISTDataset(paths[f"{split}_images"], paths[f"{split}_labels"])
-
-
-def run_epoch(model, loader, loss_fn, opt=None, desc=""):
-    """One pass over ``loader``; trains when ``opt`` is given. Returns (mean loss, accuracy)."""
-    model.train() if opt is not None else model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
-    for x, y in tqdm(loader, desc=desc, leave=False, unit="batch", disable=None):  # bars on a terminal only
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        if opt is not None:
-            opt.reset_grad()
-            loss.backward(create_graph=False)
-            opt.step()
-        n = x.shape[0]
-        total_loss += loss.item() * n
-        correct += int((logits.numpy().argmax(axis=1) == y.numpy()).sum())
-        seen += n
-    return total_loss / seen, correct / seen
 
 
 def save_plot(history, path):
@@ -111,8 +77,9 @@ def train(args):
           f"| MLP 784-{args.hidden}-10 | {args.epochs} epochs")
     history, start = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        train_loss, train_acc = run_epoch(model, train_loader, loss_fn, opt, desc=f"epoch {epoch}/{args.epochs}")
-        test_loss, test_acc = run_epoch(model, test_loader, loss_fn, desc="eval")
+        train_loss, train_acc = run_classification_epoch(model, train_loader, loss_fn, opt,
+                                                         desc=f"epoch {epoch}/{args.epochs}")
+        test_loss, test_acc = run_classification_epoch(model, test_loader, loss_fn, desc="eval")
         schedule.step()
         history.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                             test_loss=test_loss, test_acc=test_acc))
@@ -137,7 +104,7 @@ def evaluate(args):
     model = build_model(hidden, device)
     model.load_state_dict(nn.load(ckpt))
     loader = data.DataLoader(load_split(False), batch_size=500, device=device)
-    loss, acc = run_epoch(model, loader, nn.SoftmaxLoss(), desc="eval")
+    loss, acc = run_classification_epoch(model, loader, nn.SoftmaxLoss(), desc="eval")
     print(f"checkpoint {ckpt}: test loss {loss:.4f}, test accuracy {acc:.4f} on {len(loader.dataset)} images")
     return acc
 
