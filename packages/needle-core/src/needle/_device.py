@@ -38,6 +38,8 @@ class BackendDevice:
         return f"{self.name}({self.index})" if self.index else f"{self.name}()"
 
     def __eq__(self, other):
+        if other is self:  # the common case: devices are cached, so one device is one object
+            return True
         return isinstance(other, BackendDevice) and (self.name, self.index) == (other.name, other.index)
 
     def __hash__(self):
@@ -85,7 +87,10 @@ class BackendDevice:
     @property
     def dtypes(self):
         """The dtype names this device's backend supports."""
-        return tuple(getattr(self.mod, "DTYPES", ("float32",)))
+        dtypes = self.__dict__.get("_dtypes")
+        if dtypes is None:  # cached: every new array checks its dtype against this
+            dtypes = self._dtypes = tuple(getattr(self.mod, "DTYPES", ("float32",)))
+        return dtypes
 
     def check_dtype(self, dtype):
         """Raise TypeError when this device's backend does not support ``dtype``."""
@@ -102,7 +107,7 @@ class BackendDevice:
 
     def __getattr__(self, name):
         # Only called for attributes the device lacks. Our own slots must never recurse here.
-        if name in ("_module", "_registry", "_optional", "name", "backend_name", "index", "mod"):
+        if name in ("_module", "_registry", "_optional", "_dtypes", "name", "backend_name", "index", "mod"):
             raise AttributeError(name)
         if name.startswith("_"):
             # Private and dunder names are probed by copy, pickle, IPython, numpy...: answer

@@ -69,7 +69,7 @@ class TensorOp(Op):
     """An op whose output is a Tensor."""
 
     def __call__(self, *args):
-        return Tensor.make_from_op(self, args)
+        return _make_from_op(Tensor, self, args)
 
 
 class TensorTupleOp(Op):
@@ -123,17 +123,34 @@ class Value:
     @classmethod
     def make_from_op(cls, op: Op, inputs: List["Value"]):
         """Apply ``op``; record the graph only when some input needs a gradient."""
-        value = cls.__new__(cls)
-        requires_grad = _grad_enabled and any(x.requires_grad for x in inputs)
-        if requires_grad or LAZY_MODE:
+        global TENSOR_COUNTER
+        requires_grad = False
+        if _grad_enabled:
+            for x in inputs:  # a plain loop: cheaper than any(genexpr) for one or two inputs
+                if x.requires_grad:
+                    requires_grad = True
+                    break
+        if LAZY_MODE:
+            value = cls.__new__(cls)
             value._init(op, list(inputs), requires_grad=requires_grad)
-            if not LAZY_MODE:
-                value.realize_cached_data()
+            return value
+        # Eager: compute first, then fill the node's fields directly (this runs once per op).
+        data = op.compute(*[x.cached_data if x.cached_data is not None else x.realize_cached_data()
+                            for x in inputs])
+        value = cls.__new__(cls)
+        TENSOR_COUNTER += 1
+        if requires_grad:
+            value.op, value.inputs = op, list(inputs)
         else:
             # Nothing upstream needs a gradient: keep the result, not the graph.
-            data = op.compute(*[x.realize_cached_data() for x in inputs])
-            value._init(None, [], cached_data=data, requires_grad=False)
+            value.op, value.inputs = None, []
+        value.num_outputs = 1
+        value.cached_data = data
+        value.requires_grad = requires_grad
         return value
+
+
+_make_from_op = Value.make_from_op.__func__
 
 
 def _as_ndarray(array, device, dtype):
@@ -168,7 +185,7 @@ class Tensor(Value):
 
     @staticmethod
     def make_from_op(op: Op, inputs: List["Value"]):
-        return Value.make_from_op.__func__(Tensor, op, inputs)
+        return _make_from_op(Tensor, op, inputs)
 
     @staticmethod
     def make_const(data, requires_grad=False):
@@ -194,17 +211,21 @@ class Tensor(Value):
         """A new leaf Tensor with the same data and no graph."""
         return Tensor.make_const(self.realize_cached_data())
 
+    # The data is read directly when present: these run several times per op.
     @property
     def shape(self):
-        return self.realize_cached_data().shape
+        data = self.cached_data
+        return (data if data is not None else self.realize_cached_data())._shape
 
     @property
     def dtype(self):
-        return self.realize_cached_data().dtype
+        data = self.cached_data
+        return (data if data is not None else self.realize_cached_data())._handle.dtype
 
     @property
     def device(self):
-        return self.realize_cached_data().device
+        data = self.cached_data
+        return (data if data is not None else self.realize_cached_data())._device
 
     @property
     def ndim(self):
@@ -464,7 +485,8 @@ def compute_gradient_of_variables(output_tensor, out_grad):
         if not node.requires_grad:
             continue
         for inp, grad in zip(node.inputs, node.op.gradient_as_tuple(total, node)):
-            if inp.requires_grad:
+            # An op may return None for an input that needs no gradient (work it skipped).
+            if inp.requires_grad and grad is not None:
                 grads.setdefault(id(inp), []).append(grad)
 
 

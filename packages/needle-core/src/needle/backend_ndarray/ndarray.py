@@ -69,7 +69,8 @@ class NDArray:
     it; everything else becomes float32.
     """
 
-    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "__weakref__")
+    # _compact caches is_compact() (None: not computed yet); the view fields never change after creation.
+    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "_compact", "__weakref__")
 
     def __init__(self, other, device=None, dtype=None):
         if isinstance(other, NDArray):
@@ -98,6 +99,7 @@ class NDArray:
         self._offset = other._offset
         self._device = other._device
         self._handle = other._handle
+        self._compact = other._compact
 
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset=0, dtype=_DEFAULT_DTYPE):
@@ -107,10 +109,27 @@ class NDArray:
         array._strides = compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
         array._device = device if device is not None else _devices.default_device()
+        array._compact = None
         if handle is None:
             array._device.check_dtype(dtype)
             handle = array._device.Array(prod(array._shape), dtype)
+            array._compact = strides is None
         array._handle = handle
+        return array
+
+    @staticmethod
+    def _fresh(shape, device, dtype):
+        """A new compact array; ``shape`` a tuple and ``dtype`` already valid for ``device``.
+
+        The hot path of every op's output: it skips ``make``'s argument normalising and checks.
+        """
+        array = object.__new__(NDArray)
+        array._shape = shape
+        array._strides = compact_strides(shape)
+        array._offset = 0
+        array._device = device
+        array._handle = device.Array(math.prod(shape), dtype)
+        array._compact = True
         return array
 
     # ---- properties -------------------------------------------------------------------
@@ -184,20 +203,24 @@ class NDArray:
         self._device.scalar_setitem(self.size, value, self._handle, self._shape, self._strides, self._offset)
 
     def copy(self):
-        out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+        out = NDArray._fresh(self._shape, self._device, self._handle.dtype)
         self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
         return out
 
     # ---- views ------------------------------------------------------------------------
     def is_compact(self):
         """True when the array is row-major contiguous and covers its whole buffer."""
-        return self._strides == compact_strides(self._shape) and self.size == self._handle.size
+        compact = self._compact
+        if compact is None:
+            compact = self._compact = self._strides == compact_strides(self._shape) and self.size == self._handle.size
+        return compact
 
     def compact(self):
         """This array if compact, else a compact copy."""
-        if self.is_compact():
-            return self
-        return self.copy()
+        compact = self._compact
+        if compact is None:
+            compact = self.is_compact()
+        return self if compact else self.copy()
 
     def as_strided(self, shape, strides):
         """A view with the given shape and strides (in elements) over the same buffer."""
@@ -363,30 +386,75 @@ class NDArray:
         self._device.ewise_setitem(other.compact()._handle, self._handle, view.shape, view.strides, view.offset)
 
     # ---- elementwise ------------------------------------------------------------------
-    def _binary(self, other, ewise, scalar, name):
+    def _binary(self, other, ewise, scalar, name, out=None):
+        """``ewise(self, other)`` or ``scalar(self, other)`` into a new array (or into ``out``)."""
+        device, dtype = self._device, self._handle.dtype
         if isinstance(other, NDArray):
-            if other._device != self._device:
-                raise ValueError(f"{name}: operands are on different devices ({self._device} and {other._device})")
-            if other.dtype != self.dtype:
-                raise TypeError(f"{name}: operands have different dtypes ({self.dtype} and {other.dtype})")
+            if other._device is not device and other._device != device:
+                raise ValueError(f"{name}: operands are on different devices ({device} and {other._device})")
+            if other._handle.dtype != dtype:
+                raise TypeError(f"{name}: operands have different dtypes ({dtype} and {other.dtype})")
             a, b = self, other
             if a._shape != b._shape:
                 shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
-            out = NDArray.make(a._shape, device=self._device, dtype=self.dtype)
+            if out is None:
+                out = NDArray._fresh(a._shape, device, dtype)
             ewise(a.compact()._handle, b.compact()._handle, out._handle)
         else:
-            out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+            if out is None:
+                out = NDArray._fresh(self._shape, device, dtype)
             scalar(self.compact()._handle, other, out._handle)
         return out
 
     def _kernel(self, name):
         return getattr(self._device, name)
 
-    def _unary(self, name):
-        out = NDArray.make(self._shape, device=self._device, dtype=self.dtype)
+    def _unary(self, name, out=None):
+        if out is None:
+            out = NDArray._fresh(self._shape, self._device, self._handle.dtype)
         self._kernel(name)(self.compact()._handle, out._handle)
         return out
+
+    # ---- in place (optimisers, gradient accumulation) ----------------------------------
+    # The kernels take an output buffer; giving them this array's own buffer updates it
+    # without allocating. Elementwise kernels read and write the same index, so aliasing
+    # an input with the output is safe. Only for compact arrays of the operands' shape.
+    def _check_inplace(self, other, name):
+        if not self.is_compact():
+            raise ValueError(f"{name}: in-place update needs a compact array")
+        if isinstance(other, NDArray) and other._shape != self._shape:
+            raise ValueError(f"{name}: in-place operand of shape {other._shape} for an array of shape {self._shape}")
+
+    def iadd(self, other):
+        """``self += other`` in place (other: an NDArray of this shape, or a scalar); returns self."""
+        self._check_inplace(other, "iadd")
+        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "iadd", out=self)
+
+    def imul(self, other):
+        """``self *= other`` in place; returns self."""
+        self._check_inplace(other, "imul")
+        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "imul", out=self)
+
+    def isub(self, other):
+        """``self -= other`` in place (other: an NDArray of this shape); returns self."""
+        self._check_inplace(other, "isub")
+        sub = self._device.optional("ewise_sub")
+        if sub is not None:
+            return self._binary(other, sub, None, "isub", out=self)
+        return self.iadd(-other)
+
+    def idiv(self, other):
+        """``self /= other`` in place; returns self."""
+        self._check_inplace(other, "idiv")
+        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "idiv", out=self)
+
+    def isqrt(self):
+        """``self = sqrt(self)`` in place; returns self."""
+        self._check_inplace(None, "isqrt")
+        if self._device.optional("ewise_sqrt") is not None:
+            return self._unary("ewise_sqrt", out=self)
+        return self._binary(0.5, None, self._device.scalar_power, "isqrt", out=self)
 
     def __add__(self, other):
         return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add")
@@ -520,10 +588,20 @@ class NDArray:
         if name == "max" and any(self._shape[a] == 0 for a in axes):
             raise ValueError(f"max: zero-size reduction over axis {axis} of shape {self._shape}")
         keep = tuple(a for a in range(self.ndim) if a not in axes)
-        view = self.permute(keep + axes)
         out_shape = tuple(self._shape[a] for a in keep)
-        out = NDArray.make(out_shape, device=self._device, dtype=self.dtype)
-        kernel(view.compact()._handle, out._handle, prod(self._shape[a] for a in axes))
+        rows = prod(self._shape[a] for a in axes)
+        if name == "sum" and keep and axes == tuple(range(len(axes))) and rows > 1 and self.is_compact():
+            # Summing leading axes (a bias gradient): a row of ones times the (rows, cols)
+            # matrix, instead of a transposing copy followed by reduce_sum.
+            cols = prod(out_shape)
+            out = NDArray._fresh((1, cols), self._device, self._handle.dtype)
+            self._device.matmul(_ones_row(self._device, rows, self._handle.dtype)._handle, self._handle,
+                                out._handle, 1, rows, cols)
+            out = out.reshape(out_shape)
+        else:
+            view = self.permute(keep + axes)
+            out = NDArray.make(out_shape, device=self._device, dtype=self.dtype)
+            kernel(view.compact()._handle, out._handle, rows)
         if keepdims:
             out = out.reshape(tuple(1 if a in axes else s for a, s in enumerate(self._shape)))
         return out
@@ -535,6 +613,20 @@ class NDArray:
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis`` (int, tuple or None for all)."""
         return self._reduce(axis, keepdims, self._device.reduce_max, "max")
+
+
+_ONES = {}
+
+
+def _ones_row(device, n, dtype):
+    """A cached (1, n) array of ones (read-only by convention), for sums done as matmuls."""
+    key = (device, n, dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 64:  # many distinct batch sizes: start again rather than grow
+            _ONES.clear()
+        ones = _ONES[key] = full((1, n), 1.0, dtype=dtype, device=device)
+    return ones
 
 
 # ---- constructors -------------------------------------------------------------------------

@@ -20,6 +20,10 @@ def _check_pair(name, a, b):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
+    # Fast path (every binary op): same device object and dtype, read off the data directly.
+    da, db = a.cached_data, b.cached_data
+    if da is not None and db is not None and da._device is db._device and da._handle.dtype == db._handle.dtype:
+        return a, b
     if a.device != b.device:
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
                          f"move one with .to(device)")
@@ -33,6 +37,8 @@ def _check_pair(name, a, b):
 
 def _check_broadcast(name, a, b):
     a, b = _check_pair(name, a, b)
+    if a.cached_data is not None and b.cached_data is not None and a.cached_data._shape == b.cached_data._shape:
+        return a, b
     if a.shape != b.shape:
         try:
             broadcast_shapes(a.shape, b.shape)
@@ -44,6 +50,16 @@ def _check_broadcast(name, a, b):
 def _check_scalar(name, scalar):
     if not isinstance(scalar, Number):
         raise TypeError(f"{name}: expected a Python number, got {type(scalar).__name__}")
+
+
+def _needed(node, *grads):
+    """``grads`` with None for each input of ``node`` that needs no gradient.
+
+    Each entry is a zero-argument function, called only for an input that needs its gradient,
+    so that no work is done for a constant operand (data fed to a first layer, a mask).
+    The autograd skips None.
+    """
+    return tuple(fn() if inp.requires_grad else None for inp, fn in zip(node.inputs, grads))
 
 
 def unbroadcast(grad, shape):
@@ -65,7 +81,7 @@ class EWiseAdd(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return unbroadcast(out_grad, a.shape), unbroadcast(out_grad, b.shape)
+        return _needed(node, lambda: unbroadcast(out_grad, a.shape), lambda: unbroadcast(out_grad, b.shape))
 
 
 def add(a, b):
@@ -97,7 +113,7 @@ class EWiseMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return unbroadcast(out_grad * b, a.shape), unbroadcast(out_grad * a, b.shape)
+        return _needed(node, lambda: unbroadcast(out_grad * b, a.shape), lambda: unbroadcast(out_grad * a, b.shape))
 
 
 def multiply(a, b):
@@ -191,9 +207,8 @@ class EWiseDiv(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        grad_a = out_grad / b
-        grad_b = negate(out_grad * a / (b * b))
-        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+        return _needed(node, lambda: unbroadcast(out_grad / b, a.shape),
+                       lambda: unbroadcast(negate(out_grad * a / (b * b)), b.shape))
 
 
 def divide(a, b):
@@ -505,9 +520,8 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        grad_a = matmul(out_grad, transpose(b))
-        grad_b = matmul(transpose(a), out_grad)
-        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+        return _needed(node, lambda: unbroadcast(matmul(out_grad, transpose(b)), a.shape),
+                       lambda: unbroadcast(matmul(transpose(a), out_grad), b.shape))
 
 
 def matmul(a, b):

@@ -75,8 +75,10 @@ class SGD(Optimizer):
                 g = g + w * self.weight_decay  # a new array: .grad is untouched
             if self.momentum:
                 u = self.u.get(p)
-                u = g * (1 - self.momentum) if u is None else u * self.momentum + g * (1 - self.momentum)
-                self.u[p] = u
+                if u is None:
+                    u = self.u[p] = g * (1 - self.momentum)
+                else:  # u is the optimiser's own array: update it in place, no new buffer
+                    u.imul(self.momentum).iadd(g * (1 - self.momentum))
                 g = u
             p.cached_data = w - g * self.lr
 
@@ -110,11 +112,17 @@ class Adam(Optimizer):
         for p, w, g in self._with_grads():
             g = self._decay(w, g)
             m, v = self.m.get(p), self.v.get(p)
-            m = g * (1 - b1) if m is None else m * b1 + g * (1 - b1)
-            v = g * g * (1 - b2) if v is None else v * b2 + g * g * (1 - b2)
-            self.m[p], self.v[p] = m, v
+            if m is None:
+                self.m[p] = m = g * (1 - b1)
+                self.v[p] = v = (g * g).imul(1 - b2)
+            else:
+                # The moments are the optimiser's own arrays: update them in place (fewer buffers).
+                m.imul(b1).iadd(g * (1 - b1))
+                v.imul(b2).iadd((g * g).imul(1 - b2))
             w = self._before_update(w)
-            p.cached_data = w - (m * (self.lr / correct1)) / ((v * (1 / correct2)).sqrt() + self.eps)
+            denom = (v * (1 / correct2)).isqrt().iadd(self.eps)
+            # A new weight array (not in place): a tensor detached from the parameter keeps its values.
+            p.cached_data = w - (m * (self.lr / correct1)).idiv(denom)
 
     def _before_update(self, w):
         return w
@@ -158,11 +166,13 @@ class RMSprop(Optimizer):
             if self.weight_decay:
                 g = g + w * self.weight_decay
             v = self.v.get(p)
-            v = g * g * (1 - a) if v is None else v * a + g * g * (1 - a)
-            self.v[p] = v
-            update = g / (v.sqrt() + self.eps)
+            if v is None:
+                v = self.v[p] = (g * g).imul(1 - a)
+            else:  # the optimiser's own array: in place
+                v.imul(a).iadd((g * g).imul(1 - a))
+            update = g / v.sqrt().iadd(self.eps)
             if self.momentum:
                 buf = self.buf.get(p)
-                update = update if buf is None else buf * self.momentum + update
+                update = update if buf is None else buf.imul(self.momentum).iadd(update)
                 self.buf[p] = update
             p.cached_data = w - update * self.lr
