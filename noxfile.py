@@ -102,13 +102,23 @@ def demo(session):
 
 @nox.session
 def bench(session):
-    """Benchmarks: Needle beside numpy and PyTorch (CPU) measured in the same run."""
+    """The benchmark suite: Needle beside numpy and PyTorch CPU (torch==2.13.0, installed here only).
+
+    Runs benchmarks/bench_suite.py: a table, benchmarks/results/suite.json and suite.png.
+    Arguments after `--` go to the suite (`-- --quick`, `-- --threads 1`,
+    `-- --compare old.json`); `-- --all` also runs the other benchmarks/bench_*.py scripts.
+    """
     session.install("torch==2.13.0", "tqdm>=4.60", "matplotlib>=3.5")
     _install(session, *CORE_SET, "needle-cpu")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), "--json", str(out / f"{script.stem}.json"), *session.posargs)
+    args = [a for a in session.posargs if a != "--all"]
+    session.run("python", str(ROOT / "benchmarks" / "bench_suite.py"), "--json", str(out / "suite.json"), *args)
+    if "--all" in session.posargs:
+        covered = {"bench_suite", "bench_training", "bench_autograd"}  # already inside the suite
+        for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+            if script.stem not in covered:
+                session.run("python", str(script), "--json", str(out / f"{script.stem}.json"))
 
 
 @nox.session
