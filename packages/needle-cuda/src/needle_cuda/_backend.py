@@ -385,8 +385,9 @@ def use_device(index):
         yield
 
 
-#: Every kernel a device-bound namespace runs under its device.
-KERNELS = tuple(n for n in REQUIRED_KERNELS if n != "Array") + OPTIONAL_KERNELS + (
+#: Every kernel a device-bound namespace runs under its device (optional ones this module defines).
+KERNELS = tuple(n for n in REQUIRED_KERNELS if n != "Array") + tuple(
+    n for n in OPTIONAL_KERNELS if n in globals()) + (
     "matmul_cublas", "matmul_tiled", "matmul_batched_cublas", "matmul_batched_tiled")
 
 _bound = {}
