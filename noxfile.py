@@ -189,10 +189,26 @@ def _needle_wheels_for(wheel, wheels):
     return found
 
 
+def _with_needle_deps(facts, pkgs):
+    """``pkgs`` plus the tree packages they require (needle-nn -> needle-core too), in packages/ order."""
+    names, todo = set(), list(pkgs)
+    while todo:
+        pkg = todo.pop()
+        if pkg.name not in names:
+            names.add(pkg.name)
+            todo += [p for p in facts.packages() if pkg.requirement(p.name)]
+    return [p for p in facts.packages() if p.name in names]
+
+
 def _build_and_check(session, pkgs):
-    """sdist + wheel of each package into dist/<name>/, twine check, tree-vs-build checks, fresh-venv smoke test."""
+    """sdist + wheel of each package into dist/<name>/, twine check, tree-vs-build checks, fresh-venv smoke test.
+
+    The needle wheels a package needs come from this run too (never from an index, nor a stale dist/).
+    """
     import shutil
 
+    facts, _ = _release_tools()
+    pkgs = _with_needle_deps(facts, pkgs)
     tools = ROOT / "tools"
     wheels = {}
     for pkg in pkgs:
@@ -202,8 +218,6 @@ def _build_and_check(session, pkgs):
         session.run("twine", "check", "--strict", *sorted(str(p) for p in out.iterdir()))
         session.run("python", str(tools / "check_dists.py"), "check", str(out))
         wheels[pkg.name] = next(out.glob("*.whl"))
-    for earlier in sorted((ROOT / "dist").glob("needle-*/*.whl")):  # needle deps built by an earlier run
-        wheels.setdefault(earlier.parent.name, earlier)
     tmp = Path(session.create_tmp()).resolve()
     for pkg in pkgs:
         wheel = wheels[pkg.name]
