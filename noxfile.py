@@ -244,6 +244,7 @@ def compat(session):
     import subprocess
 
     session.install("packaging>=22", "pytest>=7")
+    _install(session, "needle-core")  # for the tests of python -m needle's range report
     facts, check_compat = _release_tools()
     session.run("python", "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-q",
                 str(ROOT / "tools" / "tests"))  # the rules themselves, on made-up claims
