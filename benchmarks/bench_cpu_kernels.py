@@ -26,19 +26,25 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def best_time(fn, min_time, repeats):
-    """Best per-call seconds over `repeats` rounds, each long enough (min_time) to time reliably."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    calls = max(1, int(min_time / once))
-    best = float("inf")
-    for _ in range(repeats):
+def best_times(fns, min_time, repeats):
+    """Best per-call seconds of each function over `repeats` rounds (each round at least `min_time`).
+
+    The functions take turns round by round, so a burst of load from elsewhere hits both sides
+    alike instead of whichever happened to run at that moment.
+    """
+    calls = []
+    for fn in fns:
+        fn()
         t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
+        fn()
+        calls.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-7))))
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(calls[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - t0) / calls[i])
     return best
 
 
@@ -56,8 +62,8 @@ def bench_matmul(B, sizes, min_time, repeats, rng):
         c = np.empty((n, n), np.float32)
         ab, bb, cb = buffer_of(B, a), buffer_of(B, b), B.Array(n * n)
         flops = 2.0 * n ** 3
-        t_needle = best_time(lambda: B.matmul(ab, bb, cb, n, n, n), min_time, repeats)
-        t_numpy = best_time(lambda: np.matmul(a, b, out=c), min_time, repeats)
+        t_needle, t_numpy = best_times([lambda: B.matmul(ab, bb, cb, n, n, n), lambda: np.matmul(a, b, out=c)],
+                                       min_time, repeats)
         err = np.max(np.abs(np.asarray(cb).reshape(n, n) - c)) / max(1.0, np.max(np.abs(c)))
         assert err < 1e-4, f"matmul n={n}: needle and numpy disagree (relative error {err})"
         rows.append(("matmul", f"n={n}", "GFLOP/s", flops / t_needle / 1e9, flops / t_numpy / 1e9))
@@ -79,8 +85,7 @@ def bench_elementwise(B, sizes, min_time, repeats, rng):
         ]
         for name, arrays, f_needle, f_numpy in cases:
             nbytes = arrays * 4.0 * n
-            t_needle = best_time(f_needle, min_time, repeats)
-            t_numpy = best_time(f_numpy, min_time, repeats)
+            t_needle, t_numpy = best_times([f_needle, f_numpy], min_time, repeats)
             rows.append((name, f"n=2^{n.bit_length() - 1}", "GB/s", nbytes / t_needle / 1e9, nbytes / t_numpy / 1e9))
     return rows
 
@@ -96,8 +101,7 @@ def bench_reductions(B, shapes, min_time, repeats, rng):
             ("sum", lambda: B.reduce_sum(xb, ob, c), lambda: np.sum(x, axis=1, out=o)),
             ("max", lambda: B.reduce_max(xb, ob, c), lambda: np.max(x, axis=1, out=o)),
         ):
-            t_needle = best_time(f_needle, min_time, repeats)
-            t_numpy = best_time(f_numpy, min_time, repeats)
+            t_needle, t_numpy = best_times([f_needle, f_numpy], min_time, repeats)
             rows.append((f"reduce {name}", f"{r}x{c}", "GB/s", nbytes / t_needle / 1e9, nbytes / t_numpy / 1e9))
     return rows
 
@@ -115,7 +119,7 @@ def main(argv=None):
     if args.threads:
         needle_cpu.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    min_time, repeats = (0.02, 3) if args.quick else (0.1, 7)
+    min_time, repeats = (0.02, 5) if args.quick else (0.05, 15)
     sizes = [64, 128, 256, 512, 1024] + ([] if args.quick else [2048]) + [127, 1000]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = {

@@ -5,7 +5,6 @@
 // so any m, n, p works. Threads split the rows of C (or, for short wide products, its columns).
 #include <algorithm>
 #include <cstring>
-#include <cstdlib>
 
 #include "kernels/buffer.h"
 #include "kernels/cpu_features.h"
@@ -19,10 +18,7 @@ using i64 = std::int64_t;
 
 // Block sizes for 32 KiB L1d / 512 KiB L2 per core: a 256 x 16 B panel is 16 KiB (L1), a
 // 96 x 256 A block 96 KiB (L2), a 256 x 4096 B block 4 MiB (L3).
-static i64 envi(const char* n, i64 d) { const char* e = getenv(n); return e ? atoll(e) : d; }
-#define kKC envi("TKC", 256)
-#define kMC envi("TMC", 96)
-#define kNC envi("TNC", 4096)
+constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr i64 kParallelMacs = i64(1) << 19;
 
