@@ -7,7 +7,8 @@
 # It uses its own virtualenv (build/sanitize-venv, made with $PYTHON, default python3) and its
 # own CMake build dir (build/sanitize), so the regular build and install are left alone.
 # Python itself is not built with ASan, so libasan is LD_PRELOADed into the interpreter; leak
-# checking is off (CPython keeps memory alive on purpose at exit).
+# checking is off (CPython keeps memory alive on purpose at exit), and impossible allocations
+# return null (the tests check that they raise MemoryError) instead of aborting.
 set -euo pipefail
 
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,7 +38,7 @@ if [ ! -e "$LIBASAN" ]; then
 fi
 
 export LD_PRELOAD="$LIBASAN:$LIBUBSAN${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:strict_string_checks=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export NEEDLE_BACKEND=cpu NEEDLE_TEST_BACKENDS=cpu NEEDLE_PLUGINS_STRICT=1
 
