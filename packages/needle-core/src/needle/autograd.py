@@ -464,30 +464,89 @@ def _unrealized_topo_order(root):
     return order
 
 
+#: Per-backward-pass memo (None outside backward): see :func:`backward_memo`.
+_BACKWARD_MEMO = None
+
+
+def backward_memo(key, make):
+    """``make()``, computed once per backward pass for ``key`` (a tuple holding graph nodes).
+
+    A weight used at many steps (an RNN's ``W_hh``) needs the same transposed copy for each
+    step's gradient: the memo makes it once. Outside a backward pass it just calls ``make``.
+    """
+    memo = _BACKWARD_MEMO
+    if memo is None:
+        return make()
+    ident = tuple(id(k) if isinstance(k, Value) else k for k in key)
+    hit = memo.get(ident)
+    if hit is None:
+        hit = memo[ident] = (key, make())  # keep the key's nodes alive while their ids are used
+    return hit[1]
+
+
 def compute_gradient_of_variables(output_tensor, out_grad):
     """Reverse sweep: sum each node's partial adjoints and pass them to its inputs.
 
     Every leaf that requires grad gets ``.grad``; intermediate nodes keep nothing, so the
     graph is freed once the caller drops it.
     """
+    global _BACKWARD_MEMO
+    outer, _BACKWARD_MEMO = _BACKWARD_MEMO, {}
+    try:
+        _backward_sweep(output_tensor, out_grad)
+    finally:
+        _BACKWARD_MEMO = outer
+
+
+def _backward_sweep(output_tensor, out_grad):
     grads = {id(output_tensor): [out_grad]}
+    # Adjoints of single elements of a TensorTuple, by tuple and index: a tuple read at many
+    # indexes (the steps of a split sequence) then gets one tuple of its elements' adjoints,
+    # instead of one zero-filled tuple per read, all added together.
+    element_grads = {}
+    get_item_op = _ops.TupleGetItem
     for node in reversed(_topo_sort([output_tensor], only_requires_grad=True)):
         partials = grads.pop(id(node), None)
-        if partials is None:
+        elements = element_grads.pop(id(node), None) if element_grads else None
+        if partials is None and elements is None:
             continue
-        total = partials[0]
-        for partial in partials[1:]:
-            total = total + partial
+        total = None
+        if partials is not None:
+            total = partials[0]
+            for partial in partials[1:]:
+                total = total + partial
+        if elements is not None:
+            total = _tuple_adjoint(node, total, elements)
         if node.is_leaf():
             if node.requires_grad:
                 node.grad = total
             continue
         if not node.requires_grad:
             continue
+        if type(node.op) is get_item_op:
+            element_grads.setdefault(id(node.inputs[0]), {}).setdefault(node.op.index, []).append(total)
+            continue
         for inp, grad in zip(node.inputs, node.op.gradient_as_tuple(total, node)):
             # An op may return None for an input that needs no gradient (work it skipped).
             if inp.requires_grad and grad is not None:
                 grads.setdefault(id(inp), []).append(grad)
+
+
+def _tuple_adjoint(node, whole, elements):
+    """The adjoint of TensorTuple ``node``: ``whole`` (a TensorTuple or None) plus per-element adjoints."""
+    parts = []
+    for i, arr in enumerate(node.realize_cached_data()):
+        grads = elements.get(i, [])
+        if whole is not None:
+            grads = [whole[i]] + grads
+        if not grads:  # an element nobody read: a zero adjoint
+            parts.append(Tensor.make_const(arr.device.full(arr.shape, 0.0, dtype=arr.dtype)))
+            continue
+        total = grads[0]
+        for g in grads[1:]:
+            total = total + g
+        parts.append(total)
+    return _ops.make_tuple(*parts)
 
 
 def sum_node_list(node_list):

@@ -542,6 +542,17 @@ class NDArray:
             return self._unary("ewise_relu")
         return self.maximum(0.0)
 
+    def relu_backward(self, grad):
+        """``grad`` where this array (a ReLU's input or output) is positive, else 0."""
+        kernel = self._device.optional("ewise_relu_backward")
+        if kernel is None:
+            return grad * (self > 0.0)
+        if grad._shape != self._shape:
+            raise ValueError(f"relu_backward: gradient of shape {grad._shape} for an array of shape {self._shape}")
+        out = NDArray._fresh(self._shape, self._device, self._handle.dtype)
+        kernel(self.compact()._handle, grad.compact()._handle, out._handle)
+        return out
+
     def sigmoid(self):
         if self._device.optional("ewise_sigmoid") is not None:
             return self._unary("ewise_sigmoid")
@@ -580,6 +591,22 @@ class NDArray:
         a3, b3, o3 = a.reshape((batch, m, n)), b.reshape((batch, n, p)), out.reshape((batch, m, p))
         for i in range(batch):
             o3[i] = a3[i].compact().reshape((m, n)) @ b3[i].compact().reshape((n, p))
+        return out
+
+    def matmul_bias(self, other, bias):
+        """``self @ other + bias`` for 2-D operands and a bias of ``other.shape[1]`` elements (any shape).
+
+        One pass with the backend's optional ``matmul_bias`` kernel, else a matmul and a broadcast add.
+        """
+        m, n = self._shape
+        p = other._shape[1]
+        if other._shape[0] != n or bias.size != p:
+            raise ValueError(f"matmul_bias: shapes {self._shape} @ {other._shape} + bias {bias._shape} do not fit")
+        kernel = self._device.optional("matmul_bias")
+        if kernel is None:
+            return self @ other + bias.compact().reshape((1, p)).broadcast_to((m, p))
+        out = NDArray._fresh((m, p), self._device, self._handle.dtype)
+        kernel(self.compact()._handle, other.compact()._handle, bias.compact()._handle, out._handle, m, n, p)
         return out
 
     # ---- reductions -------------------------------------------------------------------

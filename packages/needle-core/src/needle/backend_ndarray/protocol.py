@@ -84,6 +84,17 @@ OPTIONAL_KERNELS = (
     "conv2d_nhwc",
 )
 
+#: Fused kernels core also looks up with ``getattr`` (training hot paths), kept apart from
+#: OPTIONAL_KERNELS so that a backend's "every optional kernel" surface stays as it was:
+#: ``matmul_bias(a, b, bias, out, m, n, p)`` (compact (m, n) @ (n, p) plus ``bias``, p elements, on
+#: every row) and ``ewise_relu_backward(a, b, out)`` (out = b where a > 0, else 0: a is a ReLU's
+#: input or output, b its output gradient). Without them core composes matmul + broadcast add,
+#: and a comparison + multiply.
+FUSED_KERNELS = (
+    "matmul_bias",
+    "ewise_relu_backward",
+)
+
 
 def missing_kernels(backend) -> list:
     """Names of required protocol attributes that ``backend`` lacks."""

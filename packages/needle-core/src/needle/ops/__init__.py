@@ -1,12 +1,15 @@
 """Tensor ops. Functions use the course's names; the op classes keep theirs."""
-from .ops_logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
+from .ops_logarithmic import (
+    LogSoftmax, LogSumExp, SoftmaxCrossEntropy, logsoftmax, logsumexp, softmax_cross_entropy,
+)
 from .ops_mathematic import (
-    AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip,
-    GetItem, Log, MatMul, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU, Reshape,
-    Cast, RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice, Transpose, UnDilate,
-    add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar, exp, flip, get_item, log, matmul,
-    max, mean, mul_scalar, multiply, negate, pad, permute, power, power_scalar, rdivide_scalar, relu,
-    reshape, rpower_scalar, sigmoid, sqrt, summation, tanh, transpose, unbroadcast, undilate,
+    AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip, GetItem,
+    Log, MatMul, MatMulBias, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
+    ReLUBackward, Reshape, Cast, RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice,
+    Transpose, TransposeCopy, UnDilate, add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar,
+    exp, flip, get_item, log, matmul, matmul_bias, max, mean, mul_scalar, multiply, negate, pad, permute,
+    power, power_scalar, rdivide_scalar, relu, reshape, rpower_scalar, sigmoid, sqrt, summation, tanh,
+    transpose, transposed_for_backward, unbroadcast, undilate,
 )
 from .ops_tuple import (
     Concatenate, MakeTensorTuple, Split, Stack, TupleGetItem, concatenate, make_tuple, split, stack,

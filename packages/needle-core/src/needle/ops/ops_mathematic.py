@@ -10,7 +10,7 @@ from numbers import Number
 
 import numpy as np
 
-from ..autograd import NDArray, Tensor, TensorOp
+from ..autograd import NDArray, Tensor, TensorOp, backward_memo
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
@@ -299,8 +299,18 @@ class ReLU(TensorOp):
         return a.relu()
 
     def gradient(self, out_grad, node):
-        # The mask is a constant: relu's second derivative is zero almost everywhere.
-        return out_grad * Tensor.make_const(node.realize_cached_data() > 0.0)
+        return ReLUBackward()(out_grad, node)
+
+
+class ReLUBackward(TensorOp):
+    """``out_grad`` where the ReLU output ``y`` is positive, else 0 (one kernel where the backend has one)."""
+
+    def compute(self, out_grad: NDArray, y: NDArray):
+        return y.relu_backward(out_grad)
+
+    def gradient(self, out_grad, node):
+        # Linear in out_grad with the same mask; the mask's derivative is zero almost everywhere.
+        return ReLUBackward()(out_grad, node.inputs[1]), None
 
 
 def relu(a):
@@ -512,6 +522,49 @@ def max(a, axes=None, keepdims=False):  # noqa: A001 - the course's name
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+class MatMulBias(TensorOp):
+    """``x @ w + b``: x (m, n), w (n, p), b of p elements (e.g. (1, p)); one node, one kernel where the
+    backend has ``matmul_bias``. The bias gradient is the column sum of the output gradient."""
+
+    def compute(self, x: NDArray, w: NDArray, b: NDArray):
+        return x.matmul_bias(w, b)
+
+    def gradient(self, out_grad, node):
+        x, w, b = node.inputs
+        return _needed(node, lambda: matmul(out_grad, transposed_for_backward(w)),
+                       lambda: matmul(transposed_for_backward(x), out_grad),
+                       lambda: reshape(summation(out_grad, (0,)), b.shape))
+
+
+def matmul_bias(x, w, b):
+    """``x @ w + b`` for a 2-D ``x`` (m, n), ``w`` (n, p) and a bias ``b`` of p elements."""
+    x, w = _check_pair("matmul_bias", x, w)
+    x, b = _check_pair("matmul_bias", x, b)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0] or prod(b.shape) != w.shape[1]:
+        raise ValueError(f"matmul_bias: x {x.shape} @ w {w.shape} + b {b.shape} need x (m, n), w (n, p) "
+                         f"and b of p elements")
+    return MatMulBias()(x, w, b)
+
+
+class TransposeCopy(TensorOp):
+    """The last two axes swapped, as a compact copy (a view would be copied by every matmul using it)."""
+
+    def compute(self, a: NDArray):
+        perm = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
+        return a.permute(perm).compact()
+
+    def gradient(self, out_grad, node):
+        return transpose(out_grad)
+
+
+def transposed_for_backward(a):
+    """``a`` with its last two axes swapped, made once per backward pass (see ``autograd.backward_memo``).
+
+    A weight used at every step of a sequence needs the same transposed copy in each step's gradient.
+    """
+    return backward_memo(("T", a), lambda: TransposeCopy()(a))
+
+
 class MatMul(TensorOp):
     """Matrix product, batched and broadcast over leading axes."""
 
@@ -520,8 +573,8 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(matmul(out_grad, transpose(b)), a.shape),
-                       lambda: unbroadcast(matmul(transpose(a), out_grad), b.shape))
+        return _needed(node, lambda: unbroadcast(matmul(out_grad, transposed_for_backward(b)), a.shape),
+                       lambda: unbroadcast(matmul(transposed_for_backward(a), out_grad), b.shape))
 
 
 def matmul(a, b):

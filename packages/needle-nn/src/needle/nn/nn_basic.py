@@ -53,9 +53,10 @@ class Linear(Module):
         rows = math.prod(lead)
         # One 2-D matmul for any rank: cheaper than a batched matmul and its gradient.
         flat = X if X.ndim == 2 else ops.reshape(X, (rows, self.in_features))
-        out = ops.matmul(flat, self.weight)
-        if self.bias is not None:
-            out = out + ops.broadcast_to(self.bias, out.shape)
+        if self.bias is not None:  # one fused op (and kernel, where the backend has matmul_bias)
+            out = ops.matmul_bias(flat, self.weight, self.bias)
+        else:
+            out = ops.matmul(flat, self.weight)
         return out if X.ndim == 2 else ops.reshape(out, lead + (self.out_features,))
 
 
@@ -156,7 +157,8 @@ class SoftmaxLoss(_Stateless):
     """Mean cross-entropy of ``logits`` (N, k) against integer labels ``y`` (N,).
 
     ``y`` is a Tensor, array or list of ints (or floats holding ints) in [0, k).
-    ``logsumexp`` subtracts the max, so large logits do not overflow.
+    The log-sum-exp subtracts the max, so large logits do not overflow (one fused op,
+    ``ops.softmax_cross_entropy``).
     """
 
     def forward(self, logits, y):
@@ -168,8 +170,7 @@ class SoftmaxLoss(_Stateless):
         if one_hot.shape != (n, k):
             raise ValueError(f"SoftmaxLoss: labels of shape {tuple(one_hot.shape[:-1])} do not match "
                              f"logits of shape {logits.shape}")
-        picked = ops.summation(logits * one_hot, axes=(1,))
-        return ops.summation(ops.logsumexp(logits, axes=(1,)) - picked) / n
+        return ops.softmax_cross_entropy(logits, one_hot)
 
 
 #: PyTorch's name for the same loss.

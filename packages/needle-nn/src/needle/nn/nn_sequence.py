@@ -109,9 +109,10 @@ class _Cell(Module):
         lead = x.shape[:-1]
         width = self.W_ih.shape[1]
         flat = x if x.ndim == 2 else ops.reshape(x, (math.prod(lead), self.input_size))
-        out = flat @ self.W_ih
         if self.bias_ih is not None:
-            out = out + ops.broadcast_to(ops.reshape(self.bias_ih + self.bias_hh, (1, width)), out.shape)
+            out = ops.matmul_bias(flat, self.W_ih, self.bias_ih + self.bias_hh)
+        else:
+            out = flat @ self.W_ih
         return out if x.ndim == 2 else ops.reshape(out, lead + (width,))
 
 
@@ -156,7 +157,9 @@ class LSTMCell(_Cell):
         """The recurrence given ``proj = project(X)``; ``state`` is (h, c) or None."""
         hid = self.hidden_size
         gates = proj if state is None else proj + state[0] @ self.W_hh
-        i, f, g, o = (gates[:, k * hid:(k + 1) * hid] for k in range(4))
+        # One split of (batch, 4, hidden): four views, and a gradient that is one stack (four
+        # slices would each scatter their gradient into zeros, then be added up).
+        i, f, g, o = ops.split(ops.reshape(gates, (gates.shape[0], 4, hid)), 1)
         i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
         c = i * g if state is None else f * state[1] + i * g
         return o * ops.tanh(c), c
@@ -181,7 +184,9 @@ def _layer_states(layer, name, h0, num_layers, batch, hidden):
 
 def _run_layer(cell, x, state):
     """Run ``cell`` over the (seq_len, batch, in) tensor ``x``: per-step states, last state."""
-    proj = cell.project(x)  # one matmul for all steps
+    # One matmul for all steps, split into steps once: its gradient is one stack (indexing
+    # proj[t] would scatter each step's gradient into a zero tensor of the whole sequence).
+    proj = ops.split(cell.project(x), 0)
     outputs = []
     for t in range(x.shape[0]):
         state = cell.step(proj[t], state)
