@@ -15,7 +15,7 @@ backend speeds up what core would otherwise compose from required kernels.
 import numpy as np
 
 # The protocol version these kernels implement; needle refuses the backend when it differs.
-from needle.backend_ndarray.protocol import PROTOCOL_VERSION  # noqa: F401
+PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
 DTYPES = ("float32",)
 

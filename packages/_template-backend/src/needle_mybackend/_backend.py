@@ -15,7 +15,7 @@ Conventions every kernel follows (docs/writing-a-backend.md has the details):
 - Scalars arrive as Python floats; compute in the buffer's dtype.
 """
 # The protocol version these kernels implement: needle refuses the backend when it differs.
-from needle.backend_ndarray.protocol import PROTOCOL_VERSION  # noqa: F401
+PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
 #: dtype names this backend supports; "float32" is required, add "float64" if you can.
 DTYPES = ("float32",)

@@ -6,9 +6,9 @@ argument checks (sizes, offsets, strides, dtypes) live in the binding layer
 Bad arguments raise ValueError or TypeError; none can make a kernel touch memory outside
 its buffers.
 """
-from needle.backend_ndarray.protocol import PROTOCOL_VERSION  # noqa: F401  (part of the protocol surface)
-
 from . import _core
+
+PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
 #: dtypes this backend supports; Array(size, dtype) raises TypeError for any other.
 DTYPES = ("float32",)

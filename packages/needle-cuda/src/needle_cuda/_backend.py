@@ -19,10 +19,12 @@ import os
 import types
 
 import numpy as np
-from needle.backend_ndarray.protocol import OPTIONAL_KERNELS, PROTOCOL_VERSION, REQUIRED_KERNELS
+from needle.backend_ndarray.protocol import OPTIONAL_KERNELS, REQUIRED_KERNELS
 
 from . import _cupy, _kernels, _views
 from ._cupy import CudaUnavailableError, device_count, unavailable_reason
+
+PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
 __all__ = ["PROTOCOL_VERSION", "DTYPES", "Array", "CudaUnavailableError", "unavailable_reason", "device_count"]
 
