@@ -38,11 +38,14 @@ i64 even_block(i64 total, i64 limit, i64 unit) {
 }
 
 // MR-tall panels of the mc x kc block of A at `a` (row stride lda), zero-padded to whole panels.
-void pack_a(const float* a, i64 lda, i64 mc, i64 kc, int mr, float* dst) {
+void pack_a(const float* a, i64 lda, i64 mc, i64 kc, const MicroKernel& uk, float* dst) {
+  const int mr = uk.mr;
   for (i64 r = 0; r < mc; r += mr) {
     i64 rows = std::min<i64>(mr, mc - r);
     float* d = dst + r * kc;
-    if (rows == mr) {
+    if (rows == mr && uk.pack_a != nullptr) {
+      uk.pack_a(a + r * lda, lda, kc, d);
+    } else if (rows == mr) {
       for (i64 k = 0; k < kc; ++k)
         for (int i = 0; i < mr; ++i) d[k * mr + i] = a[(r + i) * lda + k];
     } else {
@@ -124,7 +127,8 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
 
   Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
   // even_block(t, kMC, mr) <= round_up(min(t, kMC), mr) for every chunk's t <= rows_per.
-  const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb);
+  // (+ 8: a vector pack_a may store a few floats past the last panel.)
+  const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb) + 8;
 
   for (i64 jc = 0; jc < p; jc += ncb) {
     const i64 nc = std::min(ncb, p - jc);
@@ -151,7 +155,7 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
         alignas(64) float edge[16 * 16];
         for (i64 ic = r0; ic < r1; ic += mcb) {
           const i64 mc = std::min(mcb, r1 - ic);
-          pack_a(A + ic * lda + pc, lda, mc, kc, mr, apack);
+          pack_a(A + ic * lda + pc, lda, mc, kc, uk, apack);
           for (i64 j = q0; j < q1; ++j) {
             const i64 cols = std::min<i64>(nr, nc - j * nr);
             const float* bp = bpack.p + j * kc * nr;

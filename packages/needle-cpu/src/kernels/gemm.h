@@ -16,9 +16,12 @@ void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
 
 // A micro-kernel computes a full MR x NR tile from packed panels:
 // C[r][c] (+)= sum_k Ap[k * MR + r] * Bp[k * NR + c], accumulating into C when `accumulate`.
+// pack_a (optional) packs one full MR-row panel: dst[k * MR + r] = a[r * lda + k] for k < kc; it may
+// write up to 8 floats past dst + kc * MR (callers leave that slack).
 struct MicroKernel {
   int mr, nr;
   void (*fn)(std::int64_t kc, const float* Ap, const float* Bp, float* C, std::int64_t ldc, bool accumulate);
+  void (*pack_a)(const float* a, std::int64_t lda, std::int64_t kc, float* dst) = nullptr;
 };
 
 namespace generic { MicroKernel gemm_kernel(); }
