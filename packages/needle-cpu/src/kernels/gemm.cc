@@ -120,9 +120,9 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
   // fewer chunks instead of stalling the others.
   const i64 row_units = ceil_div(m, mr);
   const i64 want = nt > 1 ? 4 * nt : 1;
-  const i64 row_chunks = std::min(row_units, want);
-  const i64 rows_per = round_up(ceil_div(m, row_chunks), mr);
-  const i64 n_row_chunks = ceil_div(m, rows_per);
+  // Row chunks differ by at most one MR unit, so equal numbers of chunks mean equal work.
+  const i64 n_row_chunks = std::min(row_units, want);
+  const i64 rows_per = ceil_div(row_units, n_row_chunks) * mr;  // the largest chunk
   const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, n_row_chunks)));
 
   Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
@@ -147,8 +147,10 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
 
       const i64 groups = std::min(col_groups, panels);
       parallel_chunks(nt, n_row_chunks * groups, [&](i64 c) {
-        const i64 r0 = c / groups * rows_per, r1 = std::min(m, r0 + rows_per);
-        i64 q0, q1;
+        i64 r0, r1, q0, q1;
+        split_range(row_units, c / groups, n_row_chunks, 1, &r0, &r1);
+        r0 *= mr;
+        r1 = std::min(m, r1 * mr);
         split_range(panels, c % groups, groups, 1, &q0, &q1);
         const i64 mcb = even_block(r1 - r0, kMC, mr);
         float* apack = thread_a_buffer(a_need);
