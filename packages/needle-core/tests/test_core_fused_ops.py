@@ -142,3 +142,17 @@ def test_split_read_by_index_and_as_a_whole_adds_both_adjoints():
 def test_one_hot_rows(device):
     got = device.one_hot(5, np.array([[4, 0], [2, 2]])).numpy()
     np.testing.assert_array_equal(got, np.eye(5)[[[4, 0], [2, 2]]])
+
+
+def test_gradients_stops_at_the_given_nodes_and_sets_no_leaf_grad():
+    dev = ndl.cpu_numpy()
+    x = T([[1.0, 2.0]], dev)
+    y = x * x  # an intermediate node
+    z = ops.summation(y * 3.0)
+    (gy, gx) = autograd.gradients(z, T(1.0, dev, requires_grad=False), [y, x])
+    np.testing.assert_allclose(gy.numpy(), [[3.0, 3.0]])
+    assert gx is None  # the sweep stops at y: x is not reached
+    assert x.grad is None
+    # with a graph: d/dx sum(gy * x * x) differentiates through the adjoint
+    (gx,) = autograd.gradients(ops.summation(y * gy), T(1.0, dev, requires_grad=False), [x])
+    np.testing.assert_allclose(gx.numpy(), [[6.0, 12.0]])

@@ -427,19 +427,21 @@ def find_topo_sort(node_list: List[Value]) -> List[Value]:
     return _topo_sort(node_list, only_requires_grad=False)
 
 
-def _topo_sort(node_list, only_requires_grad):
+def _topo_sort(node_list, only_requires_grad, stop=None):
+    """Topological order; the inputs of nodes whose id is in ``stop`` are not visited."""
     visited, order = set(), []
+    stop = stop or ()
     for root in node_list:
         if id(root) in visited:
             continue
         visited.add(id(root))
-        stack = [(root, iter(root.inputs))]
+        stack = [(root, iter(root.inputs if id(root) not in stop else ()))]
         while stack:
             node, children = stack[-1]
             for child in children:
                 if id(child) not in visited and (child.requires_grad or not only_requires_grad):
                     visited.add(id(child))
-                    stack.append((child, iter(child.inputs)))
+                    stack.append((child, iter(child.inputs if id(child) not in stop else ())))
                     break
             else:
                 stack.pop()
@@ -498,14 +500,33 @@ def compute_gradient_of_variables(output_tensor, out_grad):
         _BACKWARD_MEMO = outer
 
 
-def _backward_sweep(output_tensor, out_grad):
+def gradients(output_tensor, out_grad, wrt):
+    """Adjoints of the nodes ``wrt`` (a list; None for one the output does not reach), as graph tensors.
+
+    The sweep stops at ``wrt`` and sets no leaf's ``.grad``: a fused op whose gradient must be
+    differentiable builds its composed forward from its inputs and takes this (see nn's LSTM).
+    """
+    global _BACKWARD_MEMO
+    outer = _BACKWARD_MEMO
+    if outer is None:
+        _BACKWARD_MEMO = {}
+    try:
+        found = _backward_sweep(output_tensor, out_grad, stop={id(x) for x in wrt})
+    finally:
+        _BACKWARD_MEMO = outer
+    return [found.get(id(x)) for x in wrt]
+
+
+def _backward_sweep(output_tensor, out_grad, stop=None):
+    """The reverse sweep; with ``stop`` (node ids), collect their adjoints instead of leaves' ``.grad``."""
+    found = {}
     grads = {id(output_tensor): [out_grad]}
     # Adjoints of single elements of a TensorTuple, by tuple and index: a tuple read at many
     # indexes (the steps of a split sequence) then gets one tuple of its elements' adjoints,
     # instead of one zero-filled tuple per read, all added together.
     element_grads = {}
     get_item_op = _ops.TupleGetItem
-    for node in reversed(_topo_sort([output_tensor], only_requires_grad=True)):
+    for node in reversed(_topo_sort([output_tensor], only_requires_grad=True, stop=stop)):
         partials = grads.pop(id(node), None)
         elements = element_grads.pop(id(node), None) if element_grads else None
         if partials is None and elements is None:
@@ -517,7 +538,13 @@ def _backward_sweep(output_tensor, out_grad):
                 total = total + partial
         if elements is not None:
             total = _tuple_adjoint(node, total, elements)
-        if node.is_leaf():
+        if stop is not None:
+            if id(node) in stop:
+                found[id(node)] = total
+                continue
+            if node.is_leaf():
+                continue
+        elif node.is_leaf():
             if node.requires_grad:
                 node.grad = total
             continue
@@ -530,6 +557,7 @@ def _backward_sweep(output_tensor, out_grad):
             # An op may return None for an input that needs no gradient (work it skipped).
             if inp.requires_grad and grad is not None:
                 grads.setdefault(id(inp), []).append(grad)
+    return found
 
 
 def _tuple_adjoint(node, whole, elements):

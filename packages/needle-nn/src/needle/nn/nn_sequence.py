@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from needle import init, ops
-from needle.autograd import NDArray, TensorOp
+from needle.autograd import NDArray, Tensor, TensorOp, TensorTupleOp, gradients, is_grad_enabled
 
 from .nn_module import Module, Parameter
 
@@ -175,6 +175,96 @@ class LSTMCell(_Cell):
         return self.step(self.project(X), h)
 
 
+class _LSTMRecurrence(TensorTupleOp):
+    """Every step of one LSTM layer as one node: (proj (T, B, 4H), W_hh (H, 4H), h0, c0) -> (out (T, B, H), h_n, c_n).
+
+    ``proj`` is the input's share of the gates for all steps (``LSTMCell.project``). The composed
+    graph costs some sixty small ops per step, each with Python overhead, and sums W_hh's gradient
+    from one small matmul per step; this node runs the steps on NDArrays and gets W_hh's gradient
+    from one matmul over all steps. Gradients taken with a graph (``create_graph=True``) replay the
+    composed steps from the same inputs, so they can be differentiated again.
+    """
+
+    def compute(self, proj: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray):
+        steps, batch, width = proj.shape
+        hid = width // 4
+        out = proj.device.empty((steps, batch, hid), dtype=proj.dtype)
+        h, c, saved = h0, c0, []
+        for t in range(steps):
+            gates = (h @ w_hh).iadd(proj.basic_index(t))
+            sig = gates.sigmoid()  # i, f and o: one kernel over all four gates
+            i, f, o = (sig[:, k * hid:(k + 1) * hid].compact() for k in (0, 1, 3))
+            g = gates[:, 2 * hid:3 * hid].tanh()
+            c_prev, c = c, (f * c).iadd(i * g)
+            tc = c.tanh()
+            h = o * tc
+            out[t] = h
+            saved.append((i, f, g, o, c_prev, tc))
+        self._saved = saved
+        return out, h, c
+
+    def gradient(self, out_grad, node):
+        proj, w_hh, h0, c0 = node.inputs
+        if is_grad_enabled():  # a graph is wanted: replay the composed steps and differentiate them
+            outputs = _lstm_steps(proj, w_hh, (h0, c0))
+            grads = list(out_grad)
+            proxy = None  # sum(output * its adjoint): its gradient is the vector-Jacobian product wanted
+            for value, grad in zip(outputs, grads):
+                term = ops.summation(value * grad)
+                proxy = term if proxy is None else proxy + term
+            one = Tensor.make_const(proxy.device.full((), 1.0, dtype=proxy.dtype))
+            # The adjoints are held fixed (the sweep stops at them too); their graph links remain.
+            return tuple(gradients(proxy, one, list(node.inputs) + grads)[:4])
+        return tuple(Tensor.make_const(g) if g is not None else None
+                     for g in self._backward([g.realize_cached_data() for g in out_grad], node))
+
+    def _backward(self, out_grad, node):
+        g_out, dh, dc = out_grad
+        proj, w_hh, h0, c0 = (x.realize_cached_data() for x in node.inputs)
+        out = node.realize_cached_data()[0]
+        steps, batch, width = proj.shape
+        hid = width // 4
+        w_t = w_hh.permute((1, 0)).compact()
+        d_gates = proj.device.empty(proj.shape, dtype=proj.dtype)
+        for t in reversed(range(steps)):
+            i, f, g, o, c_prev, tc = self._saved[t]
+            dh = dh + g_out.basic_index(t)
+            do = dh * tc
+            dc = dc + (dh * o).imul(1.0 - tc * tc)
+            dg = d_gates.basic_index(t)  # this step's (batch, 4H) gate gradients, written in place
+            dg[:, 0:hid] = (dc * g).imul(i).imul(1.0 - i)
+            dg[:, hid:2 * hid] = (dc * c_prev).imul(f).imul(1.0 - f)
+            dg[:, 2 * hid:3 * hid] = (dc * i).imul(1.0 - g * g)
+            dg[:, 3 * hid:] = do.imul(o).imul(1.0 - o)
+            dc = dc * f
+            dh = dg.compact() @ w_t
+        # W_hh's gradient over all steps at once: (h_{t-1} for every t)^T @ (gate gradients).
+        h_prev = proj.device.empty((steps, batch, hid), dtype=proj.dtype)
+        h_prev[0] = h0
+        if steps > 1:
+            h_prev[1:] = out[:steps - 1]
+        flat = h_prev.reshape((steps * batch, hid))
+        d_w = flat.permute((1, 0)).compact() @ d_gates.reshape((steps * batch, width))
+        return [d_gates if x.requires_grad else None for x in [node.inputs[0]]] + [
+            d_w if node.inputs[1].requires_grad else None,
+            dh if node.inputs[2].requires_grad else None,
+            dc if node.inputs[3].requires_grad else None]
+
+
+def _lstm_steps(proj, w_hh, state):
+    """The composed LSTM recurrence over ``proj`` (T, B, 4H) tensors: (out, h_n, c_n)."""
+    hid = w_hh.shape[0]
+    outputs = []
+    for proj_t in ops.split(proj, 0):
+        gates = proj_t if state is None else proj_t + state[0] @ w_hh
+        i, f, g, o = ops.split(ops.reshape(gates, (gates.shape[0], 4, hid)), 1)
+        i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
+        c = i * g if state is None else f * state[1] + i * g
+        state = (o * ops.tanh(c), c)
+        outputs.append(state[0])
+    return ops.stack(outputs, 0), state[0], state[1]
+
+
 def _layer_states(layer, name, h0, num_layers, batch, hidden):
     if h0 is None:
         return [None] * num_layers
@@ -248,7 +338,10 @@ class LSTM(Module):
         cs = _layer_states(args[0], "c0", None if h is None else h[1], *args[1:])
         last_h, last_c = [], []
         for cell, h_i, c_i in zip(self.lstm_cells, hs, cs):
-            X, (h_i, c_i) = _run_layer(cell, X, None if h_i is None else (h_i, c_i))
+            if h_i is None:  # zero state: the same values as no state, through the one fused node
+                h_i = init.zeros(X.shape[1], self.hidden_size, device=X.device, dtype=X.dtype)
+                c_i = init.zeros(X.shape[1], self.hidden_size, device=X.device, dtype=X.dtype)
+            X, h_i, c_i = _LSTMRecurrence()(cell.project(X), cell.W_hh, h_i, c_i)
             last_h.append(h_i)
             last_c.append(c_i)
         return X, (ops.stack(last_h, 0), ops.stack(last_c, 0))
