@@ -144,8 +144,9 @@ class BackendDevice:
         if labels.size and (labels.min() < 0 or labels.max() >= n):
             raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{labels.min()}, {labels.max()}]")
         # zeros + one write per label: np.eye(n)[labels] built an n x n matrix first (n^2 memory).
-        out = np.zeros(labels.shape + (n,), dtype=np.float32)  # 0 and 1 are exact in any float dtype
-        np.put_along_axis(out, labels[..., None], 1.0, axis=-1)
+        out = np.zeros((labels.size, n), dtype=np.float32)  # 0 and 1 are exact in any float dtype
+        out[np.arange(labels.size), labels.reshape(-1)] = 1.0
+        out = out.reshape(labels.shape + (n,))
         return self._from_numpy(out, dtype)
 
     def empty(self, shape, dtype="float32"):

@@ -22,7 +22,7 @@ def _check_pair(name, a, b):
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
     # Fast path (every binary op): same device object and dtype, read off the data directly.
     da, db = a.cached_data, b.cached_data
-    if da is not None and db is not None and da._device is db._device and da._handle.dtype == db._handle.dtype:
+    if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
         return a, b
     if a.device != b.device:
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
