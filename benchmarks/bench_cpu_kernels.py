@@ -26,6 +26,31 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def running_tasks():
+    """Runnable tasks on the machine right now (Linux /proc/stat), or None where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def wait_until_quiet(timeout=2.0):
+    """Wait (at most `timeout` s) until this process is the only runnable one, so a round is not
+    timed while another program holds a core; True when the machine was quiet."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        n = running_tasks()
+        if n is None or n <= 1:
+            return True
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def best_times(fns, min_time, repeats):
     """Best per-call seconds of each function over `repeats` rounds (each round at least `min_time`).
 
@@ -41,6 +66,7 @@ def best_times(fns, min_time, repeats):
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
+            wait_until_quiet()
             t0 = time.perf_counter()
             for _ in range(calls[i]):
                 fn()

@@ -43,14 +43,10 @@ void kernel_6x16(std::int64_t kc, const float* __restrict Ap, const float* __res
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + NR - 1), _MM_HINT_T0);
   }
-  std::int64_t k = 0;
-  for (; k + 4 <= kc; k += 4) {
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * NR), _MM_HINT_T0);
-    NEEDLE_STEP(0) NEEDLE_STEP(1) NEEDLE_STEP(2) NEEDLE_STEP(3)
-    Ap += 4 * MR;
-    Bp += 4 * NR;
-  }
-  for (; k < kc; ++k) {
+  // No unrolling: with 15 of 16 ymm registers live, an unrolled body made GCC spill an
+  // accumulator to the stack in the inner loop (measured ~6% slower).
+#pragma GCC unroll 1
+  for (std::int64_t k = 0; k < kc; ++k) {
     NEEDLE_STEP(0)
     Ap += MR;
     Bp += NR;
