@@ -1,6 +1,8 @@
 """Optimisers. Each step works on the parameters' stored NDArrays (``cached_data``): no graph
 is built, no Tensor is created, ``.grad`` is only read, and parameters stay leaves.
 Optimiser state (momentum, moments) is kept as NDArrays keyed by parameter."""
+import math
+
 from needle.autograd import Tensor
 
 
@@ -103,7 +105,7 @@ class Adam(Optimizer):
         self.m, self.v = {}, {}
 
     def _decay(self, w, g):
-        return g + w * self.weight_decay if self.weight_decay else g
+        return (w * self.weight_decay).iadd(g) if self.weight_decay else g  # one new array, not two
 
     def step(self):
         self.t += 1
@@ -120,9 +122,12 @@ class Adam(Optimizer):
                 m.imul(b1).iadd(g * (1 - b1))
                 v.imul(b2).iadd((g * g).imul(1 - b2))
             w = self._before_update(w)
-            denom = (v * (1 / correct2)).isqrt().iadd(self.eps)
+            # lr * (m / c1) / (sqrt(v / c2) + eps) with the corrections folded into two scalars,
+            # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): one pass less over v.
+            root2 = math.sqrt(correct2)
+            denom = v.sqrt().iadd(self.eps * root2)
             # A new weight array (not in place): a tensor detached from the parameter keeps its values.
-            p.cached_data = w - (m * (self.lr / correct1)).idiv(denom)
+            p.cached_data = w - (m * (self.lr * root2 / correct1)).idiv(denom)
 
     def _before_update(self, w):
         return w
