@@ -12,7 +12,7 @@ namespace {
 using i64 = std::int64_t;
 
 // Below these sizes a second thread costs more than it saves (memory-bound vs compute-bound).
-constexpr i64 kGrainCheap = 1 << 16;
+constexpr i64 kGrainCheap = 1 << 15;
 constexpr i64 kGrainCostly = 1 << 13;
 
 const EwiseTable* table() {

@@ -55,14 +55,22 @@ void pack_a(const float* a, i64 lda, i64 mc, i64 kc, const MicroKernel& uk, floa
   }
 }
 
-// NR-wide panel j of the kc x nc block of B at `b` (row stride ldb), zero-padded.
-void pack_b_panel(const float* b, i64 ldb, i64 kc, i64 nc, int nr, i64 j, float* dst) {
-  i64 c0 = j * nr, cols = std::min<i64>(nr, nc - c0);
-  float* d = dst + j * kc * nr;
+// NR-wide panels [j0, j1) of the kc x nc block of B at `b` (row stride ldb), zero-padded. Rows
+// are walked in the outer loop so B is read sequentially (one panel at a time would touch one
+// cache line in each of kc rows, kc * ldb apart).
+void pack_b_panels(const float* b, i64 ldb, i64 kc, i64 nc, int nr, i64 j0, i64 j1, float* dst) {
   for (i64 k = 0; k < kc; ++k) {
-    const float* src = b + k * ldb + c0;
-    std::memcpy(d + k * nr, src, cols * sizeof(float));
-    if (cols < nr) std::memset(d + k * nr + cols, 0, (nr - cols) * sizeof(float));
+    const float* src = b + k * ldb;
+    for (i64 j = j0; j < j1; ++j) {
+      const i64 c0 = j * nr, cols = std::min<i64>(nr, nc - c0);
+      float* d = dst + (j * kc + k) * nr;
+      if (cols == nr) {
+        std::memcpy(d, src + c0, nr * sizeof(float));
+      } else {
+        std::memcpy(d, src + c0, cols * sizeof(float));
+        std::memset(d + cols, 0, (nr - cols) * sizeof(float));
+      }
+    }
   }
 }
 
@@ -142,7 +150,7 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
       parallel_chunks(nt, pack_chunks, [&](i64 c) {
         i64 q0, q1;
         split_range(panels, c, pack_chunks, 1, &q0, &q1);
-        for (i64 j = q0; j < q1; ++j) pack_b_panel(bsrc, ldb, kc, nc, nr, j, bpack.p);
+        pack_b_panels(bsrc, ldb, kc, nc, nr, q0, q1, bpack.p);
       });
 
       const i64 groups = std::min(col_groups, panels);
