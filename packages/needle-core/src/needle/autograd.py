@@ -137,8 +137,18 @@ class Value:
             value._init(op, list(inputs), requires_grad=requires_grad)
             return value
         # Eager: compute first, then fill the node's fields directly (this runs once per op).
-        data = op.compute(*[x.cached_data if x.cached_data is not None else x.realize_cached_data()
-                            for x in inputs])
+        # One and two inputs are unrolled: a list comprehension costs ~0.2 us, a tenth of a small op.
+        if len(inputs) == 2:
+            x, y = inputs
+            dx, dy = x.cached_data, y.cached_data
+            data = op.compute(dx if dx is not None else x.realize_cached_data(),
+                              dy if dy is not None else y.realize_cached_data())
+        elif len(inputs) == 1:
+            dx = inputs[0].cached_data
+            data = op.compute(dx if dx is not None else inputs[0].realize_cached_data())
+        else:
+            data = op.compute(*[x.cached_data if x.cached_data is not None else x.realize_cached_data()
+                                for x in inputs])
         value = cls.__new__(cls)
         if requires_grad:
             value.op, value.inputs = op, list(inputs)

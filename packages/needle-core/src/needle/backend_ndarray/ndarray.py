@@ -19,23 +19,28 @@ def prod(xs):
     return math.prod(xs)
 
 
-_STRIDES = {}
+_LAYOUTS = {}  # shape -> (compact strides, size)
 
 
-def compact_strides(shape):
-    """Row-major strides, in elements, of a compact array of ``shape`` (a tuple)."""
+def _compact_layout(shape):
+    """``(strides, size)`` of a compact array of ``shape`` (a tuple), cached."""
     # A plain dict: a hit costs a third of an lru_cache call, and this runs for every new array.
-    strides = _STRIDES.get(shape)
-    if strides is None:
+    layout = _LAYOUTS.get(shape)
+    if layout is None:
         stride, out = 1, []
         for dim in reversed(shape):
             out.append(stride)
             stride *= dim
-        strides = tuple(reversed(out))
-        if len(_STRIDES) > 4096:  # many distinct shapes: start again rather than grow
-            _STRIDES.clear()
-        _STRIDES[shape] = strides
-    return strides
+        layout = (tuple(reversed(out)), stride)
+        if len(_LAYOUTS) > 4096:  # many distinct shapes: start again rather than grow
+            _LAYOUTS.clear()
+        _LAYOUTS[shape] = layout
+    return layout
+
+
+def compact_strides(shape):
+    """Row-major strides, in elements, of a compact array of ``shape`` (a tuple)."""
+    return _compact_layout(shape)[0]
 
 
 def normalize_axes(axes, ndim, name="axes"):
@@ -61,6 +66,9 @@ def broadcast_shapes(*shapes):
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast together") from None
+
+
+_new = object.__new__
 
 
 def _dtype_name(dtype):
@@ -134,12 +142,13 @@ class NDArray:
 
         The hot path of every op's output: it skips ``make``'s argument normalising and checks.
         """
-        array = object.__new__(NDArray)
+        layout = _LAYOUTS.get(shape) or _compact_layout(shape)
+        array = _new(NDArray)
         array._shape = shape
-        array._strides = compact_strides(shape)
+        array._strides = layout[0]
         array._offset = 0
         array._device = device
-        array._handle = device.Array(math.prod(shape), dtype)
+        array._handle = device.Array(layout[1], dtype)
         array._dtype = dtype
         array._compact = True
         return array
@@ -402,6 +411,12 @@ class NDArray:
         """``ewise(self, other)`` or ``scalar(self, other)`` into a new array (or into ``out``)."""
         device, dtype = self._device, self._dtype
         if isinstance(other, NDArray):
+            if (other._device is device and other._dtype == dtype and other._shape == self._shape
+                    and self._compact and other._compact and out is None):
+                # The common case, checked in one go: same device, dtype and shape, both compact.
+                out = NDArray._fresh(self._shape, device, dtype)
+                ewise(self._handle, other._handle, out._handle)
+                return out
             if other._device is not device and other._device != device:
                 raise ValueError(f"{name}: operands are on different devices ({device} and {other._device})")
             if other._dtype != dtype:

@@ -36,6 +36,12 @@ def _check_pair(name, a, b):
 
 
 def _check_broadcast(name, a, b):
+    # Fast path (every binary op): both Tensors with data on one device object, one dtype and shape.
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a.cached_data, b.cached_data
+        if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
+                and da._shape == db._shape):
+            return a, b
     a, b = _check_pair(name, a, b)
     if a.cached_data is not None and b.cached_data is not None and a.cached_data._shape == b.cached_data._shape:
         return a, b
@@ -87,7 +93,10 @@ class EWiseAdd(TensorOp):
 def add(a, b):
     """Elementwise ``a + b`` (broadcasting)."""
     a, b = _check_broadcast("add", a, b)
-    return EWiseAdd()(a, b)
+    return _EWISEADD(a, b)
+
+
+_EWISEADD = EWiseAdd()  # stateless: one instance serves every call
 
 
 class AddScalar(TensorOp):
@@ -119,7 +128,10 @@ class EWiseMul(TensorOp):
 def multiply(a, b):
     """Elementwise ``a * b`` (broadcasting)."""
     a, b = _check_broadcast("multiply", a, b)
-    return EWiseMul()(a, b)
+    return _EWISEMUL(a, b)
+
+
+_EWISEMUL = EWiseMul()  # stateless: one instance serves every call
 
 
 class MulScalar(TensorOp):
@@ -155,7 +167,10 @@ class EWisePow(TensorOp):
 def power(a, b):
     """Elementwise ``a ** b`` (broadcasting)."""
     a, b = _check_broadcast("power", a, b)
-    return EWisePow()(a, b)
+    return _EWISEPOW(a, b)
+
+
+_EWISEPOW = EWisePow()  # stateless: one instance serves every call
 
 
 class PowerScalar(TensorOp):
@@ -214,7 +229,10 @@ class EWiseDiv(TensorOp):
 def divide(a, b):
     """Elementwise ``a / b`` (broadcasting)."""
     a, b = _check_broadcast("divide", a, b)
-    return EWiseDiv()(a, b)
+    return _EWISEDIV(a, b)
+
+
+_EWISEDIV = EWiseDiv()  # stateless: one instance serves every call
 
 
 class DivScalar(TensorOp):
@@ -264,7 +282,10 @@ class Negate(TensorOp):
 
 def negate(a):
     """``-a``."""
-    return Negate()(a)
+    return _NEGATE(a)
+
+
+_NEGATE = Negate()  # stateless: one instance serves every call
 
 
 # ---- unary functions ---------------------------------------------------------------------------
@@ -278,7 +299,10 @@ class Log(TensorOp):
 
 def log(a):
     """Natural logarithm."""
-    return Log()(a)
+    return _LOG(a)
+
+
+_LOG = Log()  # stateless: one instance serves every call
 
 
 class Exp(TensorOp):
@@ -291,7 +315,10 @@ class Exp(TensorOp):
 
 def exp(a):
     """Exponential."""
-    return Exp()(a)
+    return _EXP(a)
+
+
+_EXP = Exp()  # stateless: one instance serves every call
 
 
 class ReLU(TensorOp):
@@ -315,7 +342,10 @@ class ReLUBackward(TensorOp):
 
 def relu(a):
     """``max(a, 0)``."""
-    return ReLU()(a)
+    return _RELU(a)
+
+
+_RELU = ReLU()  # stateless: one instance serves every call
 
 
 class Tanh(TensorOp):
@@ -328,7 +358,10 @@ class Tanh(TensorOp):
 
 def tanh(a):
     """Hyperbolic tangent."""
-    return Tanh()(a)
+    return _TANH(a)
+
+
+_TANH = Tanh()  # stateless: one instance serves every call
 
 
 class Sigmoid(TensorOp):
@@ -341,7 +374,10 @@ class Sigmoid(TensorOp):
 
 def sigmoid(a):
     """Logistic sigmoid, finite for every finite input."""
-    return Sigmoid()(a)
+    return _SIGMOID(a)
+
+
+_SIGMOID = Sigmoid()  # stateless: one instance serves every call
 
 
 class Sqrt(TensorOp):
@@ -354,7 +390,10 @@ class Sqrt(TensorOp):
 
 def sqrt(a):
     """Square root."""
-    return Sqrt()(a)
+    return _SQRT(a)
+
+
+_SQRT = Sqrt()  # stateless: one instance serves every call
 
 
 # ---- shape ops -----------------------------------------------------------------------------------
@@ -589,7 +628,10 @@ def matmul(a, b):
         broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
-    return MatMul()(a, b)
+    return _MATMUL(a, b)
+
+
+_MATMUL = MatMul()  # stateless: one instance serves every call
 
 
 # ---- indexing, flipping, dilation, padding ------------------------------------------------------
