@@ -13,6 +13,8 @@ Exit status 1 when a claim cannot be true or cannot be tested. The rules:
 - a backend package names, for each backend, the protocol versions it implements: an entry point
   ``[project.entry-points."needle.protocol"] NAME = "pkg.version:SUPPORTED_PROTOCOL"`` whose value is
   ``(oldest, newest)``; every needle-core its range admits must speak a protocol inside that pair;
+- a requirement on another package of this tree (needle-dist on needle-nn and needle-data) has both
+  bounds too and admits the version in this tree;
 - each package's CHANGELOG.md has a section for its current version.
 
 ``nox -s compat`` then installs each package with the oldest and the newest needle-core build it claims,
@@ -52,6 +54,18 @@ def check_changelog(pkg):
     return []
 
 
+def _bound_problems(pkg, claim, spec):
+    """Sentences for a missing lower or upper bound in ``claim`` (a requirement's ``spec``)."""
+    problems = []
+    if not [s for s in spec if s.operator in _LOWER or s.operator == ">"]:
+        problems.append(f"{pkg.name}: claims {claim} with no lower bound; state the oldest version it is "
+                        "tested with (>=X)")
+    if not [s for s in spec if s.operator in ("<", "<=", "==", "===", "~=")]:
+        problems.append(f"{pkg.name}: claims {claim} with no upper bound, i.e. every future release; add <NEXT "
+                        "(e.g. <0.2)")
+    return problems
+
+
 def check_core_range(pkg, builds, tree_version):
     """``(entry, problems)`` for ``pkg``'s needle-core requirement against the available ``builds``."""
     req = pkg.requirement(CORE)
@@ -59,15 +73,8 @@ def check_core_range(pkg, builds, tree_version):
         return None, []
     spec, claim = req.specifier, f"{CORE}{req.specifier}"
     known = ", ".join(f"{v} ({b.source})" for v, b in builds.items())
-    problems = []
-    lowers = [s for s in spec if s.operator in _LOWER or s.operator == ">"]
-    if not lowers:
-        problems.append(f"{pkg.name}: claims {claim or CORE} with no lower bound; state the oldest needle-core "
-                        "it is tested with (>=X)")
-    if not [s for s in spec if s.operator in ("<", "<=", "==", "===", "~=")]:
-        problems.append(f"{pkg.name}: claims {claim or CORE} with no upper bound, i.e. every future needle-core; "
-                        "add <NEXT (e.g. <0.2)")
-    for s in lowers:
+    problems = _bound_problems(pkg, claim, spec)
+    for s in [s for s in spec if s.operator in _LOWER or s.operator == ">"]:
         if s.operator != ">" and not s.version.endswith(".*") and not any(v == Version(s.version) for v in builds):
             problems.append(f"{pkg.name}: claims {claim}, but there is no needle-core {s.version} to test it "
                             f"against (known builds: {known}); raise the lower bound to a version that exists")
@@ -80,6 +87,25 @@ def check_core_range(pkg, builds, tree_version):
                         "the packages of one tree must install together")
     cores = [admitted[0], admitted[-1]] if len(admitted) > 1 else admitted
     return Entry(pkg, claim, cores), problems
+
+
+def check_sibling_ranges(pkg, tree):
+    """Problems with ``pkg``'s requirements on the other tree packages but needle-core (``tree``: {name: Package}).
+
+    needle-dist needs needle-nn and needle-data: the same rule as for needle-core (both bounds), and the
+    range must admit the version in this tree, since the tree's packages are installed and tested together.
+    """
+    problems = []
+    for name, other in tree.items():
+        req = pkg.requirement(name) if name not in (CORE, pkg.name) else None
+        if req is None:
+            continue
+        claim = f"{name}{req.specifier}"
+        problems += _bound_problems(pkg, claim, req.specifier)
+        if not req.specifier.contains(other.version, prereleases=True):
+            problems.append(f"{pkg.name}: claims {claim}, which excludes this tree's {name} {other.version}; "
+                            "the packages of one tree must install together")
+    return problems
 
 
 def check_protocol(pkg, cores):
@@ -111,8 +137,10 @@ def matrix(root=ROOT):
     builds = core_builds(root)
     tree_version = package(CORE, root).version
     entries, problems = [], []
-    for pkg in packages(root):
+    tree = {p.name: p for p in packages(root)}
+    for pkg in tree.values():
         problems += check_changelog(pkg)
+        problems += check_sibling_ranges(pkg, tree)
         entry, found = check_core_range(pkg, builds, tree_version)
         problems += found
         if entry is not None:

@@ -159,3 +159,37 @@ def test_release_check_refuses_an_unreleased_section(tree):
     write_package(tree, "needle-nn", "needle/nn", "0.1.0", changelog="# Changelog\n\n## 0.1.0 (unreleased)\n- x\n")
     with pytest.raises(bump_version.Refused, match="marked unreleased"):
         bump_version.release_check("needle-nn", root=tree)
+
+
+@pytest.mark.parametrize("claim, needle", [
+    ("needle-nn>=0.1", "claims needle-nn>=0.1 with no upper bound"),
+    ("needle-nn<0.2", "claims needle-nn<0.2 with no lower bound"),
+    ("needle-nn>=0.2,<0.3", "excludes this tree's needle-nn 0.1.0"),
+])
+def test_requirements_on_sibling_packages_follow_the_same_rules(tree, claim, needle):
+    write_package(tree, "needle-nn", "needle/nn", "0.1.0", deps=["needle-core>=0.1,<0.2"])
+    write_package(tree, "needle-dist", "needle/distributed", "0.1.0", deps=["needle-core>=0.1,<0.2", claim])
+    problems = problems_of(tree)
+    assert any(p.startswith("needle-dist:") and needle in p for p in problems), problems
+
+
+def test_a_bounded_sibling_range_that_admits_the_tree_passes(tree):
+    write_package(tree, "needle-nn", "needle/nn", "0.1.0", deps=["needle-core>=0.1,<0.2"])
+    write_package(tree, "needle-dist", "needle/distributed", "0.1.0",
+                  deps=["needle-core>=0.1,<0.2", "needle-nn>=0.1,<0.2"])
+    assert problems_of(tree) == []
+
+
+def test_the_templates_in_this_repository_follow_the_rules():
+    # Templates are skipped by the matrix (nothing to build), but a copy becomes a real package:
+    # its claims must already pass the rules.
+    builds = release_facts.core_builds()
+    tree_core = release_facts.package(release_facts.CORE).version
+    templates = sorted(p for p in release_facts.PACKAGES.iterdir() if p.name.startswith("_template"))
+    assert templates, "no packages/_template* found"
+    for path in templates:
+        pkg = release_facts.Package(path)
+        entry, problems = check_compat.check_core_range(pkg, builds, tree_core)
+        assert entry is not None, f"{path.name} states no needle-core range"
+        problems += check_compat.check_protocol(pkg, entry.cores) + check_compat.check_changelog(pkg)
+        assert problems == [], problems
