@@ -67,6 +67,17 @@ def test_one_hot():
         init.one_hot(3, np.array([3]))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, -1.0, 2.5])
+def test_one_hot_rejects_labels_that_are_not_class_indices(bad):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an error, not a numpy cast warning first
+        with pytest.raises(ValueError, match="labels"):
+            init.one_hot(3, np.array([0.0, bad]), device=NP)
+
+
+
 def test_xavier_uniform_bound_and_values():
     fan_in, fan_out, gain = 40, 60, 1.5
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))

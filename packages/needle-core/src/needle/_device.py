@@ -137,10 +137,15 @@ class BackendDevice:
 
     def one_hot(self, n, i, dtype="float32"):
         """Rows of the n x n identity picked by the integer labels ``i``."""
-        labels = np.asarray(i.numpy() if hasattr(i, "numpy") else i)
-        if labels.size and not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError("one_hot: labels must hold integers")
-        labels = labels.astype(np.int64)
+        given = np.asarray(i.numpy() if hasattr(i, "numpy") else i)
+        if given.dtype.kind in "iub":
+            labels = given.astype(np.int64)
+        else:
+            # Float labels must hold integers (a cast that changes a value means one did not).
+            with np.errstate(invalid="ignore"):  # nan/inf: caught below, not warned about
+                labels = given.astype(np.int64)
+            if labels.size and (labels != given).any():
+                raise ValueError("one_hot: labels must hold integers")
         if labels.size and (labels.min() < 0 or labels.max() >= n):
             raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{labels.min()}, {labels.max()}]")
         # zeros + one write per label: np.eye(n)[labels] built an n x n matrix first (n^2 memory).

@@ -165,10 +165,9 @@ _make_from_op = Value.make_from_op.__func__
 
 
 def _as_ndarray(array, device, dtype):
-    if isinstance(array, NDArray):
-        return NDArray(array, device=device, dtype=dtype)
-    if dtype is None and not isinstance(array, np.ndarray) and not isinstance(array, np.generic):
-        dtype = "float32"  # lists and Python scalars: float32, as parameters are
+    # Without a dtype, NDArray keeps what numpy makes of ``array`` when it is float64 (a float64
+    # array, a Python float, a list of floats) and the device has float64, as the course's numpy
+    # backend did (``numpy.array(x)``); float32 otherwise.
     return NDArray(array, device=device, dtype=dtype)
 
 
@@ -176,11 +175,18 @@ class Tensor(Value):
     """An n-dimensional array that records the ops applied to it, for ``backward``.
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)``: ``array`` is a Tensor,
-    an NDArray, a numpy array, a list or a scalar. Without ``dtype``, a numpy float64 array
-    stays float64 where the device supports it; anything else becomes float32.
+    an NDArray, a numpy array, a list or a scalar. Without ``dtype``, a Tensor or NDArray keeps
+    its dtype; for anything else, what numpy infers as float64 (a float64 array, a Python float,
+    a list of floats) stays float64 where the device supports it (the numpy backend does), and
+    everything else becomes float32.
     """
 
     grad: Optional["Tensor"] = None  # set on leaves by backward()
+
+    # numpy must not take over binary operators: ``np.float32(2) * t`` would turn ``t`` into an
+    # ndarray and silently drop it from the graph. With this, numpy hands the operator back to
+    # Tensor (``__rmul__``), and a numpy ufunc called on a Tensor raises a TypeError.
+    __array_ufunc__ = None
 
     def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
         if isinstance(array, Tensor):
@@ -293,6 +299,11 @@ class Tensor(Value):
             out_grad = Tensor.make_const(self.device.full(self.shape, 1.0, dtype=self.dtype))
         elif not isinstance(out_grad, Tensor):
             out_grad = Tensor(out_grad, device=self.device, dtype=self.dtype, requires_grad=False)
+        elif out_grad.device != self.device:
+            raise ValueError(f"backward: out_grad is on {out_grad.device}, tensor is on {self.device}")
+        elif out_grad.dtype != self.dtype:
+            # Gradients keep their inputs' dtype: a float64 out_grad must not promote a float32 graph.
+            out_grad = _ops.cast(out_grad, self.dtype)
         if out_grad.shape != self.shape:
             raise ValueError(f"backward: out_grad has shape {out_grad.shape}, tensor has shape {self.shape}")
         if create_graph:

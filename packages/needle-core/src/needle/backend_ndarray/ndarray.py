@@ -60,21 +60,44 @@ def normalize_axes(axes, ndim, name="axes"):
     return tuple(sorted(out))
 
 
+_BROADCASTS = {}  # (shape, shape, ...) -> broadcast shape
+
+
 def broadcast_shapes(*shapes):
     """numpy's broadcasting of several shapes; a ValueError names them when they clash."""
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast together") from None
+    # Cached: np.broadcast_shapes costs ~2 us, and training repeats the same few pairs.
+    out = _BROADCASTS.get(shapes)
+    if out is None:
+        try:
+            out = tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast together") from None
+        if len(_BROADCASTS) > 4096:
+            _BROADCASTS.clear()
+        _BROADCASTS[shapes] = out
+    return out
 
 
 _new = object.__new__
 
 
+_DTYPE_NAMES = {}  # what callers pass ("float32", np.float32, np.dtype(...)) -> its name
+
+
 def _dtype_name(dtype):
     if dtype is None:
         return None
-    return np.dtype(dtype).name
+    # Cached: np.dtype(x).name costs ~1.5 us, and every new array from numpy asks.
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable dtype-like, e.g. a structured spec
+        name = np.dtype(dtype).name
+    try:
+        if len(_DTYPE_NAMES) < 256:
+            _DTYPE_NAMES[dtype] = name
+    except TypeError:
+        pass
+    return name
 
 
 class NDArray:
@@ -639,24 +662,24 @@ class NDArray:
     # ---- reductions -------------------------------------------------------------------
     def _reduce(self, axis, keepdims, kernel, name):
         shape = self._shape
-        ndim = len(shape)
-        axes = normalize_axes(axis, ndim, "axis")
-        if name == "max" and any(shape[a] == 0 for a in axes):
+        key = (shape, axis if not isinstance(axis, list) else tuple(axis), keepdims)
+        try:
+            plan = _REDUCTIONS.get(key) or _reduction_plan(key)
+        except TypeError:  # an unhashable axis (a numpy array): work the plan out uncached
+            plan = _reduction_plan(key)
+        axes, keep, final, rows, cols, leading, trailing = plan
+        if name == "max" and rows == 0:
             raise ValueError(f"max: zero-size reduction over axis {axis} of shape {shape}")
-        keep = tuple(a for a in range(ndim) if a not in axes)
-        out_shape = tuple(shape[a] for a in keep)
         # The result is compact either way: allocate it in its final (kept-dims or not) shape.
-        final = tuple(1 if a in axes else s for a, s in enumerate(shape)) if keepdims else out_shape
-        rows = prod(shape[a] for a in axes)
         out = NDArray._fresh(final, self._device, self._dtype)
-        if name == "sum" and keep and axes == tuple(range(len(axes))) and rows > 1 and self.is_compact():
+        if name == "sum" and leading and self.is_compact():
             # Summing leading axes (a bias gradient): a row of ones times the (rows, cols)
             # matrix, instead of a transposing copy followed by reduce_sum.
             self._device.matmul(_ones_row(self._device, rows, self._dtype)._handle, self._handle,
-                                out._handle, 1, rows, prod(out_shape))
+                                out._handle, 1, rows, cols)
         else:
             # Reduced axes last (no view needed when they already are), then contiguous groups.
-            view = self if axes == tuple(range(len(keep), ndim)) else self.permute(keep + axes)
+            view = self if trailing else self.permute(keep + axes)
             kernel(view.compact()._handle, out._handle, rows)
         return out
 
@@ -667,6 +690,36 @@ class NDArray:
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis`` (int, tuple or None for all)."""
         return self._reduce(axis, keepdims, self._device.reduce_max, "max")
+
+
+_REDUCTIONS = {}  # (shape, axis, keepdims) -> the plan below
+
+
+def _reduction_plan(key):
+    """``(axes, keep, final shape, rows, cols, leading, trailing)`` of a reduction, cached by ``key``.
+
+    ``rows`` is the number of elements reduced into each output, ``cols`` the number of outputs;
+    ``leading``: the reduced axes are the first ones (and something is kept, more than one row);
+    ``trailing``: they are the last ones (no permute needed). Training repeats a few shapes, and
+    working this out cost more than the kernel for small arrays.
+    """
+    shape, axis, keepdims = key
+    ndim = len(shape)
+    axes = normalize_axes(axis, ndim, "axis")
+    keep = tuple(a for a in range(ndim) if a not in axes)
+    out_shape = tuple(shape[a] for a in keep)
+    final = tuple(1 if a in axes else s for a, s in enumerate(shape)) if keepdims else out_shape
+    rows = prod(shape[a] for a in axes)
+    leading = bool(keep) and axes == tuple(range(len(axes))) and rows > 1
+    plan = (axes, keep, final, rows, prod(out_shape), leading, axes == tuple(range(len(keep), ndim)))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable axis argument: nothing to cache
+        return plan
+    if len(_REDUCTIONS) > 4096:
+        _REDUCTIONS.clear()
+    _REDUCTIONS[key] = plan
+    return plan
 
 
 _ONES = {}

@@ -6,7 +6,8 @@ from ..autograd import Tensor
 
 
 def _tensor(array, device, dtype, requires_grad):
-    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+    # ``array`` was just made on ``device`` with ``dtype``: wrap it (``Tensor(array)`` copies).
+    return Tensor.make_const(array, requires_grad=requires_grad)
 
 
 def rand(*shape, low=0.0, high=1.0, device=None, dtype="float32", requires_grad=False):
