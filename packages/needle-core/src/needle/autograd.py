@@ -10,8 +10,6 @@ import functools
 import gc
 from typing import List, Optional, Tuple, Union
 
-import numpy as np
-
 from . import _device
 from .backend_ndarray.ndarray import NDArray
 

@@ -54,8 +54,10 @@ def _check_broadcast(name, a, b):
 
 
 def _check_scalar(name, scalar):
+    """``scalar`` as a Python number (a numpy scalar is converted: it must not drive dtypes)."""
     if not isinstance(scalar, Number):
         raise TypeError(f"{name}: expected a Python number, got {type(scalar).__name__}")
+    return scalar.item() if isinstance(scalar, np.generic) else scalar
 
 
 def _needed(node, *grads):
@@ -82,6 +84,8 @@ def unbroadcast(grad, shape):
 
 # ---- elementwise arithmetic --------------------------------------------------------------------
 class EWiseAdd(TensorOp):
+    """``a + b`` elementwise (broadcasting); each gradient is summed back to its input's shape."""
+
     def compute(self, a: NDArray, b: NDArray):
         return a + b
 
@@ -100,6 +104,8 @@ _EWISEADD = EWiseAdd()  # stateless: one instance serves every call
 
 
 class AddScalar(TensorOp):
+    """``a + scalar``."""
+
     def __init__(self, scalar):
         self.scalar = scalar
 
@@ -112,11 +118,13 @@ class AddScalar(TensorOp):
 
 def add_scalar(a, scalar):
     """``a + scalar``."""
-    _check_scalar("add_scalar", scalar)
+    scalar = _check_scalar("add_scalar", scalar)
     return AddScalar(scalar)(a)
 
 
 class EWiseMul(TensorOp):
+    """``a * b`` elementwise (broadcasting)."""
+
     def compute(self, a: NDArray, b: NDArray):
         return a * b
 
@@ -135,6 +143,8 @@ _EWISEMUL = EWiseMul()  # stateless: one instance serves every call
 
 
 class MulScalar(TensorOp):
+    """``a * scalar``."""
+
     def __init__(self, scalar):
         self.scalar = scalar
 
@@ -147,7 +157,7 @@ class MulScalar(TensorOp):
 
 def mul_scalar(a, scalar):
     """``a * scalar``."""
-    _check_scalar("mul_scalar", scalar)
+    scalar = _check_scalar("mul_scalar", scalar)
     return MulScalar(scalar)(a)
 
 
@@ -159,9 +169,9 @@ class EWisePow(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        grad_a = out_grad * b * power(a, add_scalar(b, -1.0))
-        grad_b = out_grad * node * log(a)
-        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+        # Only what is needed: log(a) of a constant exponent's base may be nan (a < 0) and is unused.
+        return _needed(node, lambda: unbroadcast(out_grad * b * power(a, add_scalar(b, -1.0)), a.shape),
+                       lambda: unbroadcast(out_grad * node * log(a), b.shape))
 
 
 def power(a, b):
@@ -191,7 +201,7 @@ class PowerScalar(TensorOp):
 
 def power_scalar(a, scalar):
     """``a ** scalar``."""
-    _check_scalar("power_scalar", scalar)
+    scalar = _check_scalar("power_scalar", scalar)
     return PowerScalar(scalar)(a)
 
 
@@ -210,13 +220,15 @@ class RPowerScalar(TensorOp):
 
 def rpower_scalar(a, scalar):
     """``scalar ** a`` (scalar > 0)."""
-    _check_scalar("rpower_scalar", scalar)
+    scalar = _check_scalar("rpower_scalar", scalar)
     if scalar <= 0:
         raise ValueError(f"rpower_scalar: base must be positive, got {scalar}")
     return RPowerScalar(scalar)(a)
 
 
 class EWiseDiv(TensorOp):
+    """``a / b`` elementwise (broadcasting)."""
+
     def compute(self, a: NDArray, b: NDArray):
         return a / b
 
@@ -236,6 +248,8 @@ _EWISEDIV = EWiseDiv()  # stateless: one instance serves every call
 
 
 class DivScalar(TensorOp):
+    """``a / scalar``."""
+
     def __init__(self, scalar):
         self.scalar = scalar
 
@@ -248,7 +262,7 @@ class DivScalar(TensorOp):
 
 def divide_scalar(a, scalar):
     """``a / scalar``."""
-    _check_scalar("divide_scalar", scalar)
+    scalar = _check_scalar("divide_scalar", scalar)
     return DivScalar(scalar)(a)
 
 
@@ -259,7 +273,8 @@ class RDivScalar(TensorOp):
         self.scalar = scalar
 
     def compute(self, a: NDArray):
-        return self.scalar / a
+        # Not ``self.scalar / a``: a numpy scalar on the left would turn ``a`` into a numpy array.
+        return a.__rtruediv__(self.scalar)
 
     def gradient(self, out_grad, node):
         a = node.inputs[0]
@@ -268,11 +283,13 @@ class RDivScalar(TensorOp):
 
 def rdivide_scalar(a, scalar):
     """``scalar / a``."""
-    _check_scalar("rdivide_scalar", scalar)
+    scalar = _check_scalar("rdivide_scalar", scalar)
     return RDivScalar(scalar)(a)
 
 
 class Negate(TensorOp):
+    """``-a``."""
+
     def compute(self, a: NDArray):
         return -a
 
@@ -290,6 +307,8 @@ _NEGATE = Negate()  # stateless: one instance serves every call
 
 # ---- unary functions ---------------------------------------------------------------------------
 class Log(TensorOp):
+    """Natural logarithm."""
+
     def compute(self, a: NDArray):
         return a.log()
 
@@ -306,6 +325,8 @@ _LOG = Log()  # stateless: one instance serves every call
 
 
 class Exp(TensorOp):
+    """Exponential."""
+
     def compute(self, a: NDArray):
         return a.exp()
 
@@ -322,6 +343,8 @@ _EXP = Exp()  # stateless: one instance serves every call
 
 
 class ReLU(TensorOp):
+    """``max(a, 0)``; the gradient passes where the output is positive."""
+
     def compute(self, a: NDArray):
         return a.relu()
 
@@ -349,6 +372,8 @@ _RELU = ReLU()  # stateless: one instance serves every call
 
 
 class Tanh(TensorOp):
+    """Hyperbolic tangent."""
+
     def compute(self, a: NDArray):
         return a.tanh()
 
@@ -365,6 +390,8 @@ _TANH = Tanh()  # stateless: one instance serves every call
 
 
 class Sigmoid(TensorOp):
+    """Logistic sigmoid ``1 / (1 + exp(-a))``, finite for every finite input."""
+
     def compute(self, a: NDArray):
         return a.sigmoid()
 
@@ -381,6 +408,8 @@ _SIGMOID = Sigmoid()  # stateless: one instance serves every call
 
 
 class Sqrt(TensorOp):
+    """Square root."""
+
     def compute(self, a: NDArray):
         return a.sqrt()
 
@@ -456,6 +485,8 @@ def permute(a, axes):
 
 
 class Reshape(TensorOp):
+    """``a`` with a new shape of the same size."""
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -482,6 +513,8 @@ def reshape(a, shape):
 
 
 class BroadcastTo(TensorOp):
+    """``a`` broadcast to ``shape`` (numpy rules); the gradient sums over the broadcast axes."""
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -509,6 +542,8 @@ def _kept_shape(shape, axes):
 
 
 class Summation(TensorOp):
+    """Sum over ``axes`` (int, tuple or None for all), removing them."""
+
     def __init__(self, axes=None):
         self.axes = axes
 
@@ -670,6 +705,8 @@ def get_item(a, index):
 
 
 class Flip(TensorOp):
+    """Reverse the order of elements along ``axes``."""
+
     def __init__(self, axes):
         self.axes = axes
 

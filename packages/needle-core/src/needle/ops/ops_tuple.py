@@ -1,10 +1,14 @@
 """Ops that produce or consume TensorTuples: make_tuple, tuple_get_item, stack, split, concatenate."""
+import numpy as np
+
 from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
 from ..backend_ndarray.ndarray import normalize_axes
 from .ops_mathematic import get_item
 
 
 class MakeTensorTuple(TensorTupleOp):
+    """Group tensors into one TensorTuple node; the adjoint is split back to each tensor."""
+
     def compute(self, *args):
         return tuple(args)
 
@@ -18,16 +22,32 @@ def make_tuple(*args):
 
 
 class TupleGetItem(TensorOp):
+    """Element ``index`` of a TensorTuple; the adjoint is that element's gradient, zeros elsewhere."""
+
     def __init__(self, index):
-        self.index = index
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"tuple_get_item: index must be an int, got {type(index).__name__}")
+        self.index = int(index)
 
     def __call__(self, a: TensorTuple, fold_const=True):
+        if self.index < 0:
+            # The adjoint is matched to the element by position: store the index non-negative.
+            n = len(a)
+            if self.index < -n:
+                raise IndexError(f"tuple_get_item: index {self.index} is out of range for a TensorTuple "
+                                 f"of length {n}")
+            return TupleGetItem(self.index + n)(a, fold_const)
         # Indexing a make_tuple node gives back its input directly (no new node).
         if fold_const and isinstance(a.op, MakeTensorTuple):
+            if self.index >= len(a.inputs):
+                raise IndexError(f"tuple_get_item: index {self.index} is out of range for a TensorTuple "
+                                 f"of length {len(a.inputs)}")
             return a.inputs[self.index]
         return Tensor.make_from_op(self, [a])
 
     def compute(self, a):
+        if self.index >= len(a):
+            raise IndexError(f"tuple_get_item: index {self.index} is out of range for a TensorTuple of length {len(a)}")
         return a[self.index]
 
     def gradient(self, out_grad, node):
