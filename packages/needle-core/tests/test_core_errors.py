@@ -75,9 +75,29 @@ def test_backend_without_dtype():
     lambda a: ops.flip(a, 3),
     lambda a: ops.mean(a, 7),
 ], ids=["summation", "max", "logsumexp", "flip", "mean"])
-def test_axis_out_of_range(call):
-    with pytest.raises(ValueError, match=r"axes=.* out of range for an array with 3 dimensions"):
+def test_axis_out_of_range(call, request):
+    op = request.node.callspec.id
+    with pytest.raises(ValueError, match=rf"^{op}: axes=.* out of range for shape \(2, 3, 4\) with 3 dimensions"):
         call(T((2, 3, 4)))
+
+
+def test_axis_errors_name_the_function_argument_and_shape():
+    with pytest.raises(ValueError, match=r"logsoftmax: axis=2 is out of range for shape \(3, 4\)"):
+        ops.logsoftmax(T((3, 4)), axis=2)
+    with pytest.raises(ValueError, match=r"transpose: axes=\(0, 5\) is out of range for shape \(2, 3, 4\)"):
+        ops.transpose(T((2, 3, 4)), (0, 5))
+    with pytest.raises(ValueError, match=r"concatenate: axis=-4 is out of range for shape \(2, 3, 4\)"):
+        ops.concatenate([T((2, 3, 4))], -4)
+    with pytest.raises(ValueError, match=r"axis=\(1, 3\) is out of range for shape \(2, 3, 4\)"):
+        T((2, 3, 4)).realize_cached_data().sum(axis=(1, 3))
+    with pytest.raises(ValueError, match=r"^add: shapes \(2, 3\) and \(3, 2\) cannot be broadcast"):
+        T((2, 3)).realize_cached_data() + T((3, 2)).realize_cached_data()
+
+
+def test_boolean_index_is_refused_not_read_as_an_int():
+    # numpy reads t[True] as a mask (shape (1, 3)); Python's bool is an int (t[1], shape ()).
+    with pytest.raises(TypeError, match="boolean"):
+        T((3,))[True]
 
 
 def test_axis_out_of_range_tuple_ops():

@@ -43,8 +43,12 @@ def compact_strides(shape):
     return _compact_layout(shape)[0]
 
 
-def normalize_axes(axes, ndim, name="axes"):
-    """Return ``axes`` (int, tuple or None) as a sorted tuple of non-negative ints."""
+def normalize_axes(axes, ndim, name="axes", shape=None, op=None):
+    """Return ``axes`` (int, tuple or None) as a sorted tuple of non-negative ints.
+
+    ``name``, ``shape`` and ``op`` (the caller's argument name, array shape and function
+    name) only make the error messages say where the bad value came from.
+    """
     if axes is None:
         return tuple(range(ndim))
     given = axes  # error messages show the argument as the caller wrote it
@@ -53,10 +57,12 @@ def normalize_axes(axes, ndim, name="axes"):
     out = []
     for ax in axes:
         if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
-            raise ValueError(f"{name}={given} is out of range for an array with {ndim} dimensions")
+            where = f"shape {tuple(shape)}" if shape is not None else "an array"
+            raise ValueError(f"{op + ': ' if op else ''}{name}={given} is out of range for {where} "
+                             f"with {ndim} dimensions")
         out.append(ax % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}={given} repeats an axis")
+        raise ValueError(f"{op + ': ' if op else ''}{name}={given} repeats an axis")
     return tuple(sorted(out))
 
 
@@ -317,7 +323,7 @@ class NDArray:
 
     def flip(self, axes):
         """Reverse the order of elements along ``axes`` (a view with negative strides)."""
-        axes = normalize_axes(axes, self.ndim)
+        axes = normalize_axes(axes, self.ndim, "axes", self._shape, "flip")
         strides, offset = list(self._strides), self._offset
         for ax in axes:
             if self._shape[ax] > 0:
@@ -391,6 +397,8 @@ class NDArray:
                 strides.append(0)
                 continue
             n = self._shape[dim]
+            if isinstance(i, bool):  # an int to Python, a mask to numpy: refuse rather than guess
+                raise TypeError("boolean indices (masks) are not supported; use ints, slices, None and ...")
             if isinstance(i, (int, np.integer)):
                 if not -n <= i < n:
                     raise IndexError(f"index {i} is out of bounds for axis {dim} with size {n}")
@@ -446,7 +454,10 @@ class NDArray:
                 raise TypeError(f"{name}: operands have different dtypes ({dtype} and {other.dtype})")
             a, b = self, other
             if a._shape != b._shape:
-                shape = broadcast_shapes(a._shape, b._shape)
+                try:
+                    shape = broadcast_shapes(a._shape, b._shape)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
             if out is None:
                 out = NDArray._fresh(a._shape, device, dtype)
@@ -705,7 +716,7 @@ def _reduction_plan(key):
     """
     shape, axis, keepdims = key
     ndim = len(shape)
-    axes = normalize_axes(axis, ndim, "axis")
+    axes = normalize_axes(axis, ndim, "axis", shape)
     keep = tuple(a for a in range(ndim) if a not in axes)
     out_shape = tuple(shape[a] for a in keep)
     final = tuple(1 if a in axes else s for a, s in enumerate(shape)) if keepdims else out_shape

@@ -31,7 +31,7 @@ class LogSumExp(TensorOp):
 
 def logsumexp(a, axes=None):
     """``log(sum(exp(a), axes))``, computed without overflow."""
-    normalize_axes(axes, len(a.shape))
+    normalize_axes(axes, len(a.shape), "axes", a.shape, "logsumexp")
     return LogSumExp(axes)(a)
 
 
@@ -54,7 +54,7 @@ class LogSoftmax(TensorOp):
 
 def logsoftmax(a, axis=-1):
     """Log of the softmax over ``axis`` (default: the last)."""
-    normalize_axes(axis, len(a.shape))
+    normalize_axes(axis, len(a.shape), "axis", a.shape, "logsoftmax")
     return LogSoftmax(axis)(a)
 
 

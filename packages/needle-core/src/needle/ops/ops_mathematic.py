@@ -438,7 +438,9 @@ class Transpose(TensorOp):
         else:
             if len(self.axes) != 2:
                 raise ValueError(f"transpose: axes must name exactly two axes, got {self.axes}; use permute")
-            i, j = (normalize_axes((ax,), ndim, "axes")[0] for ax in self.axes)
+            if not all(-ndim <= ax < ndim for ax in self.axes):
+                raise ValueError(f"transpose: axes={tuple(self.axes)} is out of range for {ndim} dimensions")
+            i, j = (ax % ndim for ax in self.axes)
         perm = list(range(ndim))
         perm[i], perm[j] = perm[j], perm[i]
         return tuple(perm)
@@ -455,6 +457,8 @@ class Transpose(TensorOp):
 def transpose(a, axes=None):
     """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``."""
     if axes is not None:
+        if len(axes) == 2 and not all(-a.ndim <= ax < a.ndim for ax in axes):
+            raise ValueError(f"transpose: axes={tuple(axes)} is out of range for shape {a.shape}")
         Transpose(axes)._perm(len(a.shape))  # validate at the API edge
     return Transpose(axes)(a)
 
@@ -558,13 +562,13 @@ class Summation(TensorOp):
 
 def summation(a, axes=None):
     """Sum over ``axes`` (int, tuple or None for all); the summed axes are removed."""
-    normalize_axes(axes, len(a.shape))
+    normalize_axes(axes, len(a.shape), "axes", a.shape, "summation")
     return Summation(axes)(a)
 
 
 def mean(a, axes=None):
     """Mean over ``axes`` (int, tuple or None for all)."""
-    count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape)))
+    count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape), "axes", a.shape, "mean"))
     return divide_scalar(summation(a, axes), float(count))
 
 
@@ -589,7 +593,7 @@ class Max(TensorOp):
 
 def max(a, axes=None, keepdims=False):  # noqa: A001 - the course's name
     """Maximum over ``axes`` (int, tuple or None for all)."""
-    axes_n = normalize_axes(axes, len(a.shape))
+    axes_n = normalize_axes(axes, len(a.shape), "axes", a.shape, "max")
     if any(a.shape[i] == 0 for i in axes_n):
         raise ValueError(f"max: zero-size reduction over axes {axes} of shape {a.shape}")
     return Max(axes, keepdims)(a)
@@ -719,7 +723,7 @@ class Flip(TensorOp):
 
 def flip(a, axes):
     """Reverse ``a`` along ``axes``."""
-    normalize_axes(axes, len(a.shape))
+    normalize_axes(axes, len(a.shape), "axes", a.shape, "flip")
     return Flip(axes)(a)
 
 
@@ -747,7 +751,7 @@ class Dilate(TensorOp):
 
 def dilate(a, axes, dilation):
     """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element."""
-    normalize_axes(axes, len(a.shape))
+    normalize_axes(axes, len(a.shape), "axes", a.shape, "dilate")
     return Dilate(axes, dilation)(a)
 
 
@@ -774,7 +778,7 @@ class UnDilate(TensorOp):
 
 def undilate(a, axes, dilation):
     """Inverse of :func:`dilate`."""
-    normalize_axes(axes, len(a.shape))
+    normalize_axes(axes, len(a.shape), "axes", a.shape, "undilate")
     return UnDilate(axes, dilation)(a)
 
 

@@ -101,7 +101,7 @@ def stack(args, axis):
     shapes = {t.shape for t in args}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
-    normalize_axes(axis, len(args[0].shape) + 1, "axis")
+    normalize_axes(axis, len(args[0].shape) + 1, "axis", op=f"stack of {len(args)} tensors of shape {args[0].shape}")
     return Stack(axis)(make_tuple(*args))
 
 
@@ -122,7 +122,7 @@ class Split(TensorTupleOp):
 
 def split(a, axis):
     """The slices of ``a`` along ``axis``, as a TensorTuple."""
-    normalize_axes(axis, len(a.shape), "axis")
+    normalize_axes(axis, len(a.shape), "axis", a.shape, "split")
     return Split(axis)(a)
 
 
@@ -158,7 +158,7 @@ def concatenate(args, axis):
     """Join a sequence of tensors along an existing ``axis``."""
     args = _check_same("concatenate", args)
     ndim = len(args[0].shape)
-    ax = normalize_axes(axis, ndim, "axis")[0]
+    ax = normalize_axes(axis, ndim, "axis", args[0].shape, "concatenate")[0]
     for i, t in enumerate(args):
         if len(t.shape) != ndim or t.shape[:ax] + t.shape[ax + 1:] != args[0].shape[:ax] + args[0].shape[ax + 1:]:
             raise ValueError(f"concatenate: tensor {i} has shape {t.shape}, which does not match "
