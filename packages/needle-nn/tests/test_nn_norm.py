@@ -82,6 +82,34 @@ def test_batchnorm_gradient(training):
     np.testing.assert_allclose(bn.bias.grad.numpy(), db, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("cls,shape,axes", [(nn.BatchNorm1d, (8, 3), (0,)), (nn.BatchNorm2d, (4, 3, 2, 5), (0, 2, 3))])
+def test_batchnorm_float32_layer_takes_float64_input(cls, shape, axes):
+    # numpy keeps a float64 array float64 (Tensor's rule), and a float32/float64 mix promotes
+    # (core's rule): the output is float64, the running statistics stay float32 buffers.
+    numpy_device = ndl.cpu_numpy()
+    rng = np.random.RandomState(7)
+    bn = cls(3, momentum=0.1, device=numpy_device)
+    x, dy = rng.randn(*shape) * 3 + 1, rng.randn(*shape)
+    X = ndl.Tensor(x, device=numpy_device)
+    out = bn(X)
+    keep = [1] * len(shape)
+    keep[1] = 3
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    xhat = (x - mean.reshape(keep)) / np.sqrt(var.reshape(keep) + 1e-5)
+    assert out.dtype == "float64"
+    np.testing.assert_allclose(out.numpy(), xhat, rtol=1e-10, atol=1e-12)
+    assert bn.running_mean.dtype == bn.running_var.dtype == "float32"
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * mean, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * var, rtol=1e-6)
+    out.backward(ndl.Tensor(dy, device=numpy_device, requires_grad=False))
+    assert bn.weight.grad.dtype == "float32" and X.grad.dtype == "float64"
+    np.testing.assert_allclose(bn.weight.grad.numpy(), (dy * xhat).sum(axis=axes), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn.bias.grad.numpy(), dy.sum(axis=axes), rtol=1e-5, atol=1e-5)
+    bn.eval()
+    rm, rv = bn.running_mean.numpy().reshape(keep), bn.running_var.numpy().reshape(keep)
+    np.testing.assert_allclose(bn(X).numpy(), (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-6)
+
+
 @pytest.mark.skipif(not HAS_F64, reason="the default device has no float64 for a tight gradient check")
 def test_batchnorm_gradcheck_float64():
     rng = np.random.RandomState(1)

@@ -16,6 +16,18 @@ def _normalise(x, axes, kept):
     return centered, mean, var
 
 
+def _blend_into(running, batch, m):
+    """``running = (1 - m) * running + m * batch`` on the stored arrays, keeping the buffer's dtype.
+
+    A float64 input to a float32 layer is promoted (core's rule), so its batch statistics are
+    float64; the buffer stays float32, as it is saved and loaded in the module's dtype.
+    """
+    old, new = running.realize_cached_data(), batch.realize_cached_data()
+    if new.dtype != old.dtype:
+        new = new.astype(old.dtype)
+    running.cached_data = old * (1 - m) + new * m
+
+
 class BatchNorm1d(Module):
     """Normalise each feature of (N, dim) inputs over the batch.
 
@@ -42,12 +54,9 @@ class BatchNorm1d(Module):
         kept = (1, self.dim)
         if self.training:
             centered, mean, var = _normalise(x, (0,), kept)
-            m = self.momentum
             # Running statistics are data, not graph: update the stored arrays directly.
-            self.running_mean.cached_data = (
-                self.running_mean.realize_cached_data() * (1 - m) + mean.realize_cached_data() * m)
-            self.running_var.cached_data = (
-                self.running_var.realize_cached_data() * (1 - m) + var.realize_cached_data() * m)
+            _blend_into(self.running_mean, mean, self.momentum)
+            _blend_into(self.running_var, var, self.momentum)
         else:
             centered = x - ops.broadcast_to(ops.reshape(self.running_mean.detach(), kept), x.shape)
             var = self.running_var.detach()
