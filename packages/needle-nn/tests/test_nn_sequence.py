@@ -133,6 +133,34 @@ def test_lstm_matches_numpy(with_state):
     np.testing.assert_allclose(c1.numpy(), e_c[0], rtol=1e-10)
 
 
+@pytest.mark.parametrize("with_state", [False, True])
+def test_lstm_float32_layer_takes_float64_input(with_state):
+    # A float64 input (numpy keeps it float64) to a float32 LSTM promotes, as core's binary ops do:
+    # float64 outputs, float32 weight gradients.
+    rng = np.random.RandomState(8)
+    lstm = nn.LSTM(3, 4, num_layers=2, device=NUMPY)
+    x = rng.randn(5, 2, 3)
+    h0, c0 = (rng.randn(2, 2, 4), rng.randn(2, 2, 4)) if with_state else (np.zeros((2, 2, 4)),) * 2
+    state = (ndl.Tensor(h0, device=NUMPY), ndl.Tensor(c0, device=NUMPY)) if with_state else None
+    out, (h_n, c_n) = lstm(ndl.Tensor(x, device=NUMPY), state)
+    layers = [tuple(w.astype(np.float64) for w in ws) for ws in weights(lstm.lstm_cells)]
+    for got, want in zip((out, h_n, c_n), np_lstm(x, layers, h0, c0)):
+        assert got.dtype == "float64"  # (bias_ih + bias_hh is summed in float32, hence not 1e-10)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-8)
+    (out.sum() + h_n.sum() + c_n.sum()).backward()
+    w_hh = lstm.lstm_cells[0].W_hh
+    assert w_hh.grad.dtype == "float32"
+    eps = 1e-6
+    for idx in [(0, 0), (3, 13), (1, 7)]:  # central differences of the numpy formula
+        total = []
+        for sign in (1, -1):
+            shifted = [list(ws) for ws in layers]
+            shifted[0][1] = shifted[0][1].copy()
+            shifted[0][1][idx] += sign * eps
+            total.append(sum(a.sum() for a in np_lstm(x, shifted, h0, c0)))
+        np.testing.assert_allclose(w_hh.grad.numpy()[idx], (total[0] - total[1]) / (2 * eps), rtol=1e-4, atol=1e-5)
+
+
 def test_rnn_gradients_float64():
     np.random.seed(5)
     rnn = nn.RNN(2, 3, num_layers=2, **F64)

@@ -4,6 +4,7 @@ A multi-step layer projects its whole input sequence with one matmul, then runs 
 step by step; the result is the same as calling the cell at each step, with one big matmul
 instead of ``seq_len`` small ones.
 """
+import functools
 import math
 
 import numpy as np
@@ -265,6 +266,13 @@ def _lstm_steps(proj, w_hh, state):
     return ops.stack(outputs, 0), state[0], state[1]
 
 
+def _promoted(*tensors):
+    """``tensors`` in one dtype, a float32/float64 mix cast to float64 as core's binary ops do
+    (the fused recurrence works on NDArrays, which take a single dtype)."""
+    wide = functools.reduce(np.promote_types, (t.dtype for t in tensors)).name
+    return [ops.cast(t, wide) for t in tensors]
+
+
 def _layer_states(layer, name, h0, num_layers, batch, hidden):
     if h0 is None:
         return [None] * num_layers
@@ -341,7 +349,7 @@ class LSTM(Module):
             if h_i is None:  # zero state: the same values as no state, through the one fused node
                 h_i = init.zeros(X.shape[1], self.hidden_size, device=X.device, dtype=X.dtype)
                 c_i = init.zeros(X.shape[1], self.hidden_size, device=X.device, dtype=X.dtype)
-            X, h_i, c_i = _LSTMRecurrence()(cell.project(X), cell.W_hh, h_i, c_i)
+            X, h_i, c_i = _LSTMRecurrence()(*_promoted(cell.project(X), cell.W_hh, h_i, c_i))
             last_h.append(h_i)
             last_c.append(c_i)
         return X, (ops.stack(last_h, 0), ops.stack(last_c, 0))
