@@ -38,3 +38,15 @@ def test_clip_below_threshold_leaves_gradients():
     assert optim.clip_grad_norm_ is optim.clip_grad_norm
     with pytest.raises(ValueError, match="max_norm"):
         optim.clip_grad_norm(params, max_norm=0)
+
+
+def test_clip_one_global_norm_over_float32_and_float64_gradients():
+    numpy_device = ndl.cpu_numpy()
+    p64 = nn.Parameter(np.zeros(2), device=numpy_device, dtype="float64")
+    p32 = nn.Parameter(np.zeros(2), device=numpy_device, dtype="float32")
+    p64.grad = ndl.Tensor(np.array([3.0, 0.0]), device=numpy_device, dtype="float64", requires_grad=False)
+    p32.grad = ndl.Tensor(np.array([0.0, 4.0]), device=numpy_device, dtype="float32", requires_grad=False)
+    assert optim.clip_grad_norm([p64, p32], max_norm=1.0) == pytest.approx(5.0, rel=1e-6)
+    assert p64.grad.dtype == "float64" and p32.grad.dtype == "float32"
+    np.testing.assert_allclose(p64.grad.numpy(), [3.0 / (5 + 1e-6), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(p32.grad.numpy(), [0.0, 4.0 / (5 + 1e-6)], rtol=1e-6)

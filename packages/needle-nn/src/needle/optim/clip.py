@@ -18,11 +18,14 @@ def clip_grad_norm(parameters, max_norm, eps=1e-6):
     if not params:
         return 0.0
     grads = [p.grad.realize_cached_data() for p in params]
-    total = None
-    for g in grads:  # sum on the device; one transfer to the host at the end
+    # Sum on the device, one running sum per (device, dtype) since arrays of different kinds do
+    # not add; one transfer to the host per sum at the end.
+    totals = {}
+    for g in grads:
+        key = (str(g.device), g.dtype)
         square = (g * g).sum()
-        total = square if total is None else total + square
-    norm = math.sqrt(float(total.numpy()))
+        totals[key] = square if key not in totals else totals[key] + square
+    norm = math.sqrt(sum(float(total.numpy()) for total in totals.values()))
     scale = max_norm / (norm + eps)
     if scale < 1.0:
         for p, g in zip(params, grads):
