@@ -4,10 +4,10 @@
 
 Each rank starts from a different seed (so the test sees that rank 0's weights are broadcast),
 trains an MLP for N steps on its share of consecutive global batches, and writes its final
-parameters to OUT_DIR/rank{r}.npz; rank 0 also writes params.npz (save_on_main) and the
-all-reduced losses to losses.json. ``--fail`` makes rank 1 die at step K: ``exit`` (os._exit,
-no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught exception); ``--mismatch`` gives rank 1
-a different model.
+parameters to OUT_DIR/rank{r}.npz; rank 0 also writes params.npz and saved_by_rank0.npz
+(save_on_main, which every rank calls) and the all-reduced losses to losses.json. ``--fail`` makes
+rank 1 die at step K: ``exit`` (os._exit, no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught
+exception); ``--mismatch`` gives rank 1 a different model.
 """
 import argparse
 import json
@@ -81,6 +81,7 @@ def main():
     state = model.state_dict()
     ndl.nn.save(state, out / f"rank{rank}.npz")
     dist.save_on_main(state, out / "params.npz")
+    dist.save_on_main(state, out / f"saved_by_rank{rank}.npz")  # a rank-dependent path shows who writes
     if dist.is_main():
         (out / "losses.json").write_text(json.dumps({"losses": losses, "world_size": dist.world_size()}))
 

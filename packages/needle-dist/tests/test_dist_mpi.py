@@ -92,6 +92,8 @@ def test_dist_training_matches_single_process_on_global_batch(tmp_path, nproc, s
     for r in range(nproc):  # every rank ends with exactly rank 0's parameters
         other = nn.load(tmp_path / f"rank{r}.npz")
         assert all(np.array_equal(other[k], main[k]) for k in main), f"rank {r} diverged"
+    # save_on_main was called on every rank with its own path: only rank 0's file may exist.
+    assert sorted(p.name for p in tmp_path.glob("saved_by_rank*")) == ["saved_by_rank0.npz"]
     record = json.loads((tmp_path / "losses.json").read_text())
     assert record["world_size"] == nproc
     np.testing.assert_allclose(record["losses"], expected_losses, rtol=1e-5)
@@ -120,8 +122,11 @@ def test_dist_dead_rank_times_out_on_the_survivors(tmp_path, how):
     if extra and how == "exit":
         assert timed_out, output
     elif how == "kill":
-        # MPICH's launcher reports a rank killed by a signal and ends the job even without clean-up.
-        assert timed_out or "signal 9" in output, output
+        # MPICH's launcher notices a rank killed by a signal even without clean-up: it reports the signal
+        # and ends the job, or (a race inside Hydra, seen about one run in seven here) its proxy fails
+        # writing to the dead rank and the launcher ends the job with a process-manager error.
+        launcher_ended_it = "signal 9" in output or "process manager error waiting for completion" in output
+        assert timed_out or launcher_ended_it, output
     assert not (tmp_path / "params.npz").exists()
 
 

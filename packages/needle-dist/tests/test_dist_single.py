@@ -85,3 +85,44 @@ def test_dist_local_communicator_and_argument_errors():
         dist.DistributedDataParallel(ndl.nn.Linear(2, 2), average="sum")
     with pytest.raises(dist.DistributedError, match="weights sum to 0"):
         dist.all_reduce_mean(1.0, weight=0)
+
+
+def _fake_cupy(monkeypatch, nccl_available=True, gpus=1):
+    """Stand-ins for cupy, cupy.cuda and cupy.cuda.nccl with just what NCCLCommunicator asks first."""
+    import sys
+    import types
+
+    cupy, cuda, nccl = types.ModuleType("cupy"), types.ModuleType("cupy.cuda"), types.ModuleType("cupy.cuda.nccl")
+    nccl.available = nccl_available
+    cuda.nccl = nccl
+    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: gpus)
+    cupy.cuda = cuda
+    for name, module in (("cupy", cupy), ("cupy.cuda", cuda), ("cupy.cuda.nccl", nccl)):
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_dist_nccl_without_cupy_is_a_clear_error(monkeypatch):
+    import sys
+
+    from needle.distributed import _runtime
+    from needle.distributed._comm import NCCLCommunicator
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError, GPU machine or not
+    expected = r"backend 'nccl' needs CuPy with NCCL \(pip install \"needle-dist\[cuda12\]\".*failed to import"
+    with pytest.raises(dist.DistributedError, match=expected + ": ModuleNotFoundError"):
+        NCCLCommunicator(LocalCommunicator(timeout=5))
+    assert _runtime._nccl_available() is False  # so backend "auto" stays on MPI
+
+
+def test_dist_nccl_without_libnccl_or_gpu_is_a_clear_error(monkeypatch):
+    from needle.distributed import _runtime
+    from needle.distributed._comm import NCCLCommunicator
+
+    _fake_cupy(monkeypatch, nccl_available=False)
+    with pytest.raises(dist.DistributedError, match="CuPy found no NCCL library .pip install nvidia-nccl-cu12"):
+        NCCLCommunicator(LocalCommunicator(timeout=5))
+    assert _runtime._nccl_available() is False
+    _fake_cupy(monkeypatch, nccl_available=True, gpus=0)
+    assert _runtime._nccl_available() is True
+    with pytest.raises(dist.DistributedError, match="no CUDA GPU is visible; use backend='mpi'"):
+        NCCLCommunicator(LocalCommunicator(timeout=5))

@@ -125,6 +125,21 @@ class MPICommunicator:
         self.comm.Abort(code)
 
 
+def _import_nccl():
+    """``(cupy, cupy.cuda.nccl)``, or a DistributedError saying what to install."""
+    try:
+        import cupy
+        from cupy.cuda import nccl
+    except Exception as exc:  # CuPy missing, built without NCCL, or its CUDA libraries missing
+        raise DistributedError(f"backend 'nccl' needs CuPy with NCCL (pip install \"needle-dist[cuda12]\" or "
+                               f"\"needle-dist[cuda13]\"), which failed to import: {type(exc).__name__}: {exc}; "
+                               "backend='mpi' works without it") from exc
+    if not getattr(nccl, "available", True):  # CuPy imports the module even when it found no libnccl
+        raise DistributedError("backend 'nccl': CuPy found no NCCL library (pip install nvidia-nccl-cu12 or "
+                               "nvidia-nccl-cu13, matching CuPy's CUDA); backend='mpi' works without it")
+    return cupy, nccl
+
+
 class NCCLCommunicator:
     """All-reduce and broadcast of GPU buffers with NCCL (``cupy.cuda.nccl``), bootstrapped over MPI.
 
@@ -137,13 +152,18 @@ class NCCLCommunicator:
     host_buffers = False
 
     def __init__(self, mpi):
-        import cupy
-        from cupy.cuda import nccl
-
+        cupy, nccl = _import_nccl()
         self.cp, self.nccl_mod, self.mpi = cupy, nccl, mpi
         self.rank, self.size, self.local_rank = mpi.rank, mpi.size, mpi.local_rank
         self.timeout = mpi.timeout
-        self.device_id = self.local_rank % cupy.cuda.runtime.getDeviceCount()
+        try:
+            gpus = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # no driver, or a driver too old for this CuPy
+            raise DistributedError(f"backend 'nccl': CUDA cannot list the GPUs ({type(exc).__name__}: {exc}); "
+                                   "use backend='mpi' on a machine without a usable GPU") from exc
+        if gpus == 0:
+            raise DistributedError("backend 'nccl': no CUDA GPU is visible; use backend='mpi' here")
+        self.device_id = self.local_rank % gpus
         cupy.cuda.Device(self.device_id).use()
         uid = np.zeros(128, dtype=np.int8)  # ncclUniqueId is 128 bytes
         if self.rank == 0:

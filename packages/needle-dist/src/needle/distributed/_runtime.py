@@ -2,7 +2,7 @@
 import os
 import sys
 
-from ._comm import LocalCommunicator, MPICommunicator, NCCLCommunicator
+from ._comm import LocalCommunicator, MPICommunicator, NCCLCommunicator, _import_nccl
 from ._errors import DistributedError
 
 #: Seconds a collective may wait for its peers before the job is declared broken.
@@ -54,9 +54,10 @@ def _default_device_is_cuda():
 
 
 def _nccl_available():
+    """True when CuPy and its NCCL library load (backend 'auto' then uses NCCL for CUDA training)."""
     try:
-        from cupy.cuda import nccl  # noqa: F401
-    except Exception:  # CuPy missing, or built without NCCL, or no CUDA driver
+        _import_nccl()
+    except DistributedError:  # CuPy missing, built without NCCL, or no libnccl found
         return False
     return True
 
