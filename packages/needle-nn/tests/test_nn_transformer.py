@@ -1,4 +1,6 @@
 """Attention and Transformer modules against numpy formulas (with the causal mask) and finite differences."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,28 @@ def test_transformer_gradient_reaches_every_parameter():
         assert p.grad is not None and p.grad.shape == p.shape
     emb = model.positional_embedding.weight.grad.numpy()
     assert emb[:3].any() and not emb[3:].any()  # only the 3 positions used
+
+
+def test_attention_layer_keeps_probs_without_their_graph():
+    # ``layer.probs`` is there to inspect; holding the forward graph would keep every step's
+    # attention tensors alive after backward (ARCHITECTURE: no memory the user did not ask for).
+    rng = np.random.RandomState(7)
+    layer = nn.AttentionLayer(4, 2, 2, causal=True, **F64)
+    x = rng.randn(2, 3, 4)
+    gc.collect()
+    gc.disable()  # counts must fall by reference counting alone
+    try:
+        before = ndl.autograd.TENSOR_COUNTER
+        out = layer(ndl.Tensor(x, device=NUMPY, requires_grad=False))
+        out.sum().backward()
+        for p in layer.parameters():
+            p.grad = None
+        del out
+        assert ndl.autograd.TENSOR_COUNTER == before + 1  # only the detached probs remain
+    finally:
+        gc.enable()
+    assert layer.probs.is_leaf() and not layer.probs.requires_grad
+    heads = [(np_layernorm(x) @ p.weight.numpy()).reshape(2, 3, 2, 2).transpose(0, 2, 1, 3)
+             for p in (layer.q_projection, layer.k_projection)]
+    np.testing.assert_allclose(layer.probs.numpy(), np_attention(heads[0], heads[1], heads[1], True)[1],
+                               rtol=1e-10, atol=1e-12)

@@ -108,7 +108,8 @@ class AttentionLayer(Module):
         heads = [_split_heads(proj(norm(t)), self.num_head, self.dim_head) for t, norm, proj in (
             (q, self.prenorm_q, self.q_projection), (k, self.prenorm_k, self.k_projection),
             (v, self.prenorm_v, self.v_projection))]
-        result, self.probs = self.attn(*heads)
+        result, probs = self.attn(*heads)
+        self.probs = probs.detach()  # kept to inspect; detached, so the module holds no graph after backward
         merged = ops.reshape(ops.permute(result, (0, 2, 1, 3)), (b, n_q, self.num_head * self.dim_head))
         return self.out_projection(merged)
 
