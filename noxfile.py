@@ -138,8 +138,9 @@ def sanitize(session):
 def third_party(session):
     """The example third-party backend, pip-installed into a fresh venv beside needle-core/nn/data.
 
-    Runs the conformance suite on it with one pytest command, `python -m needle check toy`, and
-    one epoch of the MNIST demo; core is not touched (see docs/writing-a-backend.md).
+    Runs the conformance suite on it with one pytest command, `python -m needle check toy`, the
+    protocol-mismatch test (core refuses the plugin, the rest works), and one epoch of the MNIST
+    demo; core is not touched (see docs/writing-a-backend.md).
     """
     session.install(*TEST_DEPS, "tqdm>=4.60", "matplotlib>=3.5")
     _install(session, *CORE_SET)
@@ -149,6 +150,7 @@ def third_party(session):
         session.run("python", "-m", "needle")
         _pytest(session, "--pyargs", "needle.testing", env={"NEEDLE_TEST_BACKENDS": "toy"})
         session.run("python", "-m", "needle", "check", "toy")
+        _pytest(session, str(ROOT / "examples" / "needle_toy_backend" / "tests" / "test_toy_protocol_mismatch.py"))
         session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), "train", "--backend", "toy",
                     "--epochs", "1", "--out", "demo-output")
 
