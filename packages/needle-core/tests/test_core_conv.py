@@ -213,7 +213,17 @@ def test_conv_errors_name_the_argument():
         ndl.conv(x, ndl.Tensor(np.zeros((3, 3, 3, 1)), device=NUMPY), padding=1.5)
     with pytest.raises(ValueError, match="kernel"):
         ndl.conv(x, ndl.Tensor(np.zeros((7, 7, 3, 1)), device=NUMPY), padding=1)
-    with pytest.raises(TypeError, match="dtype"):
-        ndl.conv(x, ndl.Tensor(np.zeros((3, 3, 3, 1)), device=NUMPY, dtype="float32"))
     with pytest.raises(ValueError, match="padding"):
         ndl.max_pool2d(x, 2, padding=2)
+
+
+def test_conv_promotes_a_float32_float64_mix_as_other_binary_ops_do():
+    rng = np.random.default_rng(3)
+    x, wt = rng.standard_normal((1, 5, 5, 2)), rng.standard_normal((3, 3, 2, 4))
+    a = ndl.Tensor(x, device=NUMPY, dtype="float64")
+    b = ndl.Tensor(wt, device=NUMPY, dtype="float32")
+    y = ndl.conv(a, b, stride=1, padding=1)
+    assert y.dtype == "float64"
+    np.testing.assert_allclose(y.numpy(), conv_loop(x, wt.astype(np.float32), 1, 1), rtol=1e-6, atol=1e-6)
+    y.sum().backward()
+    assert a.grad.dtype == "float64" and b.grad.dtype == "float32"  # each gradient keeps its input's dtype

@@ -156,3 +156,38 @@ def test_gradients_stops_at_the_given_nodes_and_sets_no_leaf_grad():
     # with a graph: d/dx sum(gy * x * x) differentiates through the adjoint
     (gx,) = autograd.gradients(ops.summation(y * gy), T(1.0, dev, requires_grad=False), [x])
     np.testing.assert_allclose(gx.numpy(), [[6.0, 12.0]])
+
+
+# ---- large magnitudes: the log-sum term must survive next to a large max ---------------------------
+def _np_log_softmax(z):
+    shifted = z - z.max(-1, keepdims=True)  # float64 oracle, shift first
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+BIG = np.array([[1e7, 1e7 + 1.0, 1e7 - 2.0], [-3e38, -3e38, -3e38]])  # exact in float32
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=str)
+def test_logsoftmax_at_large_magnitudes(device):
+    got = ops.logsoftmax(T(BIG, device), -1).numpy()
+    np.testing.assert_allclose(got, _np_log_softmax(BIG), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=str)
+def test_logsumexp_gradient_at_large_magnitudes_is_the_softmax(device):
+    z = T(BIG, device)
+    ops.logsumexp(z, axes=(1,)).sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), np.exp(_np_log_softmax(BIG)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=str)
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_softmax_cross_entropy_at_large_magnitudes(device, create_graph):
+    labels = [1, 2]
+    z = T(BIG, device)
+    loss = ops.softmax_cross_entropy(z, T(np.eye(3)[labels], device, requires_grad=False))
+    want = -_np_log_softmax(BIG)[[0, 1], labels].mean()  # rows: 1 - log-sum, log(3)
+    np.testing.assert_allclose(loss.numpy(), want, rtol=1e-5)
+    loss.backward(create_graph=create_graph)
+    want_grad = (np.exp(_np_log_softmax(BIG)) - np.eye(3)[labels]) / 2
+    np.testing.assert_allclose(z.grad.numpy(), want_grad, rtol=1e-5, atol=1e-6)

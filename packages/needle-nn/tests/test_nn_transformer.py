@@ -155,3 +155,31 @@ def test_attention_layer_keeps_probs_without_their_graph():
              for p in (layer.q_projection, layer.k_projection)]
     np.testing.assert_allclose(layer.probs.numpy(), np_attention(heads[0], heads[1], heads[1], True)[1],
                                rtol=1e-10, atol=1e-12)
+
+
+# Causal attention with more queries than keys has rows in which every key is masked.
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_multihead_attention_fully_masked_rows_are_uniform(dtype):
+    rng = np.random.RandomState(0)
+    q, k, v = rng.randn(2, 3, 5, 4), rng.randn(2, 3, 2, 4), rng.randn(2, 3, 2, 4)
+    dev = ndl.cpu_numpy()
+    attn = nn.MultiHeadAttention(causal=True, device=dev, dtype=dtype)
+    out, probs = attn(*(ndl.Tensor(a, device=dev, dtype=dtype) for a in (q, k, v)))
+    # Hand-derived: with lq=5, lk=2 query r sees key c iff c <= r - 3, so rows 0..2 see nothing.
+    logits = q @ np.swapaxes(k, -1, -2) / 2.0
+    visible = np.arange(2)[None, :] <= np.arange(5)[:, None] - 3
+    shifted = np.where(visible, logits, -np.inf)
+    with np.errstate(invalid="ignore"):  # fully masked rows give nan here; set by hand below
+        shifted = shifted - shifted.max(-1, keepdims=True)
+        want = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    want[..., :3, :] = 0.5  # every key masked: the max-subtracted softmax is uniform
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(probs.numpy(), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(out.numpy(), want @ v, rtol=tol, atol=tol)
+
+
+def test_softmax_module_at_large_magnitudes():
+    z = np.array([[1e7, 1e7 + 1.0], [-3e38, -3e38]], np.float32)
+    got = nn.Softmax()(ndl.Tensor(z)).numpy()
+    e = np.exp(np.array([[-1.0, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)

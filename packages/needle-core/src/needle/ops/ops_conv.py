@@ -16,7 +16,7 @@ import math
 
 from ..autograd import NDArray, Tensor, TensorOp
 from .ops_mathematic import (
-    dilate, flip, get_item, matmul, max, mean, pad, reshape, transpose,
+    _check_pair, dilate, flip, get_item, matmul, max, mean, pad, reshape, transpose,
 )
 
 #: Optional backend kernel name: ``conv2d_nhwc(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw)``
@@ -239,10 +239,7 @@ def conv(a, b, stride=1, padding=1):
     if a.shape[3] != b.shape[2]:
         raise ValueError(f"conv: input a has {a.shape[3]} channels (shape {a.shape}) but weight b "
                          f"expects {b.shape[2]} (shape {b.shape})")
-    if a.device != b.device:
-        raise ValueError(f"conv: a is on {a.device}, b on {b.device}; move one with .to(device)")
-    if a.dtype != b.dtype:
-        raise TypeError(f"conv: a has dtype {a.dtype}, b has dtype {b.dtype}")
+    a, b = _check_pair("conv", a, b)  # one device; a float32/float64 mix is promoted, as elsewhere
     stride_, padding_ = _pair("stride", stride, 1), _pair("padding", padding, 0)
     for size, k, p, dim in zip(a.shape[1:3], b.shape[:2], padding_, ("height", "width")):
         if size + 2 * p < k:

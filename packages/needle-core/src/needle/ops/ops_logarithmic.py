@@ -6,11 +6,29 @@ from .ops_mathematic import (
 )
 
 
-def _stable_logsumexp(z: NDArray, axes, keepdims):
+def _shifted_logsumexp(z: NDArray, axes):
+    """``(z - max, log(sum(exp(z - max))), max)`` over ``axes``, the last two with kept dims.
+
+    Work on ``z - max`` as long as possible: adding the max back and subtracting it again would
+    lose the log-sum term in float32 once ``|z|`` is around 1e6 (or a row is all -finfo.max).
+    """
     z_max = z.max(axes, keepdims=True)
     shifted = z - z_max.broadcast_to(z.shape)
-    out = shifted.exp().sum(axes, keepdims=True).log() + z_max
+    return shifted, shifted.exp().sum(axes, keepdims=True).log(), z_max
+
+
+def _stable_logsumexp(z: NDArray, axes, keepdims):
+    _, log_sum, z_max = _shifted_logsumexp(z, axes)
+    out = log_sum + z_max
     return out if keepdims else out.reshape(tuple(s for i, s in enumerate(z.shape) if i not in axes))
+
+
+def _softmax(z, axes):
+    """softmax of Tensor ``z`` over ``axes``, from ops (differentiable), stable at any magnitude."""
+    kept = _kept_shape(z.shape, axes)
+    z_max = Tensor.make_const(z.realize_cached_data().max(axes, keepdims=True))  # a constant shift
+    shifted = add(z, negate(broadcast_to(z_max, z.shape)))
+    return exp(add(shifted, negate(broadcast_to(reshape(logsumexp(shifted, axes), kept), z.shape))))
 
 
 class LogSumExp(TensorOp):
@@ -24,9 +42,9 @@ class LogSumExp(TensorOp):
 
     def gradient(self, out_grad, node):
         z = node.inputs[0]
-        kept = _kept_shape(z.shape, normalize_axes(self.axes, len(z.shape)))
-        softmax = exp(add(z, negate(broadcast_to(reshape(node, kept), z.shape))))
-        return multiply(broadcast_to(reshape(out_grad, kept), z.shape), softmax)
+        axes = normalize_axes(self.axes, len(z.shape))
+        kept = _kept_shape(z.shape, axes)
+        return multiply(broadcast_to(reshape(out_grad, kept), z.shape), _softmax(z, axes))
 
 
 def logsumexp(a, axes=None):
@@ -42,8 +60,8 @@ class LogSoftmax(TensorOp):
         self.axis = axis
 
     def compute(self, z: NDArray):
-        axes = normalize_axes(self.axis, z.ndim)
-        return z - _stable_logsumexp(z, axes, keepdims=True).broadcast_to(z.shape)
+        shifted, log_sum, _ = _shifted_logsumexp(z, normalize_axes(self.axis, z.ndim))
+        return shifted - log_sum.broadcast_to(z.shape)
 
     def gradient(self, out_grad, node):
         axes = normalize_axes(self.axis, len(node.shape))
@@ -70,12 +88,13 @@ class SoftmaxCrossEntropy(TensorOp):
     def compute(self, z: NDArray, y: NDArray):
         n = z.shape[0]
         z_max = z.max(1, keepdims=True)
-        e = (z - z_max.broadcast_to(z.shape)).exp()
+        shifted = z - z_max.broadcast_to(z.shape)
+        e = shifted.exp()
         sums = e.sum(1, keepdims=True)
-        lse = sums.log() + z_max
-        picked = (z * y).sum(1, keepdims=True)
+        # Row loss log(sum(exp(z - max))) - (z - max)[label]: no large max added back and removed.
+        picked = (shifted * y).sum(1, keepdims=True)
         self._saved = (e, sums)
-        return (lse - picked).sum() / n
+        return (sums.log() - picked).sum() / n
 
     def gradient(self, out_grad, node):
         z, y = node.inputs
