@@ -65,6 +65,8 @@ def test_data_cifar_reads_both_layouts(tmp_path, layout, train):
     assert ds.images.dtype == np.float32 and ds.images.shape == (len(labels), 3, 32, 32)
     np.testing.assert_allclose(ds.images, images, rtol=1e-6)
     np.testing.assert_array_equal(ds.labels, labels)
+    np.testing.assert_allclose(ds.X, images, rtol=1e-6)  # the course's attribute names
+    np.testing.assert_array_equal(ds.y, labels)
     x, y = ds[3]
     assert x.shape == (3, 32, 32) and y == labels[3]
     X, Y = ds[np.array([0, 2])]

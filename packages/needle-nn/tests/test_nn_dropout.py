@@ -37,3 +37,23 @@ def test_dropout_follows_train_eval_of_parent():
     assert [m.training for m in model.modules] == [False, False]
     model.train()
     assert model.training and all(m.training for m in model.modules)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_dropout_draws_its_mask_for_every_p_in_training(p):
+    # The course draws rand(shape) even for p = 0: later seeded draws must line up with it.
+    x = ndl.Tensor(np.ones((3, 4), np.float32))
+    np.random.seed(11)
+    nn.Dropout(p)(x)
+    after = np.random.rand()
+    np.random.seed(11)
+    np.random.rand(3, 4)
+    assert after == np.random.rand()
+
+
+def test_dropout_in_eval_draws_nothing():
+    np.random.seed(5)
+    nn.Dropout(0.5).eval()(ndl.Tensor(np.ones((3, 4), np.float32)))
+    after = np.random.rand()
+    np.random.seed(5)
+    assert after == np.random.rand()

@@ -161,3 +161,13 @@ def test_layernorm_gradcheck_float64():
         ln.weight, ln.bias = w, b
         return ln(x)
     gradcheck(f, *(tensor(a, dtype="float64") for a in (rng.randn(2, 3, 4), rng.randn(4), rng.randn(4))), atol=1e-6)
+
+
+def test_layernorm_weights_is_the_course_name_of_weight():
+    ln = nn.LayerNorm1d(3)
+    assert ln.weights is ln.weight
+    ln.weights = nn.Parameter(np.array([2.0, 2.0, 2.0], np.float32))
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    want = 2.0 * (x - 2.0) / np.sqrt(2.0 / 3.0 + 1e-5)
+    np.testing.assert_allclose(ln(ndl.Tensor(x)).numpy(), want, rtol=1e-5)
+    assert len(ln.parameters()) == 2  # the alias adds no parameter

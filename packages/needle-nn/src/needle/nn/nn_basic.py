@@ -145,11 +145,12 @@ class Dropout(Module):
         return f"p={self.p}"
 
     def forward(self, x):
-        if not self.training or self.p == 0.0:
+        if not self.training:
             return x
+        # Drawn for every p, as the course does, so that seeded runs draw the same numbers after it.
+        mask = init.randb(*x.shape, p=1.0 - self.p, device=x.device, dtype=x.dtype)
         if self.p == 1.0:
             return x * 0.0
-        mask = init.randb(*x.shape, p=1.0 - self.p, device=x.device, dtype=x.dtype)
         return x * mask / (1.0 - self.p)
 
 

@@ -150,6 +150,16 @@ class CIFAR10Dataset(Dataset):
         images, self.labels = read_cifar10(base_folder, train)
         self.images = images.astype(np.float32) / np.float32(255.0)
 
+    @property
+    def X(self):
+        """``images`` under the course's name."""
+        return self.images
+
+    @property
+    def y(self):
+        """``labels`` under the course's name."""
+        return self.labels
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
