@@ -285,3 +285,48 @@ def test_optional_matmul_batched(dev, batch, m, n, p):
         expected = a.astype(np.float64) @ b.astype(np.float64)
         np.testing.assert_allclose(_read(dev, out).reshape(batch, m, p), expected, rtol=_rtol(dtype) * 10,
                                    atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("n,h,w,c_in,c_out,k,s", [(1, 1, 1, 1, 1, 1, 1), (2, 7, 5, 3, 4, 3, 1),
+                                                  (1, 9, 8, 2, 5, 3, 2), (3, 6, 6, 1, 2, 2, 3)])
+def test_optional_conv2d_nhwc(dev, n, h, w, c_in, c_out, k, s):
+    kernel = _optional(dev, "conv2d_nhwc")
+    for dtype in _dtypes(dev):
+        a = _data(n * h * w * c_in, dtype, 8).reshape(n, h, w, c_in)
+        b = _data(k * k * c_in * c_out, dtype, 9).reshape(k, k, c_in, c_out)
+        ho, wo = (h - k) // s + 1, (w - k) // s + 1
+        out = dev.Array(n * ho * wo * c_out, dtype)
+        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out, n, h, w, c_in, c_out, k, k, s, s)
+        # Oracle: a direct loop over output pixels, in float64.
+        expected = np.zeros((n, ho, wo, c_out))
+        for i in range(ho):
+            for j in range(wo):
+                patch = a[:, i * s:i * s + k, j * s:j * s + k, :].astype(np.float64)
+                expected[:, i, j, :] = np.einsum("nabc,abcd->nd", patch, b.astype(np.float64))
+        np.testing.assert_allclose(_read(dev, out).reshape(expected.shape), expected, rtol=_rtol(dtype) * 10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (5, 7, 3), (17, 33, 65), (0, 3, 4), (4, 0, 6)])
+def test_fused_matmul_bias(dev, m, n, p):
+    kernel = _optional(dev, "matmul_bias")
+    for dtype in _dtypes(dev):
+        a, b = _data(m * n, dtype, 10).reshape(m, n), _data(n * p, dtype, 11).reshape(n, p)
+        bias = _data(p, dtype, 12)
+        out = dev.Array(m * p, dtype)
+        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), _buf(dev, bias, dtype), out, m, n, p)
+        expected = a.astype(np.float64) @ b.astype(np.float64) + bias.astype(np.float64)
+        np.testing.assert_allclose(_read(dev, out).reshape(m, p), expected, rtol=_rtol(dtype) * 10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 257])
+def test_fused_ewise_relu_backward(dev, n):
+    kernel = _optional(dev, "ewise_relu_backward")
+    for dtype in _dtypes(dev):
+        a, g = _data(n, dtype, 13), _data(n, dtype, 14)
+        if n:
+            a[0] = 0.0  # at zero the gradient is 0 (the mask is a > 0)
+        out = dev.Array(n, dtype)
+        kernel(_buf(dev, a, dtype), _buf(dev, g, dtype), out)
+        np.testing.assert_array_equal(_read(dev, out), np.where(a > 0, g, 0).astype(dtype))
