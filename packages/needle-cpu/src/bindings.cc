@@ -384,13 +384,23 @@ PYBIND11_MODULE(_core, m) {
     needle_cpu::set_num_threads(n);
   }, py::arg("n"), "Threads the kernels use (the calling thread included).");
   m.def("get_num_threads", &needle_cpu::num_threads, "Threads the kernels use.");
-  m.def("get_isa", [] { return needle_cpu::isa_name(needle_cpu::active_isa()); }, "'avx2' or 'generic'.");
+  m.def("get_isa", [] { return needle_cpu::isa_name(needle_cpu::active_isa()); }, "'avx512', 'avx2' or 'generic'.");
   m.def("set_isa", [](const std::string& name) {
-    if (name != "avx2" && name != "generic") fail("set_isa: name must be 'avx2' or 'generic', got '" + name + "'");
-    if (!needle_cpu::set_isa(name == "avx2" ? needle_cpu::Isa::kAvx2 : needle_cpu::Isa::kGeneric))
-      throw std::runtime_error("set_isa: this CPU (or build) cannot run AVX2+FMA kernels");
+    needle_cpu::Isa isa;
+    if (!needle_cpu::isa_from_name(name.c_str(), &isa))
+      fail("set_isa: name must be 'avx512', 'avx2' or 'generic', got '" + name + "'");
+    if (!needle_cpu::set_isa(isa))
+      throw std::runtime_error("set_isa: this CPU (or build) cannot run the " + name + " kernels");
   }, py::arg("name"), "Force the kernel ISA ('generic' runs the portable fallback).");
   m.def("cpu_has_avx2", &needle_cpu::cpu_has_avx2_fma, "True when this CPU and build can use the AVX2+FMA kernels.");
+  m.def("cpu_has_avx512", &needle_cpu::cpu_has_avx512,
+        "True when this CPU and build can use the AVX-512 (F, VL, DQ) kernels.");
+  m.def("supported_isas", [] {
+    std::vector<std::string> names;
+    for (auto i : {needle_cpu::Isa::kGeneric, needle_cpu::Isa::kAvx2, needle_cpu::Isa::kAvx512})
+      if (needle_cpu::cpu_supports(i)) names.emplace_back(needle_cpu::isa_name(i));
+    return names;
+  }, "The ISAs this CPU and build can run, lowest first.");
   m.def("buffer_cache_bytes", &needle_cpu::cached_bytes, "Bytes of freed large buffers kept for reuse.");
   m.def("clear_buffer_cache", &needle_cpu::clear_cache, "Release every cached buffer to the system.");
 }

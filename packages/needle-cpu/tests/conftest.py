@@ -1,15 +1,15 @@
-"""Shared fixtures: the backend module, and a parameter running each test on both ISAs."""
+"""Shared fixtures: the backend module, and a parameter running each test on every ISA the CPU supports."""
 import numpy as np
 import pytest
 
 from needle_cpu import _backend, _core
 
-ISAS = ["generic"] + (["avx2"] if _core.cpu_has_avx2() else [])
+ISAS = _core.supported_isas()
 
 
 @pytest.fixture(params=ISAS)
 def isa(request):
-    """Run the test with the kernels of one ISA (portable fallback and AVX2 where the CPU has it)."""
+    """Run the test with the kernels of one ISA (portable fallback, AVX2 and AVX-512 where the CPU has them)."""
     before = _core.get_isa()
     _core.set_isa(request.param)
     yield request.param

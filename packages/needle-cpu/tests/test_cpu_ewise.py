@@ -1,4 +1,4 @@
-"""Elementwise, scalar and reduction kernels against numpy, on awkward sizes and both ISAs."""
+"""Elementwise, scalar and reduction kernels against numpy, on awkward sizes and every ISA."""
 import numpy as np
 import pytest
 
@@ -16,8 +16,8 @@ def from_buffer(buf):
     return np.asarray(buf).copy()  # the buffer protocol: independent of the kernels under test
 
 
-# Sizes straddle the vector width (8), the unrolled lanes (32) and the threading grain (2**16).
-SIZES = [0, 1, 3, 7, 8, 9, 31, 33, 97, 1000, 65537, 200003]
+# Sizes straddle the vector widths (8, 16), the unrolled lanes (32) and the threading grain (2**16).
+SIZES = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 97, 1000, 65537, 200003]
 
 BINARY = {
     "ewise_add": np.add, "ewise_sub": np.subtract, "ewise_mul": np.multiply, "ewise_div": np.divide,

@@ -1,4 +1,4 @@
-"""Matmul kernels (packed GEMM, batched, fused bias, course tiled) against numpy, both ISAs."""
+"""Matmul kernels (packed GEMM, batched, fused bias, course tiled) against numpy, on every ISA."""
 import numpy as np
 import pytest
 
@@ -29,10 +29,13 @@ def assert_matmul_close(got, a, b):
         f"max error {np.max(np.abs(got - expected))}"
 
 
-# 1, primes, sizes around the 6x16 / 4x8 register tiles and the 96/256 cache blocks.
+# 1, primes, sizes around the 12x32 / 6x16 / 4x8 register tiles and the 96/256 cache blocks; B of
+# at most 2**14 floats is read in place by the AVX-512 kernel (one k block or several, one thread
+# or more), larger B is packed.
 SHAPES = [(1, 1, 1), (1, 7, 1), (1, 1, 13), (2, 3, 5), (5, 1, 7), (6, 16, 16), (7, 17, 19), (13, 11, 97),
-          (31, 37, 41), (64, 64, 64), (97, 257, 33), (127, 127, 127), (128, 300, 17), (200, 513, 129),
-          (3, 1000, 5), (1, 1024, 1000), (1000, 3, 2), (301, 260, 4100)]
+          (12, 5, 32), (11, 40, 31), (24, 64, 64), (25, 33, 65), (31, 37, 41), (64, 64, 64), (97, 257, 33),
+          (127, 127, 127), (128, 300, 17), (50, 600, 27), (1000, 128, 127), (37, 70, 300), (200, 513, 129),
+          (300, 129, 130), (3, 1000, 5), (1, 1024, 1000), (1000, 3, 2), (301, 260, 4100)]
 
 
 @pytest.mark.parametrize("m,n,p", SHAPES)

@@ -3,14 +3,21 @@
 
 namespace needle_cpu {
 
-enum class Isa { kGeneric = 0, kAvx2 = 1 };
+// Ordered: each level's kernels need everything the levels below it need.
+enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // True when this build has AVX2 kernels and the CPU runs AVX2 and FMA.
 bool cpu_has_avx2_fma();
-// The ISA in use: the best the CPU supports unless NEEDLE_CPU_ISA=generic (or set_isa) says otherwise.
+// True when this build has AVX-512 kernels and the CPU (and OS) runs AVX-512 F, VL, DQ and FMA.
+bool cpu_has_avx512();
+// Whether this CPU and build can run `isa`'s kernels.
+bool cpu_supports(Isa isa);
+// The ISA in use: the best the CPU supports, capped by NEEDLE_CPU_ISA=generic|avx2|avx512 (or set_isa).
 Isa active_isa();
-// Switch ISA (tests use it to cover the portable path); false when the CPU cannot run it.
+// Switch ISA (tests use it to cover every path); false when the CPU cannot run it.
 bool set_isa(Isa isa);
 const char* isa_name(Isa isa);
+// The ISA named `name` ("generic", "avx2", "avx512"); false when no ISA has that name.
+bool isa_from_name(const char* name, Isa* isa);
 
 }  // namespace needle_cpu

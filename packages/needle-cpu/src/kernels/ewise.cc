@@ -16,7 +16,11 @@ constexpr i64 kGrainCheap = 1 << 15;
 constexpr i64 kGrainCostly = 1 << 13;
 
 const EwiseTable* table() {
-  if (active_isa() == Isa::kAvx2) {
+  const Isa isa = active_isa();
+  if (isa == Isa::kAvx512) {
+    if (const EwiseTable* t = avx512::ewise_table()) return t;
+  }
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
     if (const EwiseTable* t = avx2::ewise_table()) return t;
   }
   return generic::ewise_table();

@@ -29,6 +29,7 @@ struct EwiseTable {
 };
 
 namespace generic { const EwiseTable* ewise_table(); }
-namespace avx2 { const EwiseTable* ewise_table(); }  // null when not built for AVX2
+namespace avx2 { const EwiseTable* ewise_table(); }    // null when not built for AVX2
+namespace avx512 { const EwiseTable* ewise_table(); }  // null when not built for AVX-512
 
 }  // namespace needle_cpu

@@ -21,9 +21,16 @@ using i64 = std::int64_t;
 constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr i64 kParallelMacs = i64(1) << 19;
+// B of at most this many floats (64 KiB) is not packed when the kernel can read it in place.
+constexpr i64 kDirectB = i64(1) << 14;
 
 MicroKernel pick_kernel() {
-  if (active_isa() == Isa::kAvx2) {
+  const Isa isa = active_isa();
+  if (isa == Isa::kAvx512) {
+    MicroKernel k = avx512::gemm_kernel();
+    if (k.fn != nullptr) return k;
+  }
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
     MicroKernel k = avx2::gemm_kernel();
     if (k.fn != nullptr) return k;
   }
@@ -45,6 +52,8 @@ void pack_a(const float* a, i64 lda, i64 mc, i64 kc, const MicroKernel& uk, floa
     float* d = dst + r * kc;
     if (rows == mr && uk.pack_a != nullptr) {
       uk.pack_a(a + r * lda, lda, kc, d);
+    } else if (rows < mr && uk.pack_a_edge != nullptr) {
+      uk.pack_a_edge(a + r * lda, lda, kc, static_cast<int>(rows), d);
     } else if (rows == mr) {
       for (i64 k = 0; k < kc; ++k)
         for (int i = 0; i < mr; ++i) d[k * mr + i] = a[(r + i) * lda + k];
@@ -77,8 +86,10 @@ void pack_b_panels(const float* b, i64 ldb, i64 kc, i64 nc, int nr, i64 j0, i64 
 struct Workspace {
   float* p;
   std::size_t n;
-  explicit Workspace(std::size_t count) : p(alloc_floats(count)), n(count) {}
-  ~Workspace() { free_floats(p, n); }
+  explicit Workspace(std::size_t count) : p(count > 0 ? alloc_floats(count) : nullptr), n(count) {}
+  ~Workspace() {
+    if (p != nullptr) free_floats(p, n);
+  }
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
 };
@@ -133,7 +144,10 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
   const i64 rows_per = ceil_div(row_units, n_row_chunks) * mr;  // the largest chunk
   const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, n_row_chunks)));
 
-  Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
+  // A small B (L1/L2-resident) is read in place by kernels that take a B row stride: packing
+  // it would cost about as much as the product itself.
+  const bool direct_b = uk.tile != nullptr && n * p <= kDirectB;
+  Workspace bpack(direct_b ? 0 : static_cast<std::size_t>(kcb * panels_max * nr));
   // even_block(t, kMC, mr) <= round_up(min(t, kMC), mr) for every chunk's t <= rows_per.
   // (+ 8: a vector pack_a may store a few floats past the last panel.)
   const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb) + 8;
@@ -147,10 +161,11 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
       const float* bsrc = B + pc * ldb + jc;
 
       const i64 pack_chunks = nt > 1 ? std::min(panels, want) : 1;
-      parallel_chunks(nt, pack_chunks, [&](i64 c) {
+      if (!direct_b) parallel_chunks(nt, pack_chunks, [&](i64 c) {
         i64 q0, q1;
         split_range(panels, c, pack_chunks, 1, &q0, &q1);
-        pack_b_panels(bsrc, ldb, kc, nc, nr, q0, q1, bpack.p);
+        if (uk.pack_b != nullptr) uk.pack_b(bsrc, ldb, kc, nc, q0, q1, bpack.p);
+        else pack_b_panels(bsrc, ldb, kc, nc, nr, q0, q1, bpack.p);
       });
 
       const i64 groups = std::min(col_groups, panels);
@@ -168,12 +183,15 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
           pack_a(A + ic * lda + pc, lda, mc, kc, uk, apack);
           for (i64 j = q0; j < q1; ++j) {
             const i64 cols = std::min<i64>(nr, nc - j * nr);
-            const float* bp = bpack.p + j * kc * nr;
+            const float* bp = direct_b ? bsrc + j * nr : bpack.p + j * kc * nr;
+            const i64 rs_b = direct_b ? ldb : nr;
             for (i64 ir = 0; ir < mc; ir += mr) {
               const i64 rows = std::min<i64>(mr, mc - ir);
               float* cp = C + (ic + ir) * ldc + jc + j * nr;
               const float* ap = apack + ir * kc;
-              if (rows == mr && cols == nr) {
+              if (uk.tile != nullptr) {
+                uk.tile(kc, ap, bp, rs_b, cp, ldc, accumulate, static_cast<int>(rows), static_cast<int>(cols));
+              } else if (rows == mr && cols == nr) {
                 uk.fn(kc, ap, bp, cp, ldc, accumulate);
               } else {
                 uk.fn(kc, ap, bp, edge, nr, false);

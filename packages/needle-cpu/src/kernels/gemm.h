@@ -1,5 +1,5 @@
 // Single-precision matrix multiply: a packed, cache-blocked GEMM (BLIS-style loop nest) around
-// a register-blocked micro-kernel chosen at run time (AVX2+FMA 6x16, or a portable 4x8).
+// a register-blocked micro-kernel chosen at run time (AVX-512 12x32, AVX2+FMA 6x16, or a portable 4x8).
 #pragma once
 #include <cstdint>
 
@@ -18,14 +18,26 @@ void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
 // C[r][c] (+)= sum_k Ap[k * MR + r] * Bp[k * NR + c], accumulating into C when `accumulate`.
 // pack_a (optional) packs one full MR-row panel: dst[k * MR + r] = a[r * lda + k] for k < kc; it may
 // write up to 8 floats past dst + kc * MR (callers leave that slack).
+// tile (optional) computes any rows x cols tile (rows <= MR, cols <= NR) straight into C, reading
+// B rows rs_b floats apart (NR in packed panels); when set, the loop nest uses it for every tile,
+// edges included.
 struct MicroKernel {
   int mr, nr;
   void (*fn)(std::int64_t kc, const float* Ap, const float* Bp, float* C, std::int64_t ldc, bool accumulate);
   void (*pack_a)(const float* a, std::int64_t lda, std::int64_t kc, float* dst) = nullptr;
+  void (*tile)(std::int64_t kc, const float* Ap, const float* Bp, std::int64_t rs_b, float* C, std::int64_t ldc,
+               bool accumulate, int rows, int cols) = nullptr;
+  // pack_b (optional) packs the NR-wide panels [j0, j1) of the kc x nc block at b (row stride ldb),
+  // zero-padded: dst[(j * kc + k) * NR + c] = b[k * ldb + j * NR + c].
+  // pack_a_edge (optional) packs a panel of rows < MR rows, zero-padded to MR.
+  void (*pack_a_edge)(const float* a, std::int64_t lda, std::int64_t kc, int rows, float* dst) = nullptr;
+  void (*pack_b)(const float* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc, std::int64_t j0, std::int64_t j1,
+                 float* dst) = nullptr;
 };
 
 namespace generic { MicroKernel gemm_kernel(); }
-namespace avx2 { MicroKernel gemm_kernel(); }  // fn null when not built for AVX2
+namespace avx2 { MicroKernel gemm_kernel(); }    // fn null when not built for AVX2
+namespace avx512 { MicroKernel gemm_kernel(); }  // fn null when not built for AVX-512
 
 // The course's tiled layout: a is (m/T, n/T, T, T), b is (n/T, p/T, T, T), out (m/T, p/T, T, T).
 constexpr int kTile = 8;

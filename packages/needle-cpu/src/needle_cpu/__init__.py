@@ -1,4 +1,4 @@
-"""needle-cpu: Needle's native CPU backend (C++ kernels, packed AVX2/FMA GEMM, threads).
+"""needle-cpu: Needle's native CPU backend (C++ kernels, packed AVX-512/AVX2 GEMM, threads).
 
 Installing this distribution registers the backend ``"cpu"`` with needle through the
 ``needle.backends`` entry point; use it as ``needle.cpu()`` or ``needle.device("cpu")``.
@@ -23,6 +23,7 @@ def get_num_threads():
 
 
 def isa():
-    """The instruction set the kernels run with: ``"avx2"`` (AVX2+FMA) or ``"generic"``."""
+    """The instruction set the kernels run with: ``"avx512"`` (AVX-512 F/VL/DQ), ``"avx2"`` (AVX2+FMA)
+    or ``"generic"``: the best the CPU supports, capped by ``NEEDLE_CPU_ISA``."""
     from . import _core
     return _core.get_isa()

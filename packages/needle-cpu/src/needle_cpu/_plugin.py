@@ -9,4 +9,4 @@ def needle_backends():
         return _backend
 
     return [BackendSpec(name="cpu", load=load, distribution="needle-cpu",
-                        description="native C++ kernels: packed AVX2/FMA GEMM, threads, run-time ISA dispatch")]
+                        description="native C++ kernels: packed AVX-512/AVX2 GEMM, threads, run-time ISA dispatch")]
