@@ -124,6 +124,27 @@ def test_math_over_full_range(isa):
         np.testing.assert_allclose(from_buffer(out), np.log(pos), rtol=2e-6, atol=1e-7)
 
 
+def test_math_special_values_exact(isa):
+    # Limits that numpy gives exactly (IEEE): no approximation error allowed here.
+    x = np.float32([np.inf, -np.inf, 30.0, -30.0, 0.0, -0.0, 1e-30, -1e-30])
+    cases = {
+        "ewise_tanh": [1.0, -1.0, 1.0, -1.0, 0.0, -0.0, 1e-30, -1e-30],
+        "ewise_exp": [np.inf, 0.0, np.exp(np.float32(30.0)), np.exp(np.float32(-30.0)), 1.0, 1.0, 1.0, 1.0],
+        "ewise_sigmoid": [1.0, 0.0, 1.0, None, 0.5, 0.5, 0.5, 0.5],
+    }
+    for name, expected in cases.items():
+        out = B.Array(x.size)
+        getattr(B, name)(to_buffer(x), out)
+        got = from_buffer(out)
+        for xi, gi, ei in zip(x, got, expected):
+            if ei is None:
+                continue
+            if name == "ewise_exp" and abs(xi) == 30.0:
+                np.testing.assert_allclose(gi, ei, rtol=2e-7, err_msg=f"{name}({xi})")
+            else:
+                assert gi == np.float32(ei) and np.signbit(gi) == np.signbit(np.float32(ei)), f"{name}({xi}) = {gi!r}"
+
+
 def test_sigmoid_tanh_finite_at_extremes(isa):
     x = np.float32([-100.0, 100.0, -1e4, 1e4])
     for name in ("ewise_sigmoid", "ewise_tanh"):

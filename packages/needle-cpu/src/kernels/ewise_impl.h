@@ -1,8 +1,9 @@
 // Elementwise kernels written once as plain, branch-free loops that the compiler vectorises;
-// included by ewise_generic.cc (baseline ISA) and ewise_avx2.cc (-mavx2 -mfma), each inside
-// its own namespace NEEDLE_ISA_NS. The math functions are polynomial approximations (about
-// 1-2 ulp) so that exp/log/tanh vectorise too; special values (inf, nan, 0, denormals)
-// follow IEEE/numpy.
+// included by ewise_generic.cc (baseline ISA), ewise_avx2.cc (-mavx2 -mfma) and ewise_avx512.cc
+// (-mavx512f/vl/dq), each inside its own namespace NEEDLE_ISA_NS; an includer may define
+// NEEDLE_EWISE_OVERRIDES(table) to replace entries with hand-written kernels. The math
+// functions are polynomial approximations (about 1-2 ulp) so that exp/log/tanh vectorise too;
+// special values (inf, nan, 0, denormals) follow IEEE/numpy.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -27,19 +28,30 @@ inline std::int32_t as_int(float f) { return __builtin_bit_cast(std::int32_t, f)
 // max that returns nan when either side is nan, as numpy.maximum does.
 inline float nan_max(float a, float b) { return (a >= b || a != a) ? a : b; }
 
+// Constants of exp_f and tanh_f, shared with the hand-written vector forms of some ISAs.
+constexpr float kExpHi = 88.72283935546875f, kExpLo = -103.972084045410f;
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
+// exp(r) = 1 + r + r^2 * poly(r) on |r| <= ln2 / 2, highest power first.
+constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+// tanh(x) = x + x^3 * poly(x^2) for |x| < kTanhSmall, highest power first.
+constexpr float kTanhSmall = 0.625f;
+constexpr float kTanhPoly[5] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f,
+                                1.33314422036e-1f, -3.33332819422e-1f};
+
 inline float exp_f(float x) {
-  const float hi = 88.72283935546875f, lo = -103.972084045410f;
+  const float hi = kExpHi, lo = kExpLo;
   float xc = x != x ? 0.0f : (x > hi ? hi : (x < lo ? lo : x));
   // n = round(x / ln2) with the 1.5 * 2^23 trick (exact for |v| < 2^22).
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693145751953125f;
-  r = r - n * 1.428606765330187045e-06f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float n = (xc * kLog2e + 12582912.0f) - 12582912.0f;
+  float r = xc - n * kLn2Hi;
+  r = r - n * kLn2Lo;
+  float p = kExpPoly[0];
+  p = p * r + kExpPoly[1];
+  p = p * r + kExpPoly[2];
+  p = p * r + kExpPoly[3];
+  p = p * r + kExpPoly[4];
+  p = p * r + kExpPoly[5];
   p = p * r * r + r + 1.0f;
   // 2^n in two factors so that n down to -150 (denormal results) stays representable.
   std::int32_t ni = static_cast<std::int32_t>(n);
@@ -85,15 +97,15 @@ inline float tanh_f(float x) {
   float ax = std::fabs(x);
   // Small |x|: odd polynomial (no cancellation); large: 1 - 2 / (exp(2|x|) + 1).
   float z = x * x;
-  float s = -5.70498872745e-3f;
-  s = s * z + 2.06390887954e-2f;
-  s = s * z - 5.37397155531e-2f;
-  s = s * z + 1.33314422036e-1f;
-  s = s * z - 3.33332819422e-1f;
-  s = s * z * x + x;
+  float s = kTanhPoly[0];
+  s = s * z + kTanhPoly[1];
+  s = s * z + kTanhPoly[2];
+  s = s * z + kTanhPoly[3];
+  s = s * z + kTanhPoly[4];
+  s = std::copysign(s * z * x + x, x);  // tanh(-0) is -0 (x + ... rounds -0 + 0 to +0)
   float l = 1.0f - 2.0f / (exp_f(2.0f * ax) + 1.0f);
   l = x < 0.0f ? -l : l;
-  return ax < 0.625f ? s : l;
+  return ax < kTanhSmall ? s : l;
 }
 
 // exp of -|x| never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0 (keeps tiny results).
@@ -244,6 +256,9 @@ EwiseTable make_table() {
   U(Unary::kRelu, unary_kernel<Relu>);
   t.row_sum = row_sum;
   t.row_max = row_max;
+#ifdef NEEDLE_EWISE_OVERRIDES
+  NEEDLE_EWISE_OVERRIDES(t);  // hand-written kernels of this ISA replace some entries
+#endif
   return t;
 }
 
