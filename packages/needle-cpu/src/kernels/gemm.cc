@@ -148,6 +148,8 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
   // it would cost about as much as the product itself.
   const bool direct_b = uk.tile != nullptr && n * p <= kDirectB;
   Workspace bpack(direct_b ? 0 : static_cast<std::size_t>(kcb * panels_max * nr));
+  // Then A is read in place too (each block of its rows meets few B panels).
+  const bool direct_a = direct_b && uk.tile_row_a != nullptr;
   // even_block(t, kMC, mr) <= round_up(min(t, kMC), mr) for every chunk's t <= rows_per.
   // (+ 8: a vector pack_a may store a few floats past the last panel.)
   const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb) + 8;
@@ -180,7 +182,7 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
         alignas(64) float edge[16 * 16];
         for (i64 ic = r0; ic < r1; ic += mcb) {
           const i64 mc = std::min(mcb, r1 - ic);
-          pack_a(A + ic * lda + pc, lda, mc, kc, uk, apack);
+          if (!direct_a) pack_a(A + ic * lda + pc, lda, mc, kc, uk, apack);
           for (i64 j = q0; j < q1; ++j) {
             const i64 cols = std::min<i64>(nr, nc - j * nr);
             const float* bp = direct_b ? bsrc + j * nr : bpack.p + j * kc * nr;
@@ -189,7 +191,10 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
               const i64 rows = std::min<i64>(mr, mc - ir);
               float* cp = C + (ic + ir) * ldc + jc + j * nr;
               const float* ap = apack + ir * kc;
-              if (uk.tile != nullptr) {
+              if (direct_a) {
+                uk.tile_row_a(kc, A + (ic + ir) * lda + pc, lda, bp, rs_b, cp, ldc, accumulate, static_cast<int>(rows),
+                              static_cast<int>(cols));
+              } else if (uk.tile != nullptr) {
                 uk.tile(kc, ap, bp, rs_b, cp, ldc, accumulate, static_cast<int>(rows), static_cast<int>(cols));
               } else if (rows == mr && cols == nr) {
                 uk.fn(kc, ap, bp, cp, ldc, accumulate);

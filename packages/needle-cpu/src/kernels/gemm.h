@@ -29,6 +29,9 @@ struct MicroKernel {
                bool accumulate, int rows, int cols) = nullptr;
   // pack_b (optional) packs the NR-wide panels [j0, j1) of the kc x nc block at b (row stride ldb),
   // zero-padded: dst[(j * kc + k) * NR + c] = b[k * ldb + j * NR + c].
+  // tile_row_a (optional): tile reading A in place (row r at A + r * lda) instead of packed.
+  void (*tile_row_a)(std::int64_t kc, const float* A, std::int64_t lda, const float* Bp, std::int64_t rs_b, float* C,
+                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
   // pack_a_edge (optional) packs a panel of rows < MR rows, zero-padded to MR.
   void (*pack_a_edge)(const float* a, std::int64_t lda, std::int64_t kc, int rows, float* dst) = nullptr;
   void (*pack_b)(const float* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc, std::int64_t j0, std::int64_t j1,

@@ -22,10 +22,12 @@ constexpr int MR = 12, NR = 32;
 
 // R rows x H 16-float halves; m0/m1 mask the columns of each half (all ones inside the panel).
 // Full (R = MR, H = 2, no masks) uses plain loads and stores.
-template <int R, int H, bool Full = false>
-void tile_kernel(i64 kc, const float* __restrict Ap, const float* __restrict Bp, i64 rs_b, float* C, i64 ldc,
-                 bool accumulate, __mmask16 m0, __mmask16 m1) {
+// RowA: A is read in place, row r at Ap + r * lda (no packing), instead of from a packed panel.
+template <int R, int H, bool Full = false, bool RowA = false>
+void tile_kernel(i64 kc, const float* __restrict Ap, i64 lda, const float* __restrict Bp, i64 rs_b, float* C,
+                 i64 ldc, bool accumulate, __mmask16 m0, __mmask16 m1) {
   if (Full) m0 = m1 = 0xffff;
+  if (!RowA) lda = 1;
   __m512 c[R][H];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -47,11 +49,11 @@ void tile_kernel(i64 kc, const float* __restrict Ap, const float* __restrict Bp,
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(Ap[r]);
+      const __m512 a = _mm512_set1_ps(Ap[r * lda]);
 #pragma GCC unroll 2
       for (int h = 0; h < H; ++h) c[r][h] = _mm512_fmadd_ps(a, b[h], c[r][h]);
     }
-    Ap += MR;
+    Ap += RowA ? 1 : MR;
     Bp += rs_b;
   }
 
@@ -72,12 +74,14 @@ void tile_kernel(i64 kc, const float* __restrict Ap, const float* __restrict Bp,
     }
 }
 
-using TileFn = void (*)(i64, const float*, const float*, i64, float*, i64, bool, __mmask16, __mmask16);
+using TileFn = void (*)(i64, const float*, i64, const float*, i64, float*, i64, bool, __mmask16, __mmask16);
 
 template <int... Rs>
 struct Table {
   static constexpr TileFn one[] = {tile_kernel<Rs + 1, 1>...};
   static constexpr TileFn two[] = {tile_kernel<Rs + 1, 2>...};
+  static constexpr TileFn one_row_a[] = {tile_kernel<Rs + 1, 1, false, true>...};
+  static constexpr TileFn two_row_a[] = {tile_kernel<Rs + 1, 2, false, true>...};
 };
 template <int... Rs>
 Table<Rs...> make_table(std::integer_sequence<int, Rs...>);
@@ -88,15 +92,25 @@ __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n
 void tile(i64 kc, const float* Ap, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate, int rows,
           int cols) {
   if (rows == MR && cols == NR)
-    tile_kernel<MR, 2, true>(kc, Ap, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
+    tile_kernel<MR, 2, true>(kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
   else if (cols > 16)
-    Tiles::two[rows - 1](kc, Ap, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
+    Tiles::two[rows - 1](kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
   else
-    Tiles::one[rows - 1](kc, Ap, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
+    Tiles::one[rows - 1](kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
+}
+
+void tile_row_a(i64 kc, const float* A, i64 lda, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate,
+                int rows, int cols) {
+  if (rows == MR && cols == NR)
+    tile_kernel<MR, 2, true, true>(kc, A, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
+  else if (cols > 16)
+    Tiles::two_row_a[rows - 1](kc, A, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
+  else
+    Tiles::one_row_a[rows - 1](kc, A, lda, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
 }
 
 void full_tile(i64 kc, const float* Ap, const float* Bp, float* C, i64 ldc, bool accumulate) {
-  tile_kernel<MR, 2, true>(kc, Ap, Bp, NR, C, ldc, accumulate, 0xffff, 0xffff);
+  tile_kernel<MR, 2, true>(kc, Ap, 1, Bp, NR, C, ldc, accumulate, 0xffff, 0xffff);
 }
 
 // Transposes 4 rows x 8 consecutive k (rows at a, a + lda, ...; rows >= `rows` read as zero) and
@@ -162,6 +176,7 @@ MicroKernel gemm_kernel() {
   MicroKernel k{MR, NR, full_tile, pack_a_full};
   k.pack_a_edge = pack_a_edge;
   k.tile = tile;
+  k.tile_row_a = tile_row_a;
   k.pack_b = pack_b_32;
   return k;
 }
