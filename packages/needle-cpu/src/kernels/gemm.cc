@@ -2,7 +2,9 @@
 // pack B into NR-wide panels (shared by all threads, sized for L3/L2), then each thread packs
 // MC x KC blocks of A into MR-tall panels (L2) and runs the micro-kernel over MR x NR tiles of C
 // (one B panel stays in L1 while the A block streams). Edge tiles go through a small buffer,
-// so any m, n, p works. Threads split the rows of C (or, for short wide products, its columns).
+// or straight to C for kernels with masked edge tiles, so any m, n, p works. Kernels that take
+// strides (AVX-512) read a small B, and then A, in place: packing would cost as much as the
+// product. Threads split the rows of C (or, for short wide products, its columns).
 #include <algorithm>
 #include <cstring>
 
