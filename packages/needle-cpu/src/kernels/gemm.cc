@@ -129,7 +129,7 @@ void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb
   }
   const MicroKernel uk = pick_kernel();
   const int mr = uk.mr, nr = uk.nr;
-  const i64 kcb = even_block(n, kKC, 1);
+  const i64 kcb = even_block(n, uk.kc > 0 ? uk.kc : kKC, 1);
   const i64 ncb = even_block(p, kNC, nr);
   const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
 

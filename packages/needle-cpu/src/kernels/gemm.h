@@ -36,6 +36,7 @@ struct MicroKernel {
   void (*pack_a_edge)(const float* a, std::int64_t lda, std::int64_t kc, int rows, float* dst) = nullptr;
   void (*pack_b)(const float* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc, std::int64_t j0, std::int64_t j1,
                  float* dst) = nullptr;
+  std::int64_t kc = 0;  // the deepest k slice (0: the loop nest's default)
 };
 
 namespace generic { MicroKernel gemm_kernel(); }

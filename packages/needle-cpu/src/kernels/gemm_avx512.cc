@@ -178,6 +178,9 @@ MicroKernel gemm_kernel() {
   k.tile = tile;
   k.tile_row_a = tile_row_a;
   k.pack_b = pack_b_32;
+  // Deeper than the default 256 (a 64 KiB B panel streams from L2 well): half the passes over C,
+  // whose rows 4 KiB apart (n = 1024, 2048) collide in L1; measured 5-10% faster at n >= 1000.
+  k.kc = 512;
   return k;
 }
 
