@@ -47,6 +47,19 @@ def test_matmul(isa, rng, m, n, p):
     assert_matmul_close(from_buffer(out, (m, p)), a, b)
 
 
+def test_matmul_every_edge_tile(isa, rng):
+    # Every row count of a 12-row tile (two tiles deep) against column counts around the 16/32
+    # vector halves, with B read in place (small) and packed (n * p > 2**14).
+    for n, cols in ((5, [1, 2, 15, 16, 17, 31, 32, 33, 48, 63, 65]), (260, [65, 79, 95, 96])):
+        for m in range(1, 26):
+            for p in cols:
+                a = rng.standard_normal((m, n)).astype(np.float32)
+                b = rng.standard_normal((n, p)).astype(np.float32)
+                out = B.Array(m * p)
+                B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
+                assert_matmul_close(from_buffer(out, (m, p)), a, b)
+
+
 @pytest.mark.parametrize("m,n,p", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
 def test_matmul_empty(isa, m, n, p):
     out = B.Array(m * p)
