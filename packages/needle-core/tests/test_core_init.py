@@ -126,3 +126,23 @@ def test_kaiming_normal_std():
 def test_init_kwargs_device_dtype_requires_grad():
     w = init.kaiming_uniform(3, 4, device=NP, dtype="float64", requires_grad=True)
     assert w.device == NP and w.dtype == "float64" and w.requires_grad and w.is_leaf()
+
+
+_DEVICES = [NP] + ([ndl.cpu()] if ndl.cpu().enabled() and ndl.cpu() != NP else [])
+
+
+@pytest.mark.parametrize("device", _DEVICES, ids=str)
+def test_one_hot_of_labels_already_on_the_device(device):
+    # Tensor labels on the device take the on-device path: same rows as numpy's identity.
+    labels = np.array([[3, 0, 2], [1, 1, 3]], dtype=np.float32)
+    got = init.one_hot(4, ndl.Tensor(labels, device=device, requires_grad=False), device=device)
+    assert got.shape == (2, 3, 4) and got.device == device and got.dtype == "float32"
+    np.testing.assert_array_equal(got.numpy(), np.eye(4)[labels.astype(int)])
+
+
+@pytest.mark.parametrize("device", _DEVICES, ids=str)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0, 4.0, 1.5])
+def test_one_hot_of_bad_labels_on_the_device_raises(device, bad):
+    labels = ndl.Tensor(np.array([0.0, bad], dtype=np.float32), device=device, requires_grad=False)
+    with pytest.raises(ValueError, match="labels"):
+        init.one_hot(4, labels, device=device)

@@ -136,23 +136,53 @@ class BackendDevice:
         return self._from_numpy(np.random.randn(*shape), dtype)
 
     def one_hot(self, n, i, dtype="float32"):
-        """Rows of the n x n identity picked by the integer labels ``i``."""
+        """Rows of the n x n identity picked by the integer labels ``i``.
+
+        Labels already on this device (a Tensor or NDArray, in ``dtype``) are compared with the
+        row ``0..n-1`` there, with no host round trip (the labels of a training step usually
+        are); anything else is checked and built on the host.
+        """
+        data = i.realize_cached_data() if hasattr(i, "realize_cached_data") else i
+        if getattr(data, "_device", None) is self and data._dtype == dtype and 0 < n <= 1 << 24:
+            hot = self._one_hot_here(n, data, dtype)
+            if hot is not None:
+                return hot
         given = np.asarray(i.numpy() if hasattr(i, "numpy") else i)
-        if given.dtype.kind in "iub":
-            labels = given.astype(np.int64)
-        else:
-            # Float labels must hold integers (a cast that changes a value means one did not).
-            with np.errstate(invalid="ignore"):  # nan/inf: caught below, not warned about
-                labels = given.astype(np.int64)
-            if labels.size and (labels != given).any():
-                raise ValueError("one_hot: labels must hold integers")
-        if labels.size and (labels.min() < 0 or labels.max() >= n):
-            raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{labels.min()}, {labels.max()}]")
-        # zeros + one write per label: np.eye(n)[labels] built an n x n matrix first (n^2 memory).
-        out = np.zeros((labels.size, n), dtype=np.float32)  # 0 and 1 are exact in any float dtype
-        out[np.arange(labels.size), labels.reshape(-1)] = 1.0
-        out = out.reshape(labels.shape + (n,))
-        return self._from_numpy(out, dtype)
+        # Few numpy calls: this runs once per training step, where each small call costs microseconds.
+        if given.size:
+            lo, hi = given.min(), given.max()
+            if lo != lo or hi != hi:  # nan
+                raise ValueError("one_hot: labels must hold integers, got nan")
+            if not (lo >= 0 and hi < n):
+                raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{lo}, {hi}]")
+        labels = given.astype(np.intp)  # safe now: finite and in range
+        if given.dtype.kind not in "iub" and (labels != given).any():
+            raise ValueError("one_hot: labels must hold integers")
+        return self._from_numpy(_identity_rows(n).take(labels, axis=0) if n <= _EYE_MAX else _scatter_ones(n, labels),
+                                dtype)
+
+    def _one_hot_here(self, n, labels, dtype):
+        """``labels == [0, 1, ..., n-1]`` on this device, or None when a label is not a class index.
+
+        Each row has at most one match; all rows have one exactly when the total is the label
+        count (one scalar read back). None sends the caller to the host path for its message.
+        """
+        shape = labels._shape + (n,)
+        classes = self._class_row(n, dtype)
+        hot = labels.reshape(labels._shape + (1,)).broadcast_to(shape) == classes.broadcast_to(shape)
+        if labels.size and float(hot.sum().numpy()) != labels.size:
+            return None
+        return hot
+
+    def _class_row(self, n, dtype):
+        """The cached row ``[0, 1, ..., n-1]`` on this device (floats up to 2**24 are exact)."""
+        rows = self.__dict__.setdefault("_class_rows", {})
+        row = rows.get((n, dtype))
+        if row is None:
+            if len(rows) > 16:
+                rows.clear()
+            row = rows[(n, dtype)] = self._from_numpy(np.arange(n, dtype=np.float64), dtype)
+        return row
 
     def empty(self, shape, dtype="float32"):
         """An uninitialised array of ``shape``."""
@@ -163,6 +193,26 @@ class BackendDevice:
         """An array of ``shape`` filled with ``fill_value``."""
         from .backend_ndarray.ndarray import full
         return full(shape, fill_value, dtype=dtype, device=self)
+
+
+_EYE_MAX = 512  # a cached float32 identity up to 1 MiB; larger n scatters ones into zeros instead
+_EYES = {}
+
+
+def _identity_rows(n):
+    """The n x n float32 identity, cached (read-only): one_hot rows are ``take``n from it."""
+    eye = _EYES.get(n)
+    if eye is None:
+        eye = _EYES[n] = np.eye(n, dtype=np.float32)  # 0 and 1 are exact in any float dtype
+        eye.flags.writeable = False
+    return eye
+
+
+def _scatter_ones(n, labels):
+    """One-hot rows for a large ``n`` (a language model's vocabulary) without an n x n matrix."""
+    out = np.zeros((labels.size, n), dtype=np.float32)
+    out[np.arange(labels.size), labels.reshape(-1)] = 1.0
+    return out.reshape(labels.shape + (n,))
 
 
 def default_device():

@@ -1,5 +1,4 @@
 """Basic tensor initialisers. Random draws use numpy's global generator (``np.random.seed``)."""
-import numpy as np
 
 from .. import _device
 from ..autograd import Tensor
@@ -51,8 +50,7 @@ def randb(*shape, p=0.5, device=None, dtype="bool", requires_grad=False):
 def one_hot(n, i, device=None, dtype="float32", requires_grad=False):
     """One-hot rows of length ``n`` for the integer labels ``i``."""
     device = device or _device.default_device()
-    labels = i.numpy() if hasattr(i, "numpy") else np.asarray(i)
-    return _tensor(device.one_hot(n, labels, dtype=dtype), device, dtype, requires_grad)
+    return _tensor(device.one_hot(n, i, dtype=dtype), device, dtype, requires_grad)
 
 
 def zeros_like(array, *, device=None, requires_grad=False):

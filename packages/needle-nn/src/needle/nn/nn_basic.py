@@ -166,8 +166,7 @@ class SoftmaxLoss(_Stateless):
         if logits.ndim != 2:
             raise ValueError(f"SoftmaxLoss: logits must be (batch, classes), got shape {logits.shape}")
         n, k = logits.shape
-        labels = y.numpy() if hasattr(y, "numpy") else y
-        one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
+        one_hot = init.one_hot(k, y, device=logits.device, dtype=logits.dtype)  # on the device when y is there
         if one_hot.shape != (n, k):
             raise ValueError(f"SoftmaxLoss: labels of shape {tuple(one_hot.shape[:-1])} do not match "
                              f"logits of shape {logits.shape}")
