@@ -103,9 +103,10 @@ class SoftmaxCrossEntropy(TensorOp):
             softmax = exp(logsoftmax(z, 1))
             return multiply(add(softmax, negate(y)), broadcast_to(divide_scalar(out_grad, n), z.shape)), None
         e, sums = self._saved
-        scale = float(out_grad.realize_cached_data().numpy()) / n
+        # out_grad (shape ()) stays on the device: reading it back would be a sync per step on a GPU.
+        scale = out_grad.realize_cached_data().reshape((1, 1)).broadcast_to(e.shape)
         grad = (e / sums.broadcast_to(e.shape) - y.realize_cached_data()) * scale
-        return Tensor.make_const(grad), None
+        return Tensor.make_const(grad / n), None
 
 
 def softmax_cross_entropy(logits, one_hot):
