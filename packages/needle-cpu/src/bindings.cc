@@ -19,6 +19,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
 #include "kernels/gemm.h"
+#include "kernels/lstm.h"
 #include "kernels/strided.h"
 #include "kernels/threads.h"
 
@@ -169,6 +170,17 @@ void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& o
   Buffer tmp(m * p);
   needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, tmp.data(), p, bias ? bias->data() : nullptr);
   std::memcpy(out.data(), tmp.data(), m * p * sizeof(float));
+}
+
+// The LSTM kernels' outputs must be buffers of their own (in-place gates/dc are one argument each).
+void lstm_distinct_outputs(const char* kernel, std::initializer_list<const Buffer*> outs,
+                           std::initializer_list<const Buffer*> ins) {
+  for (auto o = outs.begin(); o != outs.end(); ++o) {
+    for (auto p = o + 1; p != outs.end(); ++p)
+      if (overlaps(**o, **p)) fail(std::string(kernel) + ": two outputs are the same buffer");
+    for (const Buffer* in : ins)
+      if (overlaps(**o, *in)) fail(std::string(kernel) + ": an output is also an input buffer");
+  }
 }
 
 }  // namespace
@@ -378,6 +390,46 @@ PYBIND11_MODULE(_core, m) {
     MaybeRelease gil(out.size() * reduce_size);
     needle_cpu::reduce_max(a.data(), out.data(), out.size(), reduce_size);
   }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), "out[i] = max(a[i*reduce_size:(i+1)*reduce_size]).");
+
+  // ---- fused LSTM cell (lstm.h); x/out and g_out/d_gates are (steps, batch, width) sequences, step t used
+  m.def("lstm_cell_forward", [](Buffer& gates, const Buffer& x, const Buffer& c_prev, Buffer& c, Buffer& tc, Buffer& h,
+                                Buffer& out, i64 t, i64 batch, i64 hid) {
+    const char* k = "lstm_cell_forward";
+    count_arg(k, "t", t); count_arg(k, "batch", batch); count_arg(k, "hid", hid);
+    const i64 cell = product(k, {batch, hid}), wide = product(k, {4, cell});
+    need_size(k, "gates", gates, wide, false);
+    need_size(k, "x", x, product(k, {t + 1, wide}), false);
+    for (auto [name, b] : {std::pair<const char*, const Buffer*>{"c_prev", &c_prev}, {"c", &c}, {"tc", &tc}, {"h", &h}})
+      need_size(k, name, *b, cell, false);
+    need_size(k, "out", out, product(k, {t + 1, cell}), false);
+    lstm_distinct_outputs(k, {&gates, &c, &tc, &h, &out}, {&x, &c_prev});
+    MaybeRelease gil(wide);
+    needle_cpu::lstm_cell_forward(gates.data(), x.data() + t * wide, c_prev.data(), c.data(), tc.data(), h.data(),
+                                  out.data() + t * cell, batch, hid);
+  }, py::arg("gates"), py::arg("x"), py::arg("c_prev"), py::arg("c"), py::arg("tc"), py::arg("h"), py::arg("out"),
+     py::arg("t"), py::arg("batch"), py::arg("hid"),
+     "One LSTM step (gates i, f, g, o): gates (batch, 4hid) = activations of gates + x[t]; c = sf*c_prev + si*tg,\n"
+     "tc = tanh(c), h = so*tc, also written to out[t].");
+
+  m.def("lstm_cell_backward", [](const Buffer& dh, const Buffer& g_out, const Buffer& act, const Buffer& c_prev,
+                                 const Buffer& tc, Buffer& dc, Buffer& dg, Buffer& d_gates, i64 t, i64 batch, i64 hid) {
+    const char* k = "lstm_cell_backward";
+    count_arg(k, "t", t); count_arg(k, "batch", batch); count_arg(k, "hid", hid);
+    const i64 cell = product(k, {batch, hid}), wide = product(k, {4, cell});
+    for (auto [name, b] : {std::pair<const char*, const Buffer*>{"dh", &dh}, {"c_prev", &c_prev}, {"tc", &tc}, {"dc", &dc}})
+      need_size(k, name, *b, cell, false);
+    need_size(k, "g_out", g_out, product(k, {t + 1, cell}), false);
+    need_size(k, "act", act, wide, false);
+    need_size(k, "dg", dg, wide, false);
+    need_size(k, "d_gates", d_gates, product(k, {t + 1, wide}), false);
+    lstm_distinct_outputs(k, {&dc, &dg, &d_gates}, {&dh, &g_out, &act, &c_prev, &tc});
+    MaybeRelease gil(wide);
+    needle_cpu::lstm_cell_backward(dh.data(), g_out.data() + t * cell, act.data(), c_prev.data(), tc.data(), dc.data(),
+                                   dg.data(), d_gates.data() + t * wide, batch, hid);
+  }, py::arg("dh"), py::arg("g_out"), py::arg("act"), py::arg("c_prev"), py::arg("tc"), py::arg("dc"), py::arg("dg"),
+     py::arg("d_gates"), py::arg("t"), py::arg("batch"), py::arg("hid"),
+     "The step's backward: pre-activation gradients (batch, 4hid) into dg and d_gates[t], from dh + g_out[t] and\n"
+     "dc (updated in place to the gradient of c_prev).");
 
   m.def("set_num_threads", [](int n) {
     if (n < 1) fail("set_num_threads: n=" + std::to_string(n) + " must be >= 1");

@@ -65,6 +65,9 @@ reduce_max = _core.reduce_max
 #   ewise_relu_backward(a, b, out): out = b where a > 0 else 0 (ReLU input a, output gradient b)
 matmul_bias = _core.matmul_bias
 ewise_relu_backward = _core.ewise_relu_backward
+# The fused LSTM cell (protocol.FUSED_KERNELS documents the signatures): one call per step each way.
+lstm_cell_forward = _core.lstm_cell_forward
+lstm_cell_backward = _core.lstm_cell_backward
 
 
 def unavailable_reason():

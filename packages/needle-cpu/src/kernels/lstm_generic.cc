@@ -1,0 +1,3 @@
+// Portable LSTM cell loops (baseline ISA).
+#define NEEDLE_ISA_NS generic
+#include "kernels/lstm_impl.h"
