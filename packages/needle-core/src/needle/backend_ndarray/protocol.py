@@ -90,9 +90,28 @@ OPTIONAL_KERNELS = (
 #: every row) and ``ewise_relu_backward(a, b, out)`` (out = b where a > 0, else 0: a is a ReLU's
 #: input or output, b its output gradient). Without them core composes matmul + broadcast add,
 #: and a comparison + multiply.
+#:
+#: The LSTM layer (``needle.nn.LSTM``) uses the pair ``lstm_cell_forward`` / ``lstm_cell_backward``
+#: when a backend has both, one call per step each way; without them it composes each step from
+#: the elementwise kernels. Gates are in the order i, f, g, o, ``hid`` columns each, in every row of
+#: a (batch, 4 hid) array; ``x``/``out``/``g_out``/``d_gates`` are (steps, batch, width) sequences of
+#: which step ``t`` is used; outputs never share a buffer with another argument.
+#:
+#: - ``lstm_cell_forward(gates, x, c_prev, c, tc, h, out, t, batch, hid)``: ``gates`` holds
+#:   ``h_prev @ W_hh`` on entry and the activations ``sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)`` of
+#:   ``gates + x[t]`` on exit; writes ``c = sf * c_prev + si * tg``, ``tc = tanh(c)`` and ``h = so * tc``
+#:   (batch, hid each), h also into ``out[t]``.
+#: - ``lstm_cell_backward(dh, g_out, act, c_prev, tc, dc, dg, d_gates, t, batch, hid)``: from the
+#:   forward's activations ``act``, ``c_prev`` and ``tc``, with ``dh_t = dh + g_out[t]`` and the
+#:   gradient ``dc`` of c (updated in place to ``dc_t * sf``, that of c_prev, where
+#:   ``dc_t = dc + dh_t * so * (1 - tc**2)``): writes the pre-activation gradients
+#:   ``[dc_t tg si (1 - si), dc_t c_prev sf (1 - sf), dc_t si (1 - tg**2), dh_t tc so (1 - so)]``
+#:   into ``dg`` (batch, 4 hid) and ``d_gates[t]``.
 FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
+    "lstm_cell_forward",
+    "lstm_cell_backward",
 )
 
 

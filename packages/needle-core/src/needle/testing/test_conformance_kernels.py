@@ -330,3 +330,74 @@ def test_fused_ewise_relu_backward(dev, n):
         out = dev.Array(n, dtype)
         kernel(_buf(dev, a, dtype), _buf(dev, g, dtype), out)
         np.testing.assert_array_equal(_read(dev, out), np.where(a > 0, g, 0).astype(dtype))
+
+
+# ---- fused LSTM cell ------------------------------------------------------------------------------
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _lstm_tol(dtype):
+    return dict(rtol=_rtol(dtype) * 10, atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+# (steps, batch, hid, t): one step, the last of several, empty batch or width, odd widths
+LSTM_SHAPES = [(1, 1, 1, 0), (3, 2, 5, 2), (2, 3, 17, 0), (4, 5, 33, 1), (2, 0, 4, 1), (2, 3, 0, 1)]
+
+
+@pytest.mark.parametrize("steps,batch,hid,t", LSTM_SHAPES)
+def test_fused_lstm_cell_forward(dev, steps, batch, hid, t):
+    kernel = _optional(dev, "lstm_cell_forward")
+    for dtype in _dtypes(dev):
+        x = _data(steps * batch * 4 * hid, dtype, 20, -3.0, 3.0).reshape(steps, batch, 4 * hid)
+        hw = _data(batch * 4 * hid, dtype, 21, -3.0, 3.0).reshape(batch, 4 * hid)
+        c_prev = _data(batch * hid, dtype, 22).reshape(batch, hid)
+        if hw.size:
+            hw[0, 0], hw[-1, -1] = 100.0, -100.0  # saturated gates stay finite
+        gates, c, tc, h = _buf(dev, hw, dtype), *(dev.Array(batch * hid, dtype) for _ in range(3))
+        out = _buf(dev, np.zeros((steps, batch, hid)), dtype)
+        kernel(gates, _buf(dev, x, dtype), _buf(dev, c_prev, dtype), c, tc, h, out, t, batch, hid)
+        # Oracle: the LSTM cell's formulas in float64.
+        z = hw.astype(np.float64) + x[t]
+        i, f, g, o = (z[:, k * hid:(k + 1) * hid] for k in range(4))
+        act = np.concatenate([_sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)], axis=1)
+        want_c = _sigmoid(f) * c_prev + _sigmoid(i) * np.tanh(g)
+        want_h = _sigmoid(o) * np.tanh(want_c)
+        tol = _lstm_tol(dtype)
+        np.testing.assert_allclose(_read(dev, gates).reshape(act.shape), act, **tol)
+        np.testing.assert_allclose(_read(dev, c).reshape(want_c.shape), want_c, **tol)
+        np.testing.assert_allclose(_read(dev, tc).reshape(want_c.shape), np.tanh(want_c), **tol)
+        np.testing.assert_allclose(_read(dev, h).reshape(want_h.shape), want_h, **tol)
+        seq = _read(dev, out).reshape(steps, batch, hid)
+        np.testing.assert_allclose(seq[t], want_h, **tol)
+        np.testing.assert_array_equal(np.delete(seq, t, axis=0), 0)  # other steps untouched
+
+
+@pytest.mark.parametrize("steps,batch,hid,t", LSTM_SHAPES)
+def test_fused_lstm_cell_backward(dev, steps, batch, hid, t):
+    kernel = _optional(dev, "lstm_cell_backward")
+    for dtype in _dtypes(dev):
+        n = batch * hid
+        act = np.concatenate([_data(n, dtype, 23, 0.0, 1.0).reshape(batch, hid),
+                              _data(n, dtype, 24, 0.0, 1.0).reshape(batch, hid),
+                              _data(n, dtype, 25, -1.0, 1.0).reshape(batch, hid),
+                              _data(n, dtype, 26, 0.0, 1.0).reshape(batch, hid)], axis=1)
+        c_prev, tc = _data(n, dtype, 27).reshape(batch, hid), _data(n, dtype, 28, -1.0, 1.0).reshape(batch, hid)
+        dh, dc0 = _data(n, dtype, 29).reshape(batch, hid), _data(n, dtype, 30).reshape(batch, hid)
+        g_out = _data(steps * n, dtype, 31).reshape(steps, batch, hid)
+        dc, dg = _buf(dev, dc0, dtype), dev.Array(4 * n, dtype)
+        d_gates = _buf(dev, np.zeros((steps, batch, 4 * hid)), dtype)
+        kernel(_buf(dev, dh, dtype), _buf(dev, g_out, dtype), _buf(dev, act, dtype), _buf(dev, c_prev, dtype),
+               _buf(dev, tc, dtype), dc, dg, d_gates, t, batch, hid)
+        # Oracle: the chain rule through c = sf c_prev + si tg, h = so tanh(c), in float64.
+        si, sf, tg, so = (act[:, k * hid:(k + 1) * hid].astype(np.float64) for k in range(4))
+        dh_t = dh + g_out[t].astype(np.float64)
+        dc_t = dc0 + dh_t * so * (1 - tc.astype(np.float64) ** 2)
+        want = np.concatenate([dc_t * tg * si * (1 - si), dc_t * c_prev * sf * (1 - sf), dc_t * si * (1 - tg ** 2),
+                               dh_t * tc * so * (1 - so)], axis=1)
+        tol = _lstm_tol(dtype)
+        np.testing.assert_allclose(_read(dev, dg).reshape(want.shape), want, **tol)
+        seq = _read(dev, d_gates).reshape(steps, batch, 4 * hid)
+        np.testing.assert_allclose(seq[t], want, **tol)
+        np.testing.assert_array_equal(np.delete(seq, t, axis=0), 0)
+        np.testing.assert_allclose(_read(dev, dc).reshape(dc0.shape), dc_t * sf, **tol)
