@@ -11,8 +11,10 @@ namespace {
 
 using i64 = std::int64_t;
 
-// Gate elements per thread below which a second thread costs more than it saves.
-constexpr i64 kGrain = 1 << 13;
+// Gate elements per thread below which a second thread costs more than it saves: the forward
+// computes sigmoid/tanh (the grain of ewise's costly kernels), the backward only arithmetic.
+constexpr i64 kGrainForward = 1 << 13;
+constexpr i64 kGrainBackward = 1 << 15;
 
 const LstmTable* table() {
   const Isa isa = active_isa();
@@ -27,8 +29,8 @@ const LstmTable* table() {
 
 // f(lo, hi) over row ranges of [0, batch), threaded when the step is large enough.
 template <class F>
-void over_rows(i64 batch, i64 hid, F&& f) {
-  parallel_for(batch, std::max<i64>(1, kGrain / std::max<i64>(4 * hid, 1)), f);
+void over_rows(i64 batch, i64 hid, i64 grain, F&& f) {
+  parallel_for(batch, std::max<i64>(1, grain / (4 * hid)), f);
 }
 
 }  // namespace
@@ -38,7 +40,7 @@ void lstm_cell_forward(float* gates, const float* x, const float* c_prev, float*
   if (batch <= 0 || hid <= 0) return;
   const LstmTable* t = table();
   const i64 w = 4 * hid;
-  over_rows(batch, hid, [&](i64 lo, i64 hi) {
+  over_rows(batch, hid, kGrainForward, [&](i64 lo, i64 hi) {
     const i64 rows = hi - lo;
     float* g = gates + lo * w;
     ewise_binary(Binary::kAdd, g, x + lo * w, g, rows * w);
@@ -60,7 +62,7 @@ void lstm_cell_backward(const float* dh, const float* dh_out, const float* act, 
   if (batch <= 0 || hid <= 0) return;
   const LstmTable* t = table();
   const i64 w = 4 * hid;
-  over_rows(batch, hid, [&](i64 lo, i64 hi) {
+  over_rows(batch, hid, kGrainBackward, [&](i64 lo, i64 hi) {
     const i64 o = lo * hid;
     t->backward(dh + o, dh_out + o, act + lo * w, c_prev + o, tc + o, dc + o, dg + lo * w, dg_copy + lo * w,
                 hi - lo, hid);

@@ -215,22 +215,26 @@ class _LSTMRecurrence(TensorTupleOp):
         return out, h, c
 
     def _compute_fused(self, proj, w_hh, h0, c0):
+        # Straight on the backend's buffers: per step one matmul and one fused call (NDArray
+        # wrappers would cost more Python than the kernels take).
         forward = self._kernels[0]
         steps, batch, width = proj.shape
         hid = width // 4
         dev, dtype = proj.device, proj.dtype
-        proj, w_hh = proj.compact(), w_hh.compact()
-        out = dev.empty((steps, batch, hid), dtype=dtype)
-        h, c, saved = h0.compact(), c0.compact(), []
+        x, w = proj.compact()._handle, w_hh.compact()._handle
+        out = NDArray.make((steps, batch, hid), device=dev, dtype=dtype)
+        h, c, saved = h0.compact()._handle, c0.compact()._handle, []
         for t in range(steps):
-            gates = h @ w_hh  # the kernel adds proj[t] and leaves the activations here
-            c_new, tc, h = (dev.empty((batch, hid), dtype=dtype) for _ in range(3))
-            forward(gates._handle, proj._handle, c._handle, c_new._handle, tc._handle, h._handle, out._handle,
-                    t, batch, hid)
+            gates = dev.Array(batch * width, dtype)  # h @ W_hh; the kernel adds x[t], leaves the activations
+            dev.matmul(h, w, gates, batch, hid, width)
+            c_new, tc, h = dev.Array(batch * hid, dtype), dev.Array(batch * hid, dtype), dev.Array(batch * hid, dtype)
+            forward(gates, x, c, c_new, tc, h, out._handle, t, batch, hid)
             saved.append((gates, c, tc))
             c = c_new
         self._saved = saved
-        return out, h, c
+        if not steps:
+            return out, h0, c0
+        return out, NDArray.make((batch, hid), device=dev, handle=h), NDArray.make((batch, hid), device=dev, handle=c)
 
     def gradient(self, out_grad, node):
         proj, w_hh, h0, c0 = node.inputs
@@ -291,17 +295,18 @@ class _LSTMRecurrence(TensorTupleOp):
     def _steps_back_fused(self, g_out, dh, dc, w_t, need_dh0):
         """The backward sweep with ``lstm_cell_backward``: (d_gates (T, B, 4H), dh_0, dc_0)."""
         steps, batch, hid = g_out.shape
-        dev, dtype = g_out.device, g_out.dtype
+        dev, dtype, width = g_out.device, g_out.dtype, 4 * hid
         backward = self._kernels[1]
-        d_gates = dev.empty((steps, batch, 4 * hid), dtype=dtype)
-        g_out, dh, dc = g_out.compact(), dh.compact(), dc.copy()  # dc is updated in place
+        d_gates = NDArray.make((steps, batch, width), device=dev, dtype=dtype)
+        w, seq = w_t._handle, g_out.compact()._handle
+        dh, dc = dh.compact(), dc.copy()  # dc is updated in place
         for t in reversed(range(steps)):
             act, c_prev, tc = self._saved[t]
-            dg = dev.empty((batch, 4 * hid), dtype=dtype)
-            backward(dh._handle, g_out._handle, act._handle, c_prev._handle, tc._handle, dc._handle, dg._handle,
-                     d_gates._handle, t, batch, hid)
+            dg = dev.Array(batch * width, dtype)
+            backward(dh._handle, seq, act, c_prev, tc, dc._handle, dg, d_gates._handle, t, batch, hid)
             if t or need_dh0:  # h0's gradient is one more matmul, skipped when nobody wants it
-                dh = dg @ w_t
+                dh = NDArray.make((batch, hid), device=dev, dtype=dtype)
+                dev.matmul(dg, w, dh._handle, batch, width, hid)
         return d_gates, dh, dc
 
 
