@@ -187,8 +187,9 @@ class _LSTMRecurrence(TensorTupleOp):
     graph costs some sixty small ops per step, each with Python overhead, and sums W_hh's gradient
     from one small matmul per step; this node runs the steps on NDArrays and gets W_hh's gradient
     from one matmul over all steps. A backend with the fused kernels ``lstm_cell_forward`` and
-    ``lstm_cell_backward`` does each step's elementwise work in one call each way; without them
-    the same steps are composed from NDArray kernels. Gradients taken with a graph
+    ``lstm_cell_backward`` does each step's elementwise work in one call each way, on the raw
+    buffers; without them the same steps are composed from NDArray kernels (same values on
+    needle-cpu, whose fused kernels round as its composed ones). Gradients taken with a graph
     (``create_graph=True``) replay the composed steps from the same inputs, so they can be
     differentiated again.
     """
