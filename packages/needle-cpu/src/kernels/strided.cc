@@ -100,10 +100,12 @@ bool overlapping(const View& v) {
 
 // A view whose last two axes (Q, L) have strides (1, s != 1) is a transpose: gathering it
 // element by element reads a new cache line per element. Copy it in T x T blocks instead,
-// reading runs of Q and writing runs of L while both blocks sit in L1.
+// reading runs of Q and writing runs of L while both blocks sit in L1. Not for s == 0: that is a
+// column broadcast, which the plain walk writes row by row (the blocks made it 2-5x slower).
 bool transposed_tail(const View& v) {
   const std::size_t nd = v.shape.size();
-  return nd >= 2 && v.strides[nd - 2] == 1 && v.strides[nd - 1] != 1 && v.shape[nd - 2] >= 8 && v.shape[nd - 1] >= 8;
+  return nd >= 2 && v.strides[nd - 2] == 1 && v.strides[nd - 1] != 1 && v.strides[nd - 1] != 0 &&
+         v.shape[nd - 2] >= 8 && v.shape[nd - 1] >= 8;
 }
 
 void compact_transposed(const float* src, float* out, const View& v) {
