@@ -20,6 +20,7 @@
 #include "kernels/ewise.h"
 #include "kernels/gemm.h"
 #include "kernels/lstm.h"
+#include "kernels/softmax_xent.h"
 #include "kernels/strided.h"
 #include "kernels/threads.h"
 
@@ -181,6 +182,16 @@ void lstm_distinct_outputs(const char* kernel, std::initializer_list<const Buffe
     for (const Buffer* in : ins)
       if (overlaps(**o, *in)) fail(std::string(kernel) + ": an output is also an input buffer");
   }
+}
+
+// The softmax cross-entropy kernels index rows with their labels: every one must be a class index.
+void check_class_labels(const char* kernel, const Buffer& labels, i64 m, i64 k) {
+  const i64 bad = needle_cpu::first_bad_label(labels.data(), m, k);
+  if (bad < 0) return;
+  std::ostringstream s;
+  s.precision(9);
+  s << kernel << ": labels must be integers in [0, " << k << "), got labels[" << bad << "] = " << labels.data()[bad];
+  fail(s.str());
 }
 
 }  // namespace
@@ -430,6 +441,41 @@ PYBIND11_MODULE(_core, m) {
      py::arg("d_gates"), py::arg("t"), py::arg("batch"), py::arg("hid"),
      "The step's backward: pre-activation gradients (batch, 4hid) into dg and d_gates[t], from dh + g_out[t] and\n"
      "dc (updated in place to the gradient of c_prev).");
+
+  // ---- fused softmax cross-entropy with class labels (softmax_xent.h)
+  m.def("softmax_xent_forward", [](const Buffer& z, const Buffer& labels, Buffer& probs, Buffer& loss_rows, i64 m_,
+                                   i64 k) {
+    const char* kn = "softmax_xent_forward";
+    count_arg(kn, "m", m_); count_arg(kn, "k", k);
+    const i64 total = product(kn, {m_, k});
+    need_size(kn, "z", z, total, false);
+    need_size(kn, "labels", labels, m_, false);
+    need_size(kn, "probs", probs, total, false);
+    need_size(kn, "loss_rows", loss_rows, m_, false);
+    lstm_distinct_outputs(kn, {&probs, &loss_rows}, {&z, &labels});
+    check_class_labels(kn, labels, m_, k);
+    MaybeRelease gil(total);
+    needle_cpu::softmax_xent_forward(z.data(), labels.data(), probs.data(), loss_rows.data(), m_, k);
+  }, py::arg("z"), py::arg("labels"), py::arg("probs"), py::arg("loss_rows"), py::arg("m"), py::arg("k"),
+     "Per row of the (m, k) logits z: probs = softmax(z), loss_rows = log(sum(exp(z - max))) - (z[label] - max);\n"
+     "labels holds m class indices (floats that are integers in [0, k), else ValueError).");
+
+  m.def("softmax_xent_backward", [](const Buffer& probs, const Buffer& labels, const Buffer& scale, Buffer& out, i64 m_,
+                                    i64 k) {
+    const char* kn = "softmax_xent_backward";
+    count_arg(kn, "m", m_); count_arg(kn, "k", k);
+    const i64 total = product(kn, {m_, k});
+    need_size(kn, "probs", probs, total, false);
+    need_size(kn, "labels", labels, m_, false);
+    need_size(kn, "scale", scale, 1, false);
+    need_size(kn, "out", out, total, false);
+    lstm_distinct_outputs(kn, {&out}, {&probs, &labels, &scale});
+    check_class_labels(kn, labels, m_, k);
+    const float s = scale.data()[0];
+    MaybeRelease gil(total);
+    needle_cpu::softmax_xent_backward(probs.data(), labels.data(), s, out.data(), m_, k);
+  }, py::arg("probs"), py::arg("labels"), py::arg("scale"), py::arg("out"), py::arg("m"), py::arg("k"),
+     "out (m, k) = (probs - onehot(labels)) * scale[0]; scale is a 1-element buffer (no host read of it).");
 
   m.def("set_num_threads", [](int n) {
     if (n < 1) fail("set_num_threads: n=" + std::to_string(n) + " must be >= 1");

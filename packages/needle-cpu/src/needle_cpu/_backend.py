@@ -68,6 +68,9 @@ ewise_relu_backward = _core.ewise_relu_backward
 # The fused LSTM cell (protocol.FUSED_KERNELS documents the signatures): one call per step each way.
 lstm_cell_forward = _core.lstm_cell_forward
 lstm_cell_backward = _core.lstm_cell_backward
+# Softmax cross-entropy with class labels (protocol.FUSED_KERNELS): one pass each way, no one-hot.
+softmax_xent_forward = _core.softmax_xent_forward
+softmax_xent_backward = _core.softmax_xent_backward
 
 
 def unavailable_reason():

@@ -1,0 +1,59 @@
+#include "kernels/softmax_xent.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/ewise.h"
+#include "kernels/threads.h"
+
+namespace needle_cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// Row elements per thread below which a second thread costs more than it saves (the forward
+// computes exp: the grain of ewise's costly kernels).
+constexpr i64 kGrainForward = 1 << 13;
+
+// One row in a few passes over an L1-resident row: the logits are read from memory once and
+// the softmax written once; the passes after the first hit the cache.
+void forward_row(const float* z, i64 label, float* p, float* loss, i64 k) {
+  float mx;
+  reduce_max(z, &mx, 1, k);
+  ewise_scalar(ScalarOp::kAdd, z, -mx, p, k);  // z + (-mx) rounds exactly as z - mx
+  ewise_unary(Unary::kExp, p, p, k);
+  float s;
+  reduce_sum(p, &s, 1, k);
+  *loss = std::log(s) - (z[label] - mx);
+  ewise_scalar(ScalarOp::kDiv, p, s, p, k);
+}
+
+}  // namespace
+
+i64 first_bad_label(const float* labels, i64 m, i64 k) {
+  const double classes = static_cast<double>(k);
+  for (i64 r = 0; r < m; ++r) {
+    const double v = labels[r];
+    if (!(v >= 0.0 && v < classes && v == std::floor(v))) return r;  // nan fails the first test
+  }
+  return -1;
+}
+
+void softmax_xent_forward(const float* z, const float* labels, float* probs, float* loss_rows, i64 m, i64 k) {
+  if (m <= 0 || k <= 0) return;
+  parallel_for(m, std::max<i64>(1, kGrainForward / k), [&](i64 lo, i64 hi) {
+    for (i64 r = lo; r < hi; ++r)
+      forward_row(z + r * k, static_cast<i64>(labels[r]), probs + r * k, loss_rows + r, k);
+  });
+}
+
+void softmax_xent_backward(const float* probs, const float* labels, float scale, float* out, i64 m, i64 k) {
+  if (m <= 0 || k <= 0) return;
+  ewise_scalar(ScalarOp::kMul, probs, scale, out, m * k);  // (p - 0) * scale off the label
+  for (i64 r = 0; r < m; ++r) {
+    const i64 i = r * k + static_cast<i64>(labels[r]);
+    out[i] = (probs[i] - 1.0f) * scale;
+  }
+}
+
+}  // namespace needle_cpu
