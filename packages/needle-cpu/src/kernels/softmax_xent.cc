@@ -15,8 +15,8 @@ using i64 = std::int64_t;
 // computes exp: the grain of ewise's costly kernels).
 constexpr i64 kGrainForward = 1 << 13;
 
-// One row in a few passes over an L1-resident row: the logits are read from memory once and
-// the softmax written once; the passes after the first hit the cache.
+// One row in a few passes: the logits are read from memory once and the softmax written once;
+// the passes after the first find the row in cache (L1 for rows up to several thousand classes).
 void forward_row(const float* z, i64 label, float* p, float* loss, i64 k) {
   float mx;
   reduce_max(z, &mx, 1, k);
@@ -25,7 +25,7 @@ void forward_row(const float* z, i64 label, float* p, float* loss, i64 k) {
   float s;
   reduce_sum(p, &s, 1, k);
   *loss = std::log(s) - (z[label] - mx);
-  ewise_scalar(ScalarOp::kDiv, p, s, p, k);
+  ewise_scalar(ScalarOp::kMul, p, 1.0f / s, p, k);  // a division per element costs as much as the exp
 }
 
 }  // namespace

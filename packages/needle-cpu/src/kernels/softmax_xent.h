@@ -12,9 +12,9 @@ namespace needle_cpu {
 std::int64_t first_bad_label(const float* labels, std::int64_t m, std::int64_t k);
 
 // For each row r of the compact (m, k) logits z, with mx = max(z[r]) and s = sum(exp(z[r] - mx)):
-// probs[r] = exp(z[r] - mx) / s and loss_rows[r] = log(s) - (z[r][labels[r]] - mx). Working on
-// z - mx keeps the log-sum term next to a large max (|z| ~ 1e7, or rows at -3e38). The exp, max
-// and sums are the elementwise kernels' (same ISA, same values as the composed ops).
+// probs[r] = exp(z[r] - mx) * (1 / s) and loss_rows[r] = log(s) - (z[r][labels[r]] - mx). Working
+// on z - mx keeps the log-sum term next to a large max (|z| ~ 1e7, or rows at -3e38). The exp, max
+// and sums are the elementwise kernels' (the active ISA's, as accurate as the composed ops').
 void softmax_xent_forward(const float* z, const float* labels, float* probs, float* loss_rows, std::int64_t m,
                           std::int64_t k);
 
