@@ -20,6 +20,7 @@
 #include "kernels/ewise.h"
 #include "kernels/gemm.h"
 #include "kernels/lstm.h"
+#include "kernels/optim.h"
 #include "kernels/softmax_xent.h"
 #include "kernels/strided.h"
 #include "kernels/threads.h"
@@ -476,6 +477,61 @@ PYBIND11_MODULE(_core, m) {
     needle_cpu::softmax_xent_backward(probs.data(), labels.data(), s, out.data(), m_, k);
   }, py::arg("probs"), py::arg("labels"), py::arg("scale"), py::arg("out"), py::arg("m"), py::arg("k"),
      "out (m, k) = (probs - onehot(labels)) * scale[0]; scale is a 1-element buffer (no host read of it).");
+
+  // ---- fused optimiser updates (optim.h): state updated in place, the new weights into `out`
+  // All buffers hold one parameter's n elements; param and grad are only read (they may be one
+  // buffer), the written ones (state, out) must be buffers of their own.
+  m.def("adam_step", [](const Buffer& param, const Buffer& grad, Buffer& m_, Buffer& v, Buffer& out, double lr,
+                        double beta1, double beta2, double eps, double weight_decay, double bias_c1, double bias_c2,
+                        bool decoupled) {
+    const char* k = "adam_step";
+    const i64 n = param.size();
+    for (auto [name, b] : {std::pair<const char*, const Buffer*>{"grad", &grad}, {"m", &m_}, {"v", &v}, {"out", &out}})
+      need_size(k, name, *b, n, true);
+    if (!(bias_c1 > 0 && bias_c2 > 0))
+      fail("adam_step: bias corrections must be > 0, got bias_c1=" + std::to_string(bias_c1) +
+           ", bias_c2=" + std::to_string(bias_c2));
+    lstm_distinct_outputs(k, {&m_, &v, &out}, {&param, &grad});
+    MaybeRelease gil(n);
+    needle_cpu::adam_step(param.data(), grad.data(), m_.data(), v.data(), out.data(), n, lr, beta1, beta2, eps,
+                          weight_decay, bias_c1, bias_c2, decoupled);
+  }, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("out"), py::arg("lr"), py::arg("beta1"),
+     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("bias_c1"), py::arg("bias_c2"),
+     py::arg("decoupled"),
+     "One Adam step in one pass: m, v updated in place, the new weights into out (see protocol.FUSED_KERNELS).");
+
+  m.def("sgd_step", [](const Buffer& param, const Buffer& grad, Buffer* u, Buffer& out, double lr, double momentum,
+                       double weight_decay) {
+    const char* k = "sgd_step";
+    const i64 n = param.size();
+    need_size(k, "grad", grad, n, true);
+    need_size(k, "out", out, n, true);
+    if (u) need_size(k, "u", *u, n, true);
+    else if (momentum != 0) fail("sgd_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer u");
+    if (u) lstm_distinct_outputs(k, {u, &out}, {&param, &grad});
+    else lstm_distinct_outputs(k, {&out}, {&param, &grad});
+    MaybeRelease gil(n);
+    needle_cpu::sgd_step(param.data(), grad.data(), u ? u->data() : nullptr, out.data(), n, lr, momentum, weight_decay);
+  }, py::arg("param"), py::arg("grad"), py::arg("u"), py::arg("out"), py::arg("lr"), py::arg("momentum"),
+     py::arg("weight_decay"),
+     "One SGD step in one pass (the course's momentum rule; u None: no momentum), the new weights into out.");
+
+  m.def("rmsprop_step", [](const Buffer& param, const Buffer& grad, Buffer& v, Buffer* buf, Buffer& out, double lr,
+                           double alpha, double eps, double weight_decay, double momentum) {
+    const char* k = "rmsprop_step";
+    const i64 n = param.size();
+    for (auto [name, b] : {std::pair<const char*, const Buffer*>{"grad", &grad}, {"v", &v}, {"out", &out}})
+      need_size(k, name, *b, n, true);
+    if (buf) need_size(k, "buf", *buf, n, true);
+    else if (momentum != 0) fail("rmsprop_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer buf");
+    if (buf) lstm_distinct_outputs(k, {&v, buf, &out}, {&param, &grad});
+    else lstm_distinct_outputs(k, {&v, &out}, {&param, &grad});
+    MaybeRelease gil(n);
+    needle_cpu::rmsprop_step(param.data(), grad.data(), v.data(), buf ? buf->data() : nullptr, out.data(), n, lr, alpha,
+                             eps, weight_decay, momentum);
+  }, py::arg("param"), py::arg("grad"), py::arg("v"), py::arg("buf"), py::arg("out"), py::arg("lr"), py::arg("alpha"),
+     py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"),
+     "One RMSprop step in one pass: v (and buf, None: no momentum) updated in place, the new weights into out.");
 
   m.def("set_num_threads", [](int n) {
     if (n < 1) fail("set_num_threads: n=" + std::to_string(n) + " must be >= 1");

@@ -68,6 +68,10 @@ ewise_relu_backward = _core.ewise_relu_backward
 # The fused LSTM cell (protocol.FUSED_KERNELS documents the signatures): one call per step each way.
 lstm_cell_forward = _core.lstm_cell_forward
 lstm_cell_backward = _core.lstm_cell_backward
+# Fused optimiser updates (protocol.FUSED_KERNELS): one pass per parameter, state in place, new weights to out.
+adam_step = _core.adam_step
+sgd_step = _core.sgd_step
+rmsprop_step = _core.rmsprop_step
 # Softmax cross-entropy with class labels (protocol.FUSED_KERNELS): one pass each way, no one-hot.
 softmax_xent_forward = _core.softmax_xent_forward
 softmax_xent_backward = _core.softmax_xent_backward

@@ -1,0 +1,86 @@
+// The fused optimiser loops, written once as plain loops that the compiler vectorises; included by
+// optim_generic.cc, optim_avx2.cc and optim_avx512.cc inside namespace NEEDLE_ISA_NS. Built with
+// -ffp-contract=off, and every expression groups as the composed NDArray update (needle.optim) does,
+// so the fused step rounds exactly as the fallback's sequence of kernels.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/optim.h"
+
+#ifndef NEEDLE_ISA_NS
+#error "define NEEDLE_ISA_NS before including optim_impl.h"
+#endif
+
+namespace needle_cpu {
+namespace NEEDLE_ISA_NS {
+namespace {
+
+using i64 = std::int64_t;
+
+// restrict on the parameters lets GCC vectorise without run-time alias checks; w and g may be the
+// same buffer (both are only read), the bindings keep every written buffer apart from the rest.
+// The scalars are copied to locals first: read through the struct they could alias the outputs.
+template <AdamDecay kDecay>
+void adam_loop(const float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
+               float* __restrict out, i64 n, const AdamScalars& s) {
+  const float b1 = s.beta1, c1 = s.one_minus_beta1, b2 = s.beta2, c2 = s.one_minus_beta2;
+  const float wd = s.weight_decay, decay = s.decay, step = s.step, eps = s.eps;
+  for (i64 i = 0; i < n; ++i) {
+    float gi = g[i];
+    if constexpr (kDecay == AdamDecay::kL2) gi = w[i] * wd + gi;
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + (gi * gi) * c2;
+    m[i] = mi;
+    v[i] = vi;
+    float wi = w[i];
+    if constexpr (kDecay == AdamDecay::kDecoupled) wi = wi * decay;
+    out[i] = wi - (mi * step) / (std::sqrt(vi) + eps);
+  }
+}
+
+template <bool kDecay, bool kMomentum>
+void sgd_loop(const float* __restrict w, const float* __restrict g, float* __restrict u, float* __restrict out,
+              i64 n, const SgdScalars& s) {
+  const float lr = s.lr, mom = s.momentum, c = s.one_minus_momentum, wd = s.weight_decay;
+  for (i64 i = 0; i < n; ++i) {
+    float gi = g[i];
+    if constexpr (kDecay) gi = gi + w[i] * wd;
+    if constexpr (kMomentum) {
+      gi = u[i] * mom + gi * c;
+      u[i] = gi;
+    }
+    out[i] = w[i] - gi * lr;
+  }
+}
+
+template <bool kDecay, bool kMomentum>
+void rmsprop_loop(const float* __restrict w, const float* __restrict g, float* __restrict v, float* __restrict buf,
+                  float* __restrict out, i64 n, const RmspropScalars& s) {
+  const float lr = s.lr, a = s.alpha, c = s.one_minus_alpha, eps = s.eps, wd = s.weight_decay, mom = s.momentum;
+  for (i64 i = 0; i < n; ++i) {
+    float gi = g[i];
+    if constexpr (kDecay) gi = gi + w[i] * wd;
+    const float vi = v[i] * a + (gi * gi) * c;
+    v[i] = vi;
+    float d = gi / (std::sqrt(vi) + eps);
+    if constexpr (kMomentum) {
+      d = buf[i] * mom + d;
+      buf[i] = d;
+    }
+    out[i] = w[i] - d * lr;
+  }
+}
+
+}  // namespace
+
+const OptimTable* optim_table() {
+  static const OptimTable table{
+      {adam_loop<AdamDecay::kNone>, adam_loop<AdamDecay::kL2>, adam_loop<AdamDecay::kDecoupled>},
+      {{sgd_loop<false, false>, sgd_loop<false, true>}, {sgd_loop<true, false>, sgd_loop<true, true>}},
+      {{rmsprop_loop<false, false>, rmsprop_loop<false, true>}, {rmsprop_loop<true, false>, rmsprop_loop<true, true>}},
+  };
+  return &table;
+}
+
+}  // namespace NEEDLE_ISA_NS
+}  // namespace needle_cpu
