@@ -107,11 +107,35 @@ OPTIONAL_KERNELS = (
 #:   ``dc_t = dc + dh_t * so * (1 - tc**2)``): writes the pre-activation gradients
 #:   ``[dc_t tg si (1 - si), dc_t c_prev sf (1 - sf), dc_t si (1 - tg**2), dh_t tc so (1 - so)]``
 #:   into ``dg`` (batch, 4 hid) and ``d_gates[t]``.
+#:
+#: The optimisers (``needle.optim``) use ``adam_step``, ``sgd_step`` and ``rmsprop_step`` when a
+#: parameter's backend has them, one call per parameter and step; without them each update is
+#: composed from elementwise kernels. All buffers hold one parameter's n elements; ``param`` and
+#: ``grad`` are only read; the state buffers are updated in place and the new weights written to
+#: ``out``, a buffer of its own (each step's weights are a new array). Scalars are formed in double
+#: and rounded to the buffers' dtype, as the composed update's are; terms with a zero
+#: ``weight_decay`` are skipped. A momentum buffer of None means no momentum (``momentum`` 0).
+#:
+#: - ``adam_step(param, grad, m, v, out, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2,
+#:   decoupled)``: ``g = grad + weight_decay * param``, or ``g = grad`` when ``decoupled``;
+#:   ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g**2``;
+#:   ``out = w - lr * (m / bias_c1) / (sqrt(v / bias_c2) + eps)`` with ``w = param``, or
+#:   ``w = param * (1 - lr * weight_decay)`` when ``decoupled`` (AdamW); ``bias_c1`` and ``bias_c2``
+#:   (> 0) are ``1 - beta1**t`` and ``1 - beta2**t``. The composed update (and needle-cpu) fold the
+#:   corrections: ``(lr sqrt(bias_c2) / bias_c1) m / (sqrt(v) + eps sqrt(bias_c2))``.
+#: - ``sgd_step(param, grad, u, out, lr, momentum, weight_decay)``: ``g = grad + weight_decay * param``;
+#:   with a buffer ``u``, ``u = momentum u + (1 - momentum) g`` and g = u; ``out = param - lr g``.
+#: - ``rmsprop_step(param, grad, v, buf, out, lr, alpha, eps, weight_decay, momentum)``:
+#:   ``g = grad + weight_decay * param``; ``v = alpha v + (1 - alpha) g**2``; ``d = g / (sqrt(v) + eps)``;
+#:   with a buffer ``buf``, ``buf = momentum buf + d`` and d = buf; ``out = param - lr d``.
 FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
     "lstm_cell_forward",
     "lstm_cell_backward",
+    "adam_step",
+    "sgd_step",
+    "rmsprop_step",
 )
 
 

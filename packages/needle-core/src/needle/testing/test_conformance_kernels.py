@@ -401,3 +401,83 @@ def test_fused_lstm_cell_backward(dev, steps, batch, hid, t):
         np.testing.assert_allclose(seq[t], want, **tol)
         np.testing.assert_array_equal(np.delete(seq, t, axis=0), 0)
         np.testing.assert_allclose(_read(dev, dc).reshape(dc0.shape), dc_t * sf, **tol)
+
+
+# ---- fused optimiser updates --------------------------------------------------------------------
+OPTIM_SIZES = [0, 1, 31, 257]
+
+
+def _optim_case(dev, n, dtype, seed):
+    """Weights, gradient, a first and a second moment (v >= 0.1) as numpy arrays and as buffers."""
+    w, g = _data(n, dtype, seed), _data(n, dtype, seed + 1)
+    m, v = _data(n, dtype, seed + 2), _data(n, dtype, seed + 3, 0.1, 2.0)
+    return (w, g, m, v), tuple(_buf(dev, x, dtype) for x in (w, g, m, v))
+
+
+def _check_optim(dev, dtype, bufs, arrays, want):
+    """Each buffer in ``bufs`` holds the float64 oracle value of the same place in ``want`` (None:
+    the buffer must still hold its input in ``arrays``, unchanged)."""
+    tol = dict(rtol=_rtol(dtype) * 10, atol=1e-6 if dtype == "float32" else 1e-12)
+    for buf, before, expected in zip(bufs, arrays, want):
+        if expected is None:
+            np.testing.assert_array_equal(_read(dev, buf), before)
+        else:
+            np.testing.assert_allclose(_read(dev, buf), expected, **tol)
+
+
+@pytest.mark.parametrize("n", OPTIM_SIZES)
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.1, False), (0.1, True)])
+@pytest.mark.parametrize("t", [1, 3])
+def test_fused_adam_step(dev, n, weight_decay, decoupled, t):
+    kernel = _optional(dev, "adam_step")
+    lr, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3  # a large eps, so that its place in the formula shows
+    c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+    for dtype in _dtypes(dev):
+        arrays, (w, g, m, v) = _optim_case(dev, n, dtype, 40)
+        out = dev.Array(n, dtype)
+        kernel(w, g, m, v, out, lr, b1, b2, eps, weight_decay, c1, c2, decoupled)
+        # Oracle: Adam in float64, L2 decay added to the gradient or (decoupled, AdamW) on the weights.
+        w0, g0, m0, v0 = (x.astype(np.float64) for x in arrays)
+        grad = g0 if decoupled else g0 + weight_decay * w0
+        m1, v1 = b1 * m0 + (1 - b1) * grad, b2 * v0 + (1 - b2) * grad ** 2
+        start = w0 * (1 - lr * weight_decay) if decoupled else w0
+        new = start - lr * (m1 / c1) / (np.sqrt(v1 / c2) + eps)
+        _check_optim(dev, dtype, (w, g, m, v, out), arrays + (None,), (None, None, m1, v1, new))
+
+
+@pytest.mark.parametrize("n", OPTIM_SIZES)
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_fused_sgd_step(dev, n, momentum, weight_decay):
+    kernel = _optional(dev, "sgd_step")
+    lr = 0.1
+    for dtype in _dtypes(dev):
+        arrays, (w, g, u, _) = _optim_case(dev, n, dtype, 50)
+        out = dev.Array(n, dtype)
+        kernel(w, g, u if momentum else None, out, lr, momentum, weight_decay)
+        # Oracle: the course's momentum rule in float64.
+        w0, g0, u0 = (x.astype(np.float64) for x in arrays[:3])
+        grad = g0 + weight_decay * w0
+        u1 = momentum * u0 + (1 - momentum) * grad if momentum else None
+        new = w0 - lr * (u1 if momentum else grad)
+        _check_optim(dev, dtype, (w, g, u, out), arrays[:3] + (None,), (None, None, u1, new))
+
+
+@pytest.mark.parametrize("n", OPTIM_SIZES)
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_fused_rmsprop_step(dev, n, momentum, weight_decay):
+    kernel = _optional(dev, "rmsprop_step")
+    lr, alpha, eps = 0.01, 0.9, 1e-3
+    for dtype in _dtypes(dev):
+        arrays, (w, g, buf, v) = _optim_case(dev, n, dtype, 60)
+        out = dev.Array(n, dtype)
+        kernel(w, g, v, buf if momentum else None, out, lr, alpha, eps, weight_decay, momentum)
+        # Oracle: RMSprop in float64; with momentum the step is the buffer's.
+        w0, g0, b0, v0 = (x.astype(np.float64) for x in arrays)
+        grad = g0 + weight_decay * w0
+        v1 = alpha * v0 + (1 - alpha) * grad ** 2
+        step = grad / (np.sqrt(v1) + eps)
+        b1 = momentum * b0 + step if momentum else None
+        new = w0 - lr * (b1 if momentum else step)
+        _check_optim(dev, dtype, (w, g, buf, v, out), arrays + (None,), (None, None, b1, v1, new))
