@@ -128,6 +128,21 @@ OPTIONAL_KERNELS = (
 #: - ``rmsprop_step(param, grad, v, buf, out, lr, alpha, eps, weight_decay, momentum)``:
 #:   ``g = grad + weight_decay * param``; ``v = alpha v + (1 - alpha) g**2``; ``d = g / (sqrt(v) + eps)``;
 #:   with a buffer ``buf``, ``buf = momentum buf + d`` and d = buf; ``out = param - lr d``.
+#:
+#: The loss ``ops.softmax_cross_entropy_labels`` (``needle.nn.SoftmaxLoss``) uses the pair
+#: ``softmax_xent_forward`` / ``softmax_xent_backward`` when a backend has both, one call each way;
+#: without them it builds a one-hot of the labels and composes the loss from the elementwise and
+#: reduction kernels. ``labels`` holds m class indices as floats of the logits' dtype: unless every
+#: one is an integer in [0, k), both kernels raise ValueError naming the first bad label (so the
+#: labels are checked where they are, never read back to the host). Outputs never share a buffer
+#: with another argument.
+#:
+#: - ``softmax_xent_forward(z, labels, probs, loss_rows, m, k)``: for each row of the compact (m, k)
+#:   logits z, with ``mx`` its max and ``s = sum(exp(z - mx))``: ``probs = exp(z - mx) / s`` (m, k)
+#:   and ``loss_rows = log(s) - (z[label] - mx)`` (m,), worked out on ``z - mx`` so that they stay
+#:   accurate at any magnitude (|z| ~ 1e7, rows of -3e38).
+#: - ``softmax_xent_backward(probs, labels, scale, out, m, k)``: ``out = (probs - onehot(labels)) *
+#:   scale[0]`` (m, k); ``scale`` is a 1-element buffer, so the gradient's scale stays on the device.
 FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
@@ -136,6 +151,8 @@ FUSED_KERNELS = (
     "adam_step",
     "sgd_step",
     "rmsprop_step",
+    "softmax_xent_forward",
+    "softmax_xent_backward",
 )
 
 

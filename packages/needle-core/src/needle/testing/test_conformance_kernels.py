@@ -481,3 +481,73 @@ def test_fused_rmsprop_step(dev, n, momentum, weight_decay):
         b1 = momentum * b0 + step if momentum else None
         new = w0 - lr * (b1 if momentum else step)
         _check_optim(dev, dtype, (w, g, buf, v, out), arrays + (None,), (None, None, b1, v1, new))
+
+
+# ---- fused softmax cross-entropy with class labels ------------------------------------------------
+# (m, k): one class, one row, odd and prime widths, the MLP's (64, 10), an empty batch
+XENT_SHAPES = [(1, 1), (4, 1), (1, 7), (5, 13), (31, 17), (64, 10), (0, 5)]
+
+
+def _xent_labels(m, k, seed):
+    return np.random.RandomState(seed + m * 31 + k).randint(0, k, m)
+
+
+def _np_softmax_xent(z, labels):
+    """(softmax, per-row loss) in float64, shifted by the row max first."""
+    shifted = z.astype(np.float64) - z.max(1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(1))
+    return np.exp(shifted - log_sum[:, None]), log_sum - shifted[np.arange(len(labels)), labels]
+
+
+def _run_xent_forward(dev, kernel, z, labels, dtype):
+    m, k = z.shape
+    probs, rows = _buf(dev, np.full(m * k, 7.0), dtype), _buf(dev, np.full(m, 7.0), dtype)
+    kernel(_buf(dev, z, dtype), _buf(dev, labels, dtype), probs, rows, m, k)
+    return _read(dev, probs).reshape(m, k), _read(dev, rows)
+
+
+@pytest.mark.parametrize("m,k", XENT_SHAPES)
+def test_fused_softmax_xent_forward(dev, m, k):
+    kernel = _optional(dev, "softmax_xent_forward")
+    for dtype in _dtypes(dev):
+        z, labels = _data(m * k, dtype, 40, -20.0, 20.0).reshape(m, k), _xent_labels(m, k, 41)
+        probs, rows = _run_xent_forward(dev, kernel, z, labels, dtype)
+        want_probs, want_rows = _np_softmax_xent(z, labels)
+        tol = dict(rtol=_rtol(dtype) * 10, atol=1e-6 if dtype == "float32" else 1e-12)
+        np.testing.assert_allclose(probs, want_probs, **tol)
+        np.testing.assert_allclose(rows, want_rows, **tol)
+
+
+def test_fused_softmax_xent_forward_at_large_magnitudes(dev):
+    # Exact in float32: the log-sum term must survive next to a max of 1e7, and -3e38 rows stay finite.
+    kernel = _optional(dev, "softmax_xent_forward")
+    z = np.array([[1e7, 1e7 + 1.0, 1e7 - 2.0], [-3e38, -3e38, -3e38], [3e38, 0.0, -3e38]])
+    labels = np.array([1, 2, 0])
+    for dtype in _dtypes(dev):
+        probs, rows = _run_xent_forward(dev, kernel, z, labels, dtype)
+        want_probs, want_rows = _np_softmax_xent(z, labels)
+        np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(rows, want_rows, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("m,k", XENT_SHAPES)
+def test_fused_softmax_xent_backward(dev, m, k):
+    kernel = _optional(dev, "softmax_xent_backward")
+    for dtype in _dtypes(dev):
+        probs, labels = _data(m * k, dtype, 42, 0.0, 1.0).reshape(m, k), _xent_labels(m, k, 43)
+        out = _buf(dev, np.full(m * k, 7.0), dtype)
+        kernel(_buf(dev, probs, dtype), _buf(dev, labels, dtype), _buf(dev, [-0.37], dtype), out, m, k)
+        want = (probs.astype(np.float64) - np.eye(k)[labels]) * -0.37
+        np.testing.assert_allclose(_read(dev, out).reshape(m, k), want, rtol=_rtol(dtype) * 10,
+                                   atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("bad", [2.5, np.nan, np.inf, -1.0, 3.0])
+def test_fused_softmax_xent_kernels_refuse_labels_that_are_not_class_indices(dev, bad):
+    forward, backward = _optional(dev, "softmax_xent_forward"), _optional(dev, "softmax_xent_backward")
+    for dtype in _dtypes(dev):
+        labels = _buf(dev, [0.0, bad], dtype)
+        with pytest.raises(ValueError, match="labels"):
+            forward(_buf(dev, np.zeros(6), dtype), labels, dev.Array(6, dtype), dev.Array(2, dtype), 2, 3)
+        with pytest.raises(ValueError, match="labels"):
+            backward(_buf(dev, np.zeros(6), dtype), labels, _buf(dev, [1.0], dtype), dev.Array(6, dtype), 2, 3)
