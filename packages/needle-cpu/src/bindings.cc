@@ -161,16 +161,23 @@ void def_unary(py::module_& m, const char* name, Unary op, const char* doc) {
   }, py::arg("a"), py::arg("out"), doc);
 }
 
-// out = a @ b (+ bias), computed into a scratch buffer when out overlaps an input.
-void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 m, i64 n, i64 p) {
+// out = a @ b (+ bias), or transpose(a) @ b when `a_transposed` (a is then n x m), computed into a
+// scratch buffer when out overlaps an input.
+void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 m, i64 n, i64 p,
+                 bool a_transposed = false) {
   bool alias = overlaps(a, out) || overlaps(b, out) || (bias && overlaps(*bias, out));
   MaybeRelease gil(product("matmul", {m, n, p}));
+  auto run = [&](float* c) {
+    const float* bias_data = bias ? bias->data() : nullptr;
+    if (a_transposed) needle_cpu::sgemm_tn(m, n, p, a.data(), m, b.data(), p, c, p, bias_data);
+    else needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, c, p, bias_data);
+  };
   if (!alias) {
-    needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, out.data(), p, bias ? bias->data() : nullptr);
+    run(out.data());
     return;
   }
   Buffer tmp(m * p);
-  needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, tmp.data(), p, bias ? bias->data() : nullptr);
+  run(tmp.data());
   std::memcpy(out.data(), tmp.data(), m * p * sizeof(float));
 }
 
@@ -319,7 +326,17 @@ PYBIND11_MODULE(_core, m) {
     need_size("matmul", "out", out, product("matmul", {m_, p}), false);
     matmul_into(a, b, nullptr, out, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
-     "out (m x p) = a (m x n) @ b (n x p), compact row-major; packed AVX2/FMA GEMM, threaded.");
+     "out (m x p) = a (m x n) @ b (n x p), compact row-major; packed AVX-512/AVX2 GEMM, threaded.");
+
+  m.def("matmul_tn", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
+    count_arg("matmul_tn", "m", m_); count_arg("matmul_tn", "n", n); count_arg("matmul_tn", "p", p);
+    need_size("matmul_tn", "a", a, product("matmul_tn", {n, m_}), false);
+    need_size("matmul_tn", "b", b, product("matmul_tn", {n, p}), false);
+    need_size("matmul_tn", "out", out, product("matmul_tn", {m_, p}), false);
+    matmul_into(a, b, nullptr, out, m_, n, p, true);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "out (m x p) = transpose(a) @ b with a (n x m) and b (n x p) compact: a weight gradient x^T @ g "
+     "without a transposed copy of x.");
 
   m.def("matmul_bias", [](const Buffer& a, const Buffer& b, const Buffer& bias, Buffer& out, i64 m_, i64 n, i64 p) {
     count_arg("matmul_bias", "m", m_); count_arg("matmul_bias", "n", n); count_arg("matmul_bias", "p", p);

@@ -1,4 +1,4 @@
-"""Matmul kernels (packed GEMM, batched, fused bias, course tiled) against numpy, on every ISA."""
+"""Matmul kernels (packed GEMM, transposed-A, batched, fused bias, course tiled) against numpy, on every ISA."""
 import numpy as np
 import pytest
 
@@ -29,9 +29,9 @@ def assert_matmul_close(got, a, b):
         f"max error {np.max(np.abs(got - expected))}"
 
 
-# 1, primes, sizes around the 12x32 / 6x16 / 4x8 register tiles and the 96/256 cache blocks; B of
-# at most 2**14 floats is read in place by the AVX-512 kernel (one k block or several, one thread
-# or more), larger B is packed.
+# 1, primes, sizes around the 12x32 / 6x16 / 4x8 register tiles and the 96/256/512 cache blocks; B
+# of at most 2**14 floats, or at most 2**18 with rows of <= 256 floats when m <= 192, is read in
+# place by the AVX-512 kernel (one k block or several, one thread or more), other B is packed.
 SHAPES = [(1, 1, 1), (1, 7, 1), (1, 1, 13), (2, 3, 5), (5, 1, 7), (6, 16, 16), (7, 17, 19), (13, 11, 97),
           (12, 5, 32), (11, 40, 31), (24, 64, 64), (25, 33, 65), (31, 37, 41), (64, 64, 64), (97, 257, 33),
           (127, 127, 127), (128, 300, 17), (50, 600, 27), (1000, 128, 127), (37, 70, 300), (200, 513, 129),
@@ -47,24 +47,39 @@ def test_matmul(isa, rng, m, n, p):
     assert_matmul_close(from_buffer(out, (m, p)), a, b)
 
 
-def test_matmul_every_edge_tile(isa, rng):
+@pytest.mark.parametrize("m,n,p", SHAPES + [(64, 784, 128), (784, 64, 128), (193, 300, 256), (20, 1100, 257)])
+def test_matmul_tn(isa, rng, m, n, p):
+    a = rng.standard_normal((n, m)).astype(np.float32)  # out = a.T @ b
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    out = B.Array(m * p)
+    B.matmul_tn(to_buffer(a), to_buffer(b), out, m, n, p)
+    assert_matmul_close(from_buffer(out, (m, p)), a.T, b)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul_every_edge_tile(isa, rng, transposed):
     # Every row count of a 12-row tile (two tiles deep) against column counts around the 16/32
-    # vector halves, with B read in place (small) and packed (n * p > 2**14).
-    for n, cols in ((5, [1, 2, 15, 16, 17, 31, 32, 33, 48, 63, 65]), (260, [65, 79, 95, 96])):
+    # vector halves, with B read in place (small, or m <= 192 and p <= 256) and packed (p > 256),
+    # A read in place and packed (row-major, or transposed for matmul_tn).
+    for n, cols in ((5, [1, 2, 15, 16, 17, 31, 32, 33, 48, 63, 65]), (260, [65, 79, 95, 96, 257, 289])):
         for m in range(1, 26):
             for p in cols:
                 a = rng.standard_normal((m, n)).astype(np.float32)
                 b = rng.standard_normal((n, p)).astype(np.float32)
                 out = B.Array(m * p)
-                B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
+                if transposed:
+                    B.matmul_tn(to_buffer(a.T), to_buffer(b), out, m, n, p)
+                else:
+                    B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
                 assert_matmul_close(from_buffer(out, (m, p)), a, b)
 
 
 @pytest.mark.parametrize("m,n,p", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
-def test_matmul_empty(isa, m, n, p):
+@pytest.mark.parametrize("kernel", ["matmul", "matmul_tn"])
+def test_matmul_empty(isa, m, n, p, kernel):
     out = B.Array(m * p)
     B.fill(out, 7.0)
-    B.matmul(B.Array(m * n), B.Array(n * p), out, m, n, p)
+    getattr(B, kernel)(B.Array(m * n), B.Array(n * p), out, m, n, p)
     np.testing.assert_array_equal(from_buffer(out, (m, p)), np.zeros((m, p), np.float32))
 
 
@@ -84,6 +99,20 @@ def test_matmul_out_aliases_input(isa, rng):
     buf = to_buffer(a)
     B.matmul(buf, buf, buf, 9, 9, 9)
     assert_matmul_close(from_buffer(buf, (9, 9)), a, a)
+
+
+@pytest.mark.parametrize("n", [9, 300])
+def test_matmul_tn_out_aliases_input(isa, rng, n):
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    buf = to_buffer(a)
+    B.matmul_tn(buf, buf, buf, n, n, n)
+    assert_matmul_close(from_buffer(buf, (n, n)), a.T, a)
+    a_buf, b_buf = to_buffer(a), to_buffer(b)
+    B.matmul_tn(a_buf, b_buf, b_buf, n, n, n)
+    assert_matmul_close(from_buffer(b_buf, (n, n)), a.T, b)
+    B.matmul_tn(a_buf, to_buffer(b), a_buf, n, n, n)
+    assert_matmul_close(from_buffer(a_buf, (n, n)), a.T, b)
 
 
 @pytest.mark.parametrize("m,n,p", [(1, 1, 1), (7, 5, 3), (33, 65, 17), (200, 300, 100)])
@@ -131,17 +160,26 @@ def test_matmul_tiled_rejects_untiled_sizes():
         B.matmul_tiled(B.Array(81), B.Array(81), B.Array(81), 9, 9, 9)
 
 
-def test_thread_counts_agree(rng):
+# One shape per schedule at 2 threads (B read in place; a block of C per thread; and, at 6
+# threads, B packed by all threads together), and products too small to split.
+@pytest.mark.parametrize("m,n,p", [(150, 170, 190), (64, 784, 128), (200, 300, 300), (50, 300, 600), (9, 9, 9),
+                                   (5, 2000, 70)])
+def test_thread_counts_agree(isa, rng, m, n, p):
     import needle_cpu
-    a = rng.standard_normal((150, 170)).astype(np.float32)
-    b = rng.standard_normal((170, 190)).astype(np.float32)
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, p)).astype(np.float32)
+    bias = rng.standard_normal(p).astype(np.float32)
     before = needle_cpu.get_num_threads()
     try:
-        for threads in (1, 2, 3):
+        for threads in (1, 2, 3, 6):
             needle_cpu.set_num_threads(threads)
-            out = B.Array(150 * 190)
-            B.matmul(to_buffer(a), to_buffer(b), out, 150, 170, 190)
-            assert_matmul_close(from_buffer(out, (150, 190)), a, b)
+            out = B.Array(m * p)
+            B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
+            assert_matmul_close(from_buffer(out, (m, p)), a, b)
+            B.matmul_tn(to_buffer(a.T), to_buffer(b), out, m, n, p)
+            assert_matmul_close(from_buffer(out, (m, p)), a, b)
+            B.matmul_bias(to_buffer(a), to_buffer(b), to_buffer(bias), out, m, n, p)
+            assert_matmul_close(from_buffer(out, (m, p)) - bias, a, b)
     finally:
         needle_cpu.set_num_threads(before)
 

@@ -1,11 +1,13 @@
-// The GEMM loop nest (Goto/BLIS): for each NC-wide column block of B and KC-deep slice,
-// pack B into NR-wide panels (shared by all threads, sized for L3/L2), then each thread packs
-// MC x KC blocks of A into MR-tall panels (L2) and runs the micro-kernel over MR x NR tiles of C
-// (one B panel stays in L1 while the A block streams). Edge tiles go through a small buffer,
-// or straight to C for kernels with masked edge tiles, so any m, n, p works. Kernels that take
-// strides (AVX-512) read a small B, and then A, in place: packing would cost as much as the
-// product. Threads split the rows of C (or, for short wide products, its columns).
+// The GEMM loop nest (Goto/BLIS): B in KC-deep slices of NR-wide panels, A in MC x KC blocks of
+// MR-tall panels (L2), and a micro-kernel over MR x NR tiles of C (one B panel stays in L1/L2
+// while the A block streams). Edge tiles go through a small buffer, or straight to C for
+// kernels with masked edge tiles, so any m, n, p works. A may be given transposed (sgemm_tn):
+// its panels are then plain copies, or it is read in place. Threads split C three ways (see
+// gemm()): B read in place with no packing at all (small B), one block of C per thread that
+// packs its own operands (2 to kPrivateThreads threads), or B blocks packed by all threads
+// together and rows split.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/buffer.h"
@@ -23,8 +25,23 @@ using i64 = std::int64_t;
 constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
 // Below this many multiply-adds one thread is faster than waking another.
 constexpr i64 kParallelMacs = i64(1) << 19;
-// B of at most this many floats (64 KiB) is not packed when the kernel can read it in place.
-constexpr i64 kDirectB = i64(1) << 14;
+#ifdef NEEDLE_GEMM_TUNE  // a benchmark harness sweeps these
+#define NEEDLE_TUNABLE(name, value) static const i64 name = std::getenv(#name) ? std::atoll(std::getenv(#name)) : (value)
+#else
+#define NEEDLE_TUNABLE(name, value) constexpr i64 name = (value)
+#endif
+// B of at most kDirectB floats (64 KiB) is read in place by kernels that can; so is B of up to
+// kDirectBRows floats (1 MiB) with rows of at most kDirectCols floats when A has at most
+// kDirectRows rows (measured: 2x faster at 2 threads for 64 x 784 x 128; wider rows, 2 KiB
+// apart, or more rows of A reusing B are faster packed).
+NEEDLE_TUNABLE(kDirectB, i64(1) << 14);
+NEEDLE_TUNABLE(kDirectRows, 192);
+NEEDLE_TUNABLE(kDirectCols, 256);
+NEEDLE_TUNABLE(kDirectBRows, i64(1) << 18);
+// With at most kPrivateThreads threads each packs its own blocks of A and B, B in blocks of
+// at most kPrivateB floats (512 KiB: L2-resident).
+NEEDLE_TUNABLE(kPrivateThreads, 4);
+NEEDLE_TUNABLE(kPrivateB, i64(1) << 17);
 
 MicroKernel pick_kernel() {
   const Isa isa = active_isa();
@@ -46,22 +63,36 @@ i64 even_block(i64 total, i64 limit, i64 unit) {
   return std::max<i64>(unit, round_up(ceil_div(total, ceil_div(total, limit)), unit));
 }
 
-// MR-tall panels of the mc x kc block of A at `a` (row stride lda), zero-padded to whole panels.
-void pack_a(const float* a, i64 lda, i64 mc, i64 kc, const MicroKernel& uk, float* dst) {
+// A (m x n) read in place: element (i, k) at p[i * rs + k * cs]; row-major (cs == 1) or
+// transposed (rs == 1, the n x m matrix A^T stored with row stride cs).
+struct AView {
+  const float* p;
+  i64 rs, cs;
+  bool transposed() const { return cs != 1; }
+  const float* at(i64 i, i64 k) const { return p + i * rs + k * cs; }
+};
+
+// MR-tall panels of the mc x kc block of A at rows i0, k-slice k0, zero-padded to whole panels.
+// A row-major block is a transpose (the kernel's pack_a when it has one); a transposed A already
+// holds each k's rows contiguously, so its panels are plain copies.
+void pack_a(const AView& A, i64 i0, i64 k0, i64 mc, i64 kc, const MicroKernel& uk, float* dst) {
   const int mr = uk.mr;
   for (i64 r = 0; r < mc; r += mr) {
-    i64 rows = std::min<i64>(mr, mc - r);
+    const i64 rows = std::min<i64>(mr, mc - r);
+    const float* a = A.at(i0 + r, k0);
     float* d = dst + r * kc;
-    if (rows == mr && uk.pack_a != nullptr) {
-      uk.pack_a(a + r * lda, lda, kc, d);
+    if (A.transposed()) {
+      for (i64 k = 0; k < kc; ++k) {
+        std::memcpy(d + k * mr, a + k * A.cs, rows * sizeof(float));
+        if (rows < mr) std::memset(d + k * mr + rows, 0, (mr - rows) * sizeof(float));
+      }
+    } else if (rows == mr && uk.pack_a != nullptr) {
+      uk.pack_a(a, A.rs, kc, d);
     } else if (rows < mr && uk.pack_a_edge != nullptr) {
-      uk.pack_a_edge(a + r * lda, lda, kc, static_cast<int>(rows), d);
-    } else if (rows == mr) {
-      for (i64 k = 0; k < kc; ++k)
-        for (int i = 0; i < mr; ++i) d[k * mr + i] = a[(r + i) * lda + k];
+      uk.pack_a_edge(a, A.rs, kc, static_cast<int>(rows), d);
     } else {
       for (i64 k = 0; k < kc; ++k)
-        for (int i = 0; i < mr; ++i) d[k * mr + i] = i < rows ? a[(r + i) * lda + k] : 0.0f;
+        for (int i = 0; i < mr; ++i) d[k * mr + i] = i < rows ? a[i * A.rs + k] : 0.0f;
     }
   }
 }
@@ -96,22 +127,195 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-// Per-thread scratch for packed A blocks; pool threads persist, so it is allocated once.
-float* thread_a_buffer(std::size_t count) {
+// Per-thread scratch (slot 0: packed A blocks, slot 1: a thread's own packed B panels); pool
+// threads persist, so each is allocated once.
+float* thread_buffer(int slot, std::size_t count) {
   struct Scratch {
     float* p = nullptr;
     std::size_t n = 0;
     ~Scratch() { free_floats(p, n); }
   };
-  thread_local Scratch s;
-  if (s.n < count) {
-    free_floats(s.p, s.n);
-    s.p = nullptr;
-    s.n = 0;
-    s.p = alloc_floats(count);
-    s.n = count;
+  thread_local Scratch s[2];
+  Scratch& b = s[slot];
+  if (b.n < count) {
+    free_floats(b.p, b.n);
+    b.p = nullptr;
+    b.n = 0;
+    b.p = alloc_floats(count);
+    b.n = count;
   }
-  return s.p;
+  return b.p;
+}
+
+// One product's operands and kernel, shared by every block of work.
+struct Plan {
+  MicroKernel uk;
+  AView A;
+  float* C;
+  i64 ldc;
+  bool direct_a;  // tiles read A in place (only with B read in place)
+};
+
+// B's panels as the tiles read them: panel j at p + j * stride, its k rows rs floats apart.
+struct Panels {
+  const float* p;
+  i64 stride, rs;
+};
+
+// C[r0:r1, panels q0..q1 of the column block at jc (nc wide)] (+)= A[r0:r1, pc:pc+kc] @ those
+// B panels: A packed in MC-row blocks (or read in place), then MR x NR tiles, one B panel at a
+// time against the whole A block (the panel stays in L1/L2 while A streams).
+void multiply_block(const Plan& x, i64 r0, i64 r1, i64 jc, i64 nc, i64 q0, i64 q1, i64 pc, i64 kc, Panels b,
+                    bool accumulate) {
+  const MicroKernel& uk = x.uk;
+  const int mr = uk.mr, nr = uk.nr;
+  const i64 mcb = even_block(r1 - r0, kMC, mr);
+  // (+ 8: a vector pack_a may store a few floats past the last panel.)
+  float* apack = x.direct_a ? nullptr : thread_buffer(0, static_cast<std::size_t>(mcb * kc) + 8);
+  alignas(64) float edge[16 * 16];
+  for (i64 ic = r0; ic < r1; ic += mcb) {
+    const i64 mc = std::min(mcb, r1 - ic);
+    if (!x.direct_a) pack_a(x.A, ic, pc, mc, kc, uk, apack);
+    for (i64 j = q0; j < q1; ++j) {
+      const int cols = static_cast<int>(std::min<i64>(nr, nc - j * nr));
+      const float* bp = b.p + j * b.stride;
+      for (i64 ir = 0; ir < mc; ir += mr) {
+        const int rows = static_cast<int>(std::min<i64>(mr, mc - ir));
+        float* cp = x.C + (ic + ir) * x.ldc + jc + j * nr;
+        const float* ap = apack + ir * kc;
+        if (x.direct_a && x.A.transposed()) {
+          uk.tile_col_a(kc, x.A.at(ic + ir, pc), x.A.cs, bp, b.rs, cp, x.ldc, accumulate, rows, cols);
+        } else if (x.direct_a) {
+          uk.tile_row_a(kc, x.A.at(ic + ir, pc), x.A.rs, bp, b.rs, cp, x.ldc, accumulate, rows, cols);
+        } else if (uk.tile != nullptr) {
+          uk.tile(kc, ap, bp, b.rs, cp, x.ldc, accumulate, rows, cols);
+        } else if (rows == mr && cols == nr) {
+          uk.fn(kc, ap, bp, cp, x.ldc, accumulate);
+        } else {
+          uk.fn(kc, ap, bp, edge, nr, false);
+          for (i64 r = 0; r < rows; ++r)
+            for (i64 q = 0; q < cols; ++q)
+              cp[r * x.ldc + q] = accumulate ? cp[r * x.ldc + q] + edge[r * nr + q] : edge[r * nr + q];
+        }
+      }
+    }
+  }
+}
+
+void pack_b(const MicroKernel& uk, const float* b, i64 ldb, i64 kc, i64 nc, i64 j0, i64 j1, float* dst) {
+  if (uk.pack_b != nullptr) uk.pack_b(b, ldb, kc, nc, j0, j1, dst);
+  else pack_b_panels(b, ldb, kc, nc, uk.nr, j0, j1, dst);
+}
+
+// C (m x p) (+)= A @ B (n x p, row stride ldb) for n > 0, C already holding the bias when
+// `bias`. Work is handed out as chunks from a shared counter, so a thread the OS has not
+// scheduled yet simply gets fewer chunks instead of stalling the others. Three schedules:
+//  - B read in place (a small B, kernels taking a B stride): about four chunks of rows x
+//    columns per thread over all of k, nothing packed or shared, no barrier (and A read in
+//    place too when the kernel can);
+//  - 2 to kPrivateThreads threads: one block of C per thread, each packing its own rows of A
+//    and columns of B (no barrier; measured faster than sharing packed B at 2 threads from
+//    64 x 784 x 128 to 2048^3, where one thread's B block stays in its L2);
+//  - one thread, or more than kPrivateThreads: Goto's schedule, B blocks packed by all
+//    threads together (A packed once per block of B), then rows split.
+void gemm(i64 m, i64 n, i64 p, const AView& A, const float* B, i64 ldb, float* C, i64 ldc, bool bias,
+          int nthreads) {
+  Plan x{pick_kernel(), A, C, ldc, false};
+  const MicroKernel& uk = x.uk;
+  const int mr = uk.mr, nr = uk.nr;
+  const i64 kcb = even_block(n, uk.kc > 0 ? uk.kc : kKC, 1);
+  const i64 panels_all = ceil_div(p, nr);
+  const i64 row_units = ceil_div(m, mr);
+
+  int nt = nthreads > 0 ? nthreads : num_threads();
+  if (m * n * p < kParallelMacs) nt = 1;
+  const i64 want = nt > 1 ? 4 * nt : 1;
+
+  // A small B (L2-resident) is read in place by kernels that take a B row stride: packing it
+  // costs about as much as the product when few rows of A share it.
+  const bool direct_b = uk.tile != nullptr && (n * p <= kDirectB || (m <= kDirectRows && ldb <= kDirectCols &&
+                                                                      n * p <= kDirectBRows));
+  if (direct_b) {
+    x.direct_a = (A.transposed() ? uk.tile_col_a : uk.tile_row_a) != nullptr;
+    // Row chunks differ by at most one MR unit, so equal numbers of chunks mean equal work.
+    const i64 row_chunks = std::min(row_units, want);
+    const i64 groups = std::max<i64>(1, std::min(panels_all, ceil_div(want, row_chunks)));
+    parallel_chunks(nt, row_chunks * groups, [&](i64 c) {
+      i64 r0, r1, q0, q1;
+      split_range(row_units, c / groups, row_chunks, 1, &r0, &r1);
+      split_range(panels_all, c % groups, groups, 1, &q0, &q1);
+      for (i64 pc = 0; pc < n; pc += kcb)
+        multiply_block(x, r0 * mr, std::min(m, r1 * mr), 0, p, q0, q1, pc, std::min(kcb, n - pc),
+                       Panels{B + pc * ldb, nr, ldb}, pc > 0 || bias);
+    });
+    return;
+  }
+
+  if (nt > 1 && nt <= kPrivateThreads) {
+    // One block of C per thread, rg row groups x cg column groups; a thread packs its own rows
+    // of A and columns of B, so A is packed cg times and B rg times in all: the grid using the
+    // most threads, then with the least packing (n * (cg * m + rg * p)).
+    i64 rg = 1, cg = 1;
+    for (i64 c = 1; c <= std::min<i64>(nt, panels_all); ++c) {
+      const i64 r = std::min<i64>(nt / c, row_units);
+      if (r * c > rg * cg || (r * c == rg * cg && c * m + r * p < cg * m + rg * p)) rg = r, cg = c;
+    }
+    parallel_chunks(nt, rg * cg, [&](i64 g) {
+      i64 r0, r1, q0, q1;
+      split_range(row_units, g / cg, rg, 1, &r0, &r1);
+      split_range(panels_all, g % cg, cg, 1, &q0, &q1);
+      const i64 sub = even_block(q1 - q0, std::max<i64>(1, kPrivateB / (kcb * nr)), 1);
+      float* bpack = thread_buffer(1, static_cast<std::size_t>(sub * kcb * nr));
+      for (i64 qs = q0; qs < q1; qs += sub) {
+        const i64 jc = qs * nr, nc = std::min(p - jc, std::min(sub, q1 - qs) * nr), panels = ceil_div(nc, nr);
+        for (i64 pc = 0; pc < n; pc += kcb) {
+          const i64 kc = std::min(kcb, n - pc);
+          pack_b(uk, B + pc * ldb + jc, ldb, kc, nc, 0, panels, bpack);
+          multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, 0, panels, pc, kc, Panels{bpack, kc * nr, nr},
+                         pc > 0 || bias);
+        }
+      }
+    });
+    return;
+  }
+
+  const i64 ncb = even_block(p, kNC, nr);
+  const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
+  const i64 row_chunks = std::min(row_units, want);
+  const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, row_chunks)));
+  Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
+  for (i64 jc = 0; jc < p; jc += ncb) {
+    const i64 nc = std::min(ncb, p - jc);
+    const i64 panels = ceil_div(nc, nr);
+    for (i64 pc = 0; pc < n; pc += kcb) {
+      const i64 kc = std::min(kcb, n - pc);
+      const float* bsrc = B + pc * ldb + jc;
+      const i64 pack_chunks = nt > 1 ? std::min(panels, want) : 1;
+      parallel_chunks(nt, pack_chunks, [&](i64 c) {
+        i64 q0, q1;
+        split_range(panels, c, pack_chunks, 1, &q0, &q1);
+        pack_b(uk, bsrc, ldb, kc, nc, q0, q1, bpack.p);
+      });
+      const i64 groups = std::min(col_groups, panels);
+      parallel_chunks(nt, row_chunks * groups, [&](i64 c) {
+        i64 r0, r1, q0, q1;
+        split_range(row_units, c / groups, row_chunks, 1, &r0, &r1);
+        split_range(panels, c % groups, groups, 1, &q0, &q1);
+        multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, q0, q1, pc, kc, Panels{bpack.p, kc * nr, nr},
+                       pc > 0 || bias);
+      });
+    }
+  }
+}
+
+// C starts as the bias rows (or zeros when n == 0); then every k-slice accumulates into it.
+bool init_c(i64 m, i64 n, i64 p, float* C, i64 ldc, const float* bias) {
+  if (bias == nullptr && n > 0) return false;
+  for (i64 i = 0; i < m; ++i) {
+    if (bias != nullptr) std::memcpy(C + i * ldc, bias, p * sizeof(float));
+    else std::memset(C + i * ldc, 0, p * sizeof(float));
+  }
+  return true;
 }
 
 }  // namespace
@@ -119,99 +323,15 @@ float* thread_a_buffer(std::size_t count) {
 void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
            const float* bias, int nthreads) {
   if (m <= 0 || p <= 0) return;
-  // C starts as the bias rows (or zeros when n == 0); then every k-slice accumulates into it.
-  if (bias != nullptr || n <= 0) {
-    for (i64 i = 0; i < m; ++i) {
-      if (bias != nullptr) std::memcpy(C + i * ldc, bias, p * sizeof(float));
-      else std::memset(C + i * ldc, 0, p * sizeof(float));
-    }
-    if (n <= 0) return;
-  }
-  const MicroKernel uk = pick_kernel();
-  const int mr = uk.mr, nr = uk.nr;
-  const i64 kcb = even_block(n, uk.kc > 0 ? uk.kc : kKC, 1);
-  const i64 ncb = even_block(p, kNC, nr);
-  const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
+  init_c(m, n, p, C, ldc, bias);
+  if (n > 0) gemm(m, n, p, AView{A, lda, 1}, B, ldb, C, ldc, bias != nullptr, nthreads);
+}
 
-  int nt = nthreads > 0 ? nthreads : num_threads();
-  if (m * n * p < kParallelMacs) nt = 1;
-
-  // Work is handed out as chunks (a block of rows x a group of B panels) from a shared counter,
-  // about four per thread: no barrier, and a thread the OS has not scheduled yet simply gets
-  // fewer chunks instead of stalling the others.
-  const i64 row_units = ceil_div(m, mr);
-  const i64 want = nt > 1 ? 4 * nt : 1;
-  // Row chunks differ by at most one MR unit, so equal numbers of chunks mean equal work.
-  const i64 n_row_chunks = std::min(row_units, want);
-  const i64 rows_per = ceil_div(row_units, n_row_chunks) * mr;  // the largest chunk
-  const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, n_row_chunks)));
-
-  // A small B (L1/L2-resident) is read in place by kernels that take a B row stride: packing
-  // it would cost about as much as the product itself.
-  const bool direct_b = uk.tile != nullptr && n * p <= kDirectB;
-  Workspace bpack(direct_b ? 0 : static_cast<std::size_t>(kcb * panels_max * nr));
-  // Then A is read in place too (each block of its rows meets few B panels).
-  const bool direct_a = direct_b && uk.tile_row_a != nullptr;
-  // even_block(t, kMC, mr) <= round_up(min(t, kMC), mr) for every chunk's t <= rows_per.
-  // (+ 8: a vector pack_a may store a few floats past the last panel.)
-  const std::size_t a_need = static_cast<std::size_t>(round_up(std::min<i64>(kMC, rows_per), mr) * kcb) + 8;
-
-  for (i64 jc = 0; jc < p; jc += ncb) {
-    const i64 nc = std::min(ncb, p - jc);
-    const i64 panels = ceil_div(nc, nr);
-    for (i64 pc = 0; pc < n; pc += kcb) {
-      const i64 kc = std::min(kcb, n - pc);
-      const bool accumulate = pc > 0 || bias != nullptr;
-      const float* bsrc = B + pc * ldb + jc;
-
-      const i64 pack_chunks = nt > 1 ? std::min(panels, want) : 1;
-      if (!direct_b) parallel_chunks(nt, pack_chunks, [&](i64 c) {
-        i64 q0, q1;
-        split_range(panels, c, pack_chunks, 1, &q0, &q1);
-        if (uk.pack_b != nullptr) uk.pack_b(bsrc, ldb, kc, nc, q0, q1, bpack.p);
-        else pack_b_panels(bsrc, ldb, kc, nc, nr, q0, q1, bpack.p);
-      });
-
-      const i64 groups = std::min(col_groups, panels);
-      parallel_chunks(nt, n_row_chunks * groups, [&](i64 c) {
-        i64 r0, r1, q0, q1;
-        split_range(row_units, c / groups, n_row_chunks, 1, &r0, &r1);
-        r0 *= mr;
-        r1 = std::min(m, r1 * mr);
-        split_range(panels, c % groups, groups, 1, &q0, &q1);
-        const i64 mcb = even_block(r1 - r0, kMC, mr);
-        float* apack = thread_a_buffer(a_need);
-        alignas(64) float edge[16 * 16];
-        for (i64 ic = r0; ic < r1; ic += mcb) {
-          const i64 mc = std::min(mcb, r1 - ic);
-          if (!direct_a) pack_a(A + ic * lda + pc, lda, mc, kc, uk, apack);
-          for (i64 j = q0; j < q1; ++j) {
-            const i64 cols = std::min<i64>(nr, nc - j * nr);
-            const float* bp = direct_b ? bsrc + j * nr : bpack.p + j * kc * nr;
-            const i64 rs_b = direct_b ? ldb : nr;
-            for (i64 ir = 0; ir < mc; ir += mr) {
-              const i64 rows = std::min<i64>(mr, mc - ir);
-              float* cp = C + (ic + ir) * ldc + jc + j * nr;
-              const float* ap = apack + ir * kc;
-              if (direct_a) {
-                uk.tile_row_a(kc, A + (ic + ir) * lda + pc, lda, bp, rs_b, cp, ldc, accumulate, static_cast<int>(rows),
-                              static_cast<int>(cols));
-              } else if (uk.tile != nullptr) {
-                uk.tile(kc, ap, bp, rs_b, cp, ldc, accumulate, static_cast<int>(rows), static_cast<int>(cols));
-              } else if (rows == mr && cols == nr) {
-                uk.fn(kc, ap, bp, cp, ldc, accumulate);
-              } else {
-                uk.fn(kc, ap, bp, edge, nr, false);
-                for (i64 r = 0; r < rows; ++r)
-                  for (i64 q = 0; q < cols; ++q)
-                    cp[r * ldc + q] = accumulate ? cp[r * ldc + q] + edge[r * nr + q] : edge[r * nr + q];
-              }
-            }
-          }
-        }
-      });
-    }
-  }
+void sgemm_tn(i64 m, i64 n, i64 p, const float* At, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
+              const float* bias, int nthreads) {
+  if (m <= 0 || p <= 0) return;
+  init_c(m, n, p, C, ldc, bias);
+  if (n > 0) gemm(m, n, p, AView{At, 1, lda}, B, ldb, C, ldc, bias != nullptr, nthreads);
 }
 
 void sgemm_batched(i64 batch, i64 m, i64 n, i64 p, const float* A, const float* B, float* C) {

@@ -10,6 +10,11 @@ namespace needle_cpu {
 void sgemm(std::int64_t m, std::int64_t n, std::int64_t p, const float* A, std::int64_t lda, const float* B,
            std::int64_t ldb, float* C, std::int64_t ldc, const float* bias = nullptr, int nthreads = 0);
 
+// C (m x p, ldc) = transpose(At) @ B (n x p, ldb) [+ bias], where At is the n x m matrix A^T (row
+// stride lda): the weight gradient x^T @ g without a transposed copy of x. Same rules as sgemm.
+void sgemm_tn(std::int64_t m, std::int64_t n, std::int64_t p, const float* At, std::int64_t lda, const float* B,
+              std::int64_t ldb, float* C, std::int64_t ldc, const float* bias = nullptr, int nthreads = 0);
+
 // batch independent products of compact (m x n) @ (n x p) matrices.
 void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t p, const float* A,
                    const float* B, float* C);
@@ -31,6 +36,9 @@ struct MicroKernel {
   // zero-padded: dst[(j * kc + k) * NR + c] = b[k * ldb + j * NR + c].
   // tile_row_a (optional): tile reading A in place (row r at A + r * lda) instead of packed.
   void (*tile_row_a)(std::int64_t kc, const float* A, std::int64_t lda, const float* Bp, std::int64_t rs_b, float* C,
+                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
+  // tile_col_a (optional): tile reading a transposed A in place (row r's k-th value at A + k * lda + r).
+  void (*tile_col_a)(std::int64_t kc, const float* A, std::int64_t lda, const float* Bp, std::int64_t rs_b, float* C,
                      std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
   // pack_a_edge (optional) packs a panel of rows < MR rows, zero-padded to MR.
   void (*pack_a_edge)(const float* a, std::int64_t lda, std::int64_t kc, int rows, float* dst) = nullptr;

@@ -20,14 +20,18 @@ using i64 = std::int64_t;
 // panel packs as three 4-row transposes.
 constexpr int MR = 12, NR = 32;
 
+// Where a tile reads A: a packed panel (row r's k-th value at Ap[k * MR + r]), or A in place,
+// row-major (Ap[r * lda + k]) or transposed (Ap[k * lda + r]).
+enum class AFrom { kPacked, kRows, kCols };
+
 // R rows x H 16-float halves; m0/m1 mask the columns of each half (all ones inside the panel).
 // Full (R = MR, H = 2, no masks) uses plain loads and stores.
-// RowA: A is read in place, row r at Ap + r * lda (no packing), instead of from a packed panel.
-template <int R, int H, bool Full = false, bool RowA = false>
+template <int R, int H, bool Full = false, AFrom From = AFrom::kPacked>
 void tile_kernel(i64 kc, const float* __restrict Ap, i64 lda, const float* __restrict Bp, i64 rs_b, float* C,
                  i64 ldc, bool accumulate, __mmask16 m0, __mmask16 m1) {
   if (Full) m0 = m1 = 0xffff;
-  if (!RowA) lda = 1;
+  const i64 row_step = From == AFrom::kRows ? lda : 1;
+  const i64 k_step = From == AFrom::kRows ? 1 : From == AFrom::kCols ? lda : MR;
   __m512 c[R][H];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -49,11 +53,11 @@ void tile_kernel(i64 kc, const float* __restrict Ap, i64 lda, const float* __res
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(Ap[r * lda]);
+      const __m512 a = _mm512_set1_ps(Ap[r * row_step]);
 #pragma GCC unroll 2
       for (int h = 0; h < H; ++h) c[r][h] = _mm512_fmadd_ps(a, b[h], c[r][h]);
     }
-    Ap += RowA ? 1 : MR;
+    Ap += k_step;
     Bp += rs_b;
   }
 
@@ -80,8 +84,10 @@ template <int... Rs>
 struct Table {
   static constexpr TileFn one[] = {tile_kernel<Rs + 1, 1>...};
   static constexpr TileFn two[] = {tile_kernel<Rs + 1, 2>...};
-  static constexpr TileFn one_row_a[] = {tile_kernel<Rs + 1, 1, false, true>...};
-  static constexpr TileFn two_row_a[] = {tile_kernel<Rs + 1, 2, false, true>...};
+  static constexpr TileFn one_rows[] = {tile_kernel<Rs + 1, 1, false, AFrom::kRows>...};
+  static constexpr TileFn two_rows[] = {tile_kernel<Rs + 1, 2, false, AFrom::kRows>...};
+  static constexpr TileFn one_cols[] = {tile_kernel<Rs + 1, 1, false, AFrom::kCols>...};
+  static constexpr TileFn two_cols[] = {tile_kernel<Rs + 1, 2, false, AFrom::kCols>...};
 };
 template <int... Rs>
 Table<Rs...> make_table(std::integer_sequence<int, Rs...>);
@@ -89,24 +95,23 @@ using Tiles = decltype(make_table(std::make_integer_sequence<int, MR>{}));
 
 __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
-void tile(i64 kc, const float* Ap, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate, int rows,
-          int cols) {
+// Any rows x cols tile: the full one, or the masked instance for its edge.
+template <AFrom From>
+void any_tile(i64 kc, const float* Ap, i64 lda, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate,
+              int rows, int cols) {
+  constexpr const TileFn* one = From == AFrom::kPacked ? Tiles::one : From == AFrom::kRows ? Tiles::one_rows : Tiles::one_cols;
+  constexpr const TileFn* two = From == AFrom::kPacked ? Tiles::two : From == AFrom::kRows ? Tiles::two_rows : Tiles::two_cols;
   if (rows == MR && cols == NR)
-    tile_kernel<MR, 2, true>(kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
+    tile_kernel<MR, 2, true, From>(kc, Ap, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
   else if (cols > 16)
-    Tiles::two[rows - 1](kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
+    two[rows - 1](kc, Ap, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
   else
-    Tiles::one[rows - 1](kc, Ap, 1, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
+    one[rows - 1](kc, Ap, lda, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
 }
 
-void tile_row_a(i64 kc, const float* A, i64 lda, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate,
-                int rows, int cols) {
-  if (rows == MR && cols == NR)
-    tile_kernel<MR, 2, true, true>(kc, A, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, 0xffff);
-  else if (cols > 16)
-    Tiles::two_row_a[rows - 1](kc, A, lda, Bp, rs_b, C, ldc, accumulate, 0xffff, first(cols - 16));
-  else
-    Tiles::one_row_a[rows - 1](kc, A, lda, Bp, rs_b, C, ldc, accumulate, first(cols), 0);
+void tile(i64 kc, const float* Ap, const float* Bp, i64 rs_b, float* C, i64 ldc, bool accumulate, int rows,
+          int cols) {
+  any_tile<AFrom::kPacked>(kc, Ap, MR, Bp, rs_b, C, ldc, accumulate, rows, cols);
 }
 
 void full_tile(i64 kc, const float* Ap, const float* Bp, float* C, i64 ldc, bool accumulate) {
@@ -176,7 +181,8 @@ MicroKernel gemm_kernel() {
   MicroKernel k{MR, NR, full_tile, pack_a_full};
   k.pack_a_edge = pack_a_edge;
   k.tile = tile;
-  k.tile_row_a = tile_row_a;
+  k.tile_row_a = any_tile<AFrom::kRows>;
+  k.tile_col_a = any_tile<AFrom::kCols>;
   k.pack_b = pack_b_32;
   // Deeper than the default 256 (a 64 KiB B panel streams from L2 well): half the passes over C,
   // whose rows 4 KiB apart (n = 1024, 2048) collide in L1; measured 5-10% faster at n >= 1000.

@@ -63,7 +63,9 @@ reduce_max = _core.reduce_max
 # Fused kernels beyond protocol.OPTIONAL_KERNELS (core may adopt them):
 #   matmul_bias(a, b, bias, out, m, n, p): out = a @ b + bias (bias of length p on every row)
 #   ewise_relu_backward(a, b, out): out = b where a > 0 else 0 (ReLU input a, output gradient b)
+#   matmul_tn(a, b, out, m, n, p): out (m x p) = transpose(a) @ b, a (n x m) and b (n x p) compact
 matmul_bias = _core.matmul_bias
+matmul_tn = _core.matmul_tn
 ewise_relu_backward = _core.ewise_relu_backward
 # The fused LSTM cell (protocol.FUSED_KERNELS documents the signatures): one call per step each way.
 lstm_cell_forward = _core.lstm_cell_forward
