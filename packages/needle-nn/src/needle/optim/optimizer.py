@@ -1,9 +1,15 @@
 """Optimisers. Each step works on the parameters' stored NDArrays (``cached_data``): no graph
 is built, no Tensor is created, ``.grad`` is only read, and parameters stay leaves.
-Optimiser state (momentum, moments) is kept as NDArrays keyed by parameter."""
+Optimiser state (momentum, moments) is kept as NDArrays keyed by parameter.
+
+Where a parameter's backend has the fused update kernel (``adam_step``, ``sgd_step``,
+``rmsprop_step``: see ``needle.backend_ndarray.protocol.FUSED_KERNELS``), one kernel call per
+parameter does the whole update; otherwise it is composed from elementwise NDArray operations.
+Both write the new weights to a new array (a tensor detached from the parameter keeps its values)."""
 import math
 
 from needle.autograd import Tensor
+from needle.backend_ndarray.ndarray import NDArray
 
 
 def _param_list(params):
@@ -27,6 +33,34 @@ def _grad_data(p):
     if grad.shape != p.shape:
         raise ValueError(f"optimizer: gradient of shape {grad.shape} for a parameter of shape {p.shape}")
     return grad
+
+
+def _fused_kernel(name, w, g, states):
+    """The backend's fused update kernel ``name`` for weights ``w``, gradient ``g`` and the
+    optimiser's existing state arrays, or None when the backend lacks it or an operand is of
+    another device or dtype (the composed update then runs, with its own checks and errors)."""
+    kernel = w.device.optional(name)
+    if kernel is None:
+        return None
+    device, dtype = w.device, w.dtype
+    for a in (g, *states):
+        if a is not None and (a.device != device or a.dtype != dtype):
+            return None
+    return kernel
+
+
+def _state(store, p, w):
+    """The state array of ``p`` in ``store``, created as zeros like ``w`` on first use (a zero
+    state makes the kernel's first update equal the composed code's first-step formula)."""
+    a = store.get(p)
+    if a is None:
+        a = store[p] = w.device.full(w.shape, 0.0, dtype=w.dtype)
+    return a
+
+
+def _new_like(w):
+    """A new compact array for the updated weights (never the parameter's own buffer)."""
+    return NDArray.make(w.shape, device=w.device, dtype=w.dtype)
 
 
 class Optimizer:
@@ -73,6 +107,14 @@ class SGD(Optimizer):
 
     def step(self):
         for p, w, g in self._with_grads():
+            kernel = _fused_kernel("sgd_step", w, g, (self.u.get(p),))
+            if kernel is not None:
+                w, g = w.compact(), g.compact()
+                u = _state(self.u, p, w)._handle if self.momentum else None
+                out = _new_like(w)
+                kernel(w._handle, g._handle, u, out._handle, self.lr, self.momentum, self.weight_decay)
+                p.cached_data = out
+                continue
             if self.weight_decay:
                 g = g + w * self.weight_decay  # a new array: .grad is untouched
             if self.momentum:
@@ -104,15 +146,25 @@ class Adam(Optimizer):
         self.t = 0
         self.m, self.v = {}, {}
 
-    def _decay(self, w, g):
-        return (w * self.weight_decay).iadd(g) if self.weight_decay else g  # one new array, not two
+    #: AdamW: weight decay scales the weights instead of being added to the gradient.
+    _decoupled = False
 
     def step(self):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         correct1, correct2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         for p, w, g in self._with_grads():
-            g = self._decay(w, g)
+            kernel = _fused_kernel("adam_step", w, g, (self.m.get(p), self.v.get(p)))
+            if kernel is not None:
+                w, g = w.compact(), g.compact()
+                m, v, out = _state(self.m, p, w), _state(self.v, p, w), _new_like(w)
+                kernel(w._handle, g._handle, m._handle, v._handle, out._handle, self.lr, b1, b2, self.eps,
+                       self.weight_decay, correct1, correct2, self._decoupled)
+                p.cached_data = out
+                continue
+            decay = self.weight_decay
+            if decay and not self._decoupled:
+                g = (w * decay).iadd(g)  # one new array, not two; .grad is untouched
             m, v = self.m.get(p), self.v.get(p)
             if m is None:
                 self.m[p] = m = g * (1 - b1)
@@ -121,7 +173,8 @@ class Adam(Optimizer):
                 # The moments are the optimiser's own arrays: update them in place (fewer buffers).
                 m.imul(b1).iadd(g * (1 - b1))
                 v.imul(b2).iadd((g * g).imul(1 - b2))
-            w = self._before_update(w)
+            if decay and self._decoupled:
+                w = w * (1 - self.lr * decay)
             # lr * (m / c1) / (sqrt(v / c2) + eps) with the corrections folded into two scalars,
             # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): one pass less over v.
             root2 = math.sqrt(correct2)
@@ -129,22 +182,15 @@ class Adam(Optimizer):
             # A new weight array (not in place): a tensor detached from the parameter keeps its values.
             p.cached_data = w - (m * (self.lr * root2 / correct1)).idiv(denom)
 
-    def _before_update(self, w):
-        return w
-
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``w = w * (1 - lr * weight_decay)`` before the Adam
     update, and the gradient is used as it is (PyTorch's defaults: lr=1e-3, weight_decay=1e-2)."""
 
+    _decoupled = True
+
     def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-
-    def _decay(self, w, g):
-        return g
-
-    def _before_update(self, w):
-        return w * (1 - self.lr * self.weight_decay) if self.weight_decay else w
 
 
 class RMSprop(Optimizer):
@@ -168,6 +214,15 @@ class RMSprop(Optimizer):
     def step(self):
         a = self.alpha
         for p, w, g in self._with_grads():
+            kernel = _fused_kernel("rmsprop_step", w, g, (self.v.get(p), self.buf.get(p)))
+            if kernel is not None:
+                w, g = w.compact(), g.compact()
+                v, out = _state(self.v, p, w), _new_like(w)
+                buf = _state(self.buf, p, w)._handle if self.momentum else None
+                kernel(w._handle, g._handle, v._handle, buf, out._handle, self.lr, a, self.eps, self.weight_decay,
+                       self.momentum)
+                p.cached_data = out
+                continue
             if self.weight_decay:
                 g = g + w * self.weight_decay
             v = self.v.get(p)
