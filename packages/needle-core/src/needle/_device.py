@@ -147,17 +147,7 @@ class BackendDevice:
             hot = self._one_hot_here(n, data, dtype)
             if hot is not None:
                 return hot
-        given = np.asarray(i.numpy() if hasattr(i, "numpy") else i)
-        # Few numpy calls: this runs once per training step, where each small call costs microseconds.
-        if given.size:
-            lo, hi = given.min(), given.max()
-            if lo != lo or hi != hi:  # nan
-                raise ValueError("one_hot: labels must hold integers, got nan")
-            if not (lo >= 0 and hi < n):
-                raise ValueError(f"one_hot: labels must be in [0, {n}), got values in [{lo}, {hi}]")
-        labels = given.astype(np.intp)  # safe now: finite and in range
-        if given.dtype.kind not in "iub" and (labels != given).any():
-            raise ValueError("one_hot: labels must hold integers")
+        labels = class_indices(n, i.numpy() if hasattr(i, "numpy") else i, "one_hot")
         return self._from_numpy(_identity_rows(n).take(labels, axis=0) if n <= _EYE_MAX else _scatter_ones(n, labels),
                                 dtype)
 
@@ -193,6 +183,23 @@ class BackendDevice:
         """An array of ``shape`` filled with ``fill_value``."""
         from .backend_ndarray.ndarray import full
         return full(shape, fill_value, dtype=dtype, device=self)
+
+
+def class_indices(n, labels, who):
+    """``labels`` (an array or list of ints, or floats holding ints) as an intp array, checked to be
+    class indices in [0, n); ``who`` starts the error message."""
+    given = np.asarray(labels)
+    # Few numpy calls: this runs once per training step, where each small call costs microseconds.
+    if given.size:
+        lo, hi = given.min(), given.max()
+        if lo != lo or hi != hi:  # nan
+            raise ValueError(f"{who}: labels must hold integers, got nan")
+        if not (lo >= 0 and hi < n):
+            raise ValueError(f"{who}: labels must be in [0, {n}), got values in [{lo}, {hi}]")
+    indices = given.astype(np.intp)  # safe now: finite and in range
+    if given.dtype.kind not in "iub" and (indices != given).any():
+        raise ValueError(f"{who}: labels must hold integers")
+    return indices
 
 
 _EYE_MAX = 512  # a cached float32 identity up to 1 MiB; larger n scatters ones into zeros instead

@@ -1,6 +1,7 @@
 """Tensor ops. Functions use the course's names; the op classes keep theirs."""
 from .ops_logarithmic import (
-    LogSoftmax, LogSumExp, SoftmaxCrossEntropy, logsoftmax, logsumexp, softmax_cross_entropy,
+    LogSoftmax, LogSumExp, SoftmaxCrossEntropy, SoftmaxCrossEntropyLabels, logsoftmax, logsumexp,
+    softmax_cross_entropy, softmax_cross_entropy_labels,
 )
 from .ops_mathematic import (
     AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip, GetItem,

@@ -1,4 +1,7 @@
 """Numerically stable log-sum-exp and log-softmax (both subtract the max first)."""
+import numpy as np
+
+from .. import _device
 from ..autograd import NDArray, Tensor, TensorOp, is_grad_enabled
 from ..backend_ndarray.ndarray import normalize_axes
 from .ops_mathematic import (
@@ -76,6 +79,32 @@ def logsoftmax(a, axis=-1):
     return LogSoftmax(axis)(a)
 
 
+def _composed_cross_entropy(z: NDArray, y: NDArray):
+    """``(mean loss, (exp(z - max), row sums))`` of logits z (n, k) against the one-hot y (n, k)."""
+    n = z.shape[0]
+    z_max = z.max(1, keepdims=True)
+    shifted = z - z_max.broadcast_to(z.shape)
+    e = shifted.exp()
+    sums = e.sum(1, keepdims=True)
+    # Row loss log(sum(exp(z - max))) - (z - max)[label]: no large max added back and removed.
+    picked = (shifted * y).sum(1, keepdims=True)
+    return (sums.log() - picked).sum() / n, (e, sums)
+
+
+def _cross_entropy_graph_gradient(z, y, out_grad):
+    """``(softmax(z) - y) * out_grad / n`` composed from ops, so it can be differentiated again."""
+    softmax = exp(logsoftmax(z, 1))
+    return multiply(add(softmax, negate(y)), broadcast_to(divide_scalar(out_grad, z.shape[0]), z.shape))
+
+
+def _cross_entropy_data_gradient(saved, y: NDArray, out_grad):
+    """The gradient without a graph from the forward's ``(exp(z - max), row sums)``: two passes."""
+    e, sums = saved
+    # out_grad (shape ()) stays on the device: reading it back would be a sync per step on a GPU.
+    scale = out_grad.realize_cached_data().reshape((1, 1)).broadcast_to(e.shape)
+    return Tensor.make_const((e / sums.broadcast_to(e.shape) - y) * scale / e.shape[0])
+
+
 class SoftmaxCrossEntropy(TensorOp):
     """Mean over rows of ``logsumexp(z) - sum(z * y)``: z logits (n, k), y a constant one-hot (n, k).
 
@@ -86,27 +115,14 @@ class SoftmaxCrossEntropy(TensorOp):
     """
 
     def compute(self, z: NDArray, y: NDArray):
-        n = z.shape[0]
-        z_max = z.max(1, keepdims=True)
-        shifted = z - z_max.broadcast_to(z.shape)
-        e = shifted.exp()
-        sums = e.sum(1, keepdims=True)
-        # Row loss log(sum(exp(z - max))) - (z - max)[label]: no large max added back and removed.
-        picked = (shifted * y).sum(1, keepdims=True)
-        self._saved = (e, sums)
-        return (sums.log() - picked).sum() / n
+        loss, self._saved = _composed_cross_entropy(z, y)
+        return loss
 
     def gradient(self, out_grad, node):
         z, y = node.inputs
-        n = z.shape[0]
         if is_grad_enabled():
-            softmax = exp(logsoftmax(z, 1))
-            return multiply(add(softmax, negate(y)), broadcast_to(divide_scalar(out_grad, n), z.shape)), None
-        e, sums = self._saved
-        # out_grad (shape ()) stays on the device: reading it back would be a sync per step on a GPU.
-        scale = out_grad.realize_cached_data().reshape((1, 1)).broadcast_to(e.shape)
-        grad = (e / sums.broadcast_to(e.shape) - y.realize_cached_data()) * scale
-        return Tensor.make_const(grad / n), None
+            return _cross_entropy_graph_gradient(z, y, out_grad), None
+        return _cross_entropy_data_gradient(self._saved, y.realize_cached_data(), out_grad), None
 
 
 def softmax_cross_entropy(logits, one_hot):
@@ -115,3 +131,87 @@ def softmax_cross_entropy(logits, one_hot):
         raise ValueError(f"softmax_cross_entropy: logits must be (n, k) and one_hot the same shape, "
                          f"got {logits.shape} and {one_hot.shape}")
     return SoftmaxCrossEntropy()(logits, one_hot)
+
+
+#: Largest class count whose indices float32 labels hold exactly (the fused kernels take float labels).
+_EXACT_LABELS = 1 << 24
+
+
+def _fused_cross_entropy_kernels(device):
+    """The backend's (softmax_xent_forward, softmax_xent_backward), or None unless it has both."""
+    forward, backward = device.optional("softmax_xent_forward"), device.optional("softmax_xent_backward")
+    return None if forward is None or backward is None else (forward, backward)
+
+
+class SoftmaxCrossEntropyLabels(TensorOp):
+    """Mean over rows of ``logsumexp(z) - z[label]``: z logits (n, k), labels a constant (n,) of class indices.
+
+    With the backend's fused ``softmax_xent_forward`` / ``softmax_xent_backward`` each way is one
+    call on the labels where they are (the kernel checks them: nothing is read back to the host)
+    and the forward keeps only the softmax. Otherwise the labels become a one-hot
+    (``device.one_hot``) and the loss is SoftmaxCrossEntropy's. With a graph the gradient is
+    composed from ops either way, so it can be differentiated again.
+    """
+
+    def compute(self, z: NDArray, labels: NDArray):
+        n, k = z.shape
+        kernels = _fused_cross_entropy_kernels(z.device)
+        self._fused = (kernels is not None and labels.device == z.device and labels.dtype == z.dtype
+                       and k <= _EXACT_LABELS)
+        if self._fused:
+            probs = NDArray._fresh(z.shape, z.device, z.dtype)
+            rows = NDArray._fresh((n,), z.device, z.dtype)
+            kernels[0](z.compact()._handle, labels.compact()._handle, probs._handle, rows._handle, n, k)
+            self._saved = probs
+            return rows.sum() / n
+        self._one_hot = z.device.one_hot(k, labels, dtype=z.dtype)
+        loss, self._saved = _composed_cross_entropy(z, self._one_hot)
+        return loss
+
+    def gradient(self, out_grad, node):
+        z, labels = node.inputs
+        n, k = z.shape
+        one_hot = None if self._fused else self._one_hot
+        if is_grad_enabled():
+            if one_hot is None:  # the labels were checked by the forward kernel
+                one_hot = z.device.one_hot(k, labels.realize_cached_data(), dtype=z.dtype)
+            return _cross_entropy_graph_gradient(z, Tensor.make_const(one_hot), out_grad), None
+        if one_hot is not None:
+            return _cross_entropy_data_gradient(self._saved, one_hot, out_grad), None
+        probs = self._saved
+        # The scale out_grad / n stays on the device, as one element: no sync per step on a GPU.
+        scale = (out_grad.realize_cached_data() / n).compact()
+        out = NDArray._fresh(probs.shape, probs.device, probs.dtype)
+        _fused_cross_entropy_kernels(probs.device)[1](
+            probs._handle, labels.realize_cached_data().compact()._handle, scale._handle, out._handle, n, k)
+        return Tensor.make_const(out), None
+
+
+def softmax_cross_entropy_labels(logits, labels):
+    """Mean cross-entropy of ``logits`` (n, k) against the integer class ``labels`` (n,).
+
+    ``labels`` is a Tensor on the logits' device in their dtype (a training step's labels: no
+    copy, and with the fused kernels no read back to the host), or a Tensor elsewhere, an array
+    or a list of ints or of floats holding ints, checked on the host and copied over. A label that
+    is not a class index in [0, k) is a ValueError.
+    """
+    if len(logits.shape) != 2:
+        raise ValueError(f"softmax_cross_entropy_labels: logits must be (n, k), got shape {logits.shape}")
+    n, k = logits.shape
+    device, dtype = logits.device, logits.dtype
+    if k > _EXACT_LABELS:  # float labels cannot name every class: a one-hot built from the host's labels
+        one_hot = Tensor.make_const(device.one_hot(k, labels, dtype=dtype))
+        if tuple(one_hot.shape) != (n, k):
+            raise ValueError(f"softmax_cross_entropy_labels: labels of shape {tuple(one_hot.shape[:-1])} do not "
+                             f"match logits of shape {logits.shape}")
+        return softmax_cross_entropy(logits, one_hot)
+    if not (isinstance(labels, Tensor) and labels.device == device and labels.dtype == dtype):
+        given = labels.numpy() if isinstance(labels, Tensor) else labels
+        checked = _device.class_indices(k, given, "softmax_cross_entropy_labels")
+        labels = Tensor(checked.astype(np.float64), device=device, dtype=dtype, requires_grad=False)
+    elif labels.requires_grad:
+        labels = labels.detach()  # a class index has no gradient
+    if tuple(labels.shape) != (n,):
+        raise ValueError(f"softmax_cross_entropy_labels: labels of shape {tuple(labels.shape)} do not match "
+                         f"logits of shape {logits.shape}")
+    return SoftmaxCrossEntropyLabels()(logits, labels)
