@@ -158,19 +158,15 @@ class SoftmaxLoss(_Stateless):
     """Mean cross-entropy of ``logits`` (N, k) against integer labels ``y`` (N,).
 
     ``y`` is a Tensor, array or list of ints (or floats holding ints) in [0, k).
-    The log-sum-exp subtracts the max, so large logits do not overflow (one fused op,
-    ``ops.softmax_cross_entropy``).
+    The log-sum-exp subtracts the max, so large logits do not overflow. One op,
+    ``ops.softmax_cross_entropy_labels``: labels already on the logits' device stay there, and a
+    backend's fused kernels make it one pass each way with no one-hot.
     """
 
     def forward(self, logits, y):
         if logits.ndim != 2:
             raise ValueError(f"SoftmaxLoss: logits must be (batch, classes), got shape {logits.shape}")
-        n, k = logits.shape
-        one_hot = init.one_hot(k, y, device=logits.device, dtype=logits.dtype)  # on the device when y is there
-        if one_hot.shape != (n, k):
-            raise ValueError(f"SoftmaxLoss: labels of shape {tuple(one_hot.shape[:-1])} do not match "
-                             f"logits of shape {logits.shape}")
-        return ops.softmax_cross_entropy(logits, one_hot)
+        return ops.softmax_cross_entropy_labels(logits, y)
 
 
 #: PyTorch's name for the same loss.
