@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
 #include "kernels/threads.h"
 
@@ -15,17 +16,29 @@ using i64 = std::int64_t;
 // computes exp: the grain of ewise's costly kernels).
 constexpr i64 kGrainForward = 1 << 13;
 
+// The active ISA's elementwise kernels, called per row directly: through the dispatching
+// ewise_* functions each call would check the threading grain again, which costs more than the
+// work on a short row (the MLP's 10 classes).
+const EwiseTable* ewise() {
+  const Isa isa = active_isa();
+  if (isa == Isa::kAvx512) {
+    if (const EwiseTable* t = avx512::ewise_table()) return t;
+  }
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
+    if (const EwiseTable* t = avx2::ewise_table()) return t;
+  }
+  return generic::ewise_table();
+}
+
 // One row in a few passes: the logits are read from memory once and the softmax written once;
 // the passes after the first find the row in cache (L1 for rows up to several thousand classes).
-void forward_row(const float* z, i64 label, float* p, float* loss, i64 k) {
-  float mx;
-  reduce_max(z, &mx, 1, k);
-  ewise_scalar(ScalarOp::kAdd, z, -mx, p, k);  // z + (-mx) rounds exactly as z - mx
-  ewise_unary(Unary::kExp, p, p, k);
-  float s;
-  reduce_sum(p, &s, 1, k);
+void forward_row(const EwiseTable& t, const float* z, i64 label, float* p, float* loss, i64 k) {
+  const float mx = t.row_max(z, k);
+  t.scalar[static_cast<int>(ScalarOp::kAdd)](z, -mx, p, k);  // z + (-mx) rounds exactly as z - mx
+  t.unary[static_cast<int>(Unary::kExp)](p, p, k);
+  const float s = t.row_sum(p, k);
   *loss = std::log(s) - (z[label] - mx);
-  ewise_scalar(ScalarOp::kMul, p, 1.0f / s, p, k);  // a division per element costs as much as the exp
+  t.scalar[static_cast<int>(ScalarOp::kMul)](p, 1.0f / s, p, k);  // a division per element costs as much as the exp
 }
 
 }  // namespace
@@ -41,9 +54,10 @@ i64 first_bad_label(const float* labels, i64 m, i64 k) {
 
 void softmax_xent_forward(const float* z, const float* labels, float* probs, float* loss_rows, i64 m, i64 k) {
   if (m <= 0 || k <= 0) return;
+  const EwiseTable& t = *ewise();
   parallel_for(m, std::max<i64>(1, kGrainForward / k), [&](i64 lo, i64 hi) {
     for (i64 r = lo; r < hi; ++r)
-      forward_row(z + r * k, static_cast<i64>(labels[r]), probs + r * k, loss_rows + r, k);
+      forward_row(t, z + r * k, static_cast<i64>(labels[r]), probs + r * k, loss_rows + r, k);
   });
 }
 
