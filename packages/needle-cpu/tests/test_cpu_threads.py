@@ -81,6 +81,27 @@ def test_concurrent_python_threads(restore_threads):
     assert not errors
 
 
+@pytest.mark.parametrize("spin", ["0", "50", "bad"])
+def test_workers_that_sleep_between_kernels_wake_for_the_next(spin):
+    # NEEDLE_CPU_SPIN_US=0: idle workers sleep at once, so every kernel below wakes them.
+    code = (
+        "import time, numpy as np, needle_cpu\n"
+        "from needle_cpu import _backend as B\n"
+        "rng = np.random.default_rng(3); x = rng.standard_normal((200, 300)).astype(np.float32)\n"
+        "y = rng.standard_normal((300, 250)).astype(np.float32)\n"
+        "a, b, o = B.Array(x.size), B.Array(y.size), B.Array(200 * 250)\n"
+        "B.from_numpy(x, a); B.from_numpy(y, b); bad = 0\n"
+        "for i in range(40):\n"
+        "    time.sleep(0.001 * (i % 3))\n"
+        "    B.matmul(a, b, o, 200, 300, 250)\n"
+        "    bad += not np.allclose(np.asarray(o).reshape(200, 250), x @ y, rtol=1e-4, atol=1e-3)\n"
+        "print(bad)\n"
+    )
+    env = dict(os.environ, NEEDLE_CPU_THREADS="2", NEEDLE_CPU_SPIN_US=spin)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "0", out.stderr
+
+
 def test_works_after_fork(restore_threads):
     # DataLoader workers fork: the child has no pool threads and must start its own.
     needle_cpu.set_num_threads(2)
