@@ -620,14 +620,17 @@ class NDArray:
         return ((self * 0.5).tanh() + 1.0) * 0.5
 
     # ---- matmul -----------------------------------------------------------------------
+    def _check_matmul_operand(self, other, name):
+        if not isinstance(other, NDArray):
+            raise TypeError(f"{name}: expected an NDArray, got {type(other).__name__}")
+        if other._device != self._device:
+            raise ValueError(f"{name}: operands are on different devices ({self._device} and {other._device})")
+        if other.dtype != self.dtype:
+            raise TypeError(f"{name}: operands have different dtypes ({self.dtype} and {other.dtype})")
+
     def __matmul__(self, other):
         """Matrix product; leading (batch) axes broadcast as in numpy."""
-        if not isinstance(other, NDArray):
-            raise TypeError(f"matmul: expected an NDArray, got {type(other).__name__}")
-        if other._device != self._device:
-            raise ValueError(f"matmul: operands are on different devices ({self._device} and {other._device})")
-        if other.dtype != self.dtype:
-            raise TypeError(f"matmul: operands have different dtypes ({self.dtype} and {other.dtype})")
+        self._check_matmul_operand(other, "matmul")
         if self.ndim < 2 or other.ndim < 2:
             raise ValueError(f"matmul: operands need at least 2 dimensions, "
                              f"got shapes {self._shape} and {other._shape}")
@@ -652,6 +655,25 @@ class NDArray:
         a3, b3, o3 = a.reshape((batch, m, n)), b.reshape((batch, n, p)), out.reshape((batch, m, p))
         for i in range(batch):
             o3[i] = a3[i].compact().reshape((m, n)) @ b3[i].compact().reshape((n, p))
+        return out
+
+    def matmul_tn(self, other):
+        """``transpose(self) @ other`` for a 2-D ``self`` (n, m) and ``other`` (n, p): a weight gradient
+        ``x^T @ g`` without a transposed copy of ``x``.
+
+        One call to the backend's fused ``matmul_tn`` kernel, else (or when the transposed view is
+        compact already) a compact copy of the transpose and a matmul.
+        """
+        self._check_matmul_operand(other, "matmul_tn")
+        if self.ndim != 2 or other.ndim != 2 or self._shape[0] != other._shape[0]:
+            raise ValueError(f"matmul_tn: shapes {self._shape} and {other._shape} need a (n, m) and b (n, p)")
+        (n, m), p = self._shape, other._shape[1]
+        transposed = self.permute((1, 0))
+        kernel = self._device.optional("matmul_tn")
+        if kernel is None or transposed.is_compact():
+            return transposed.compact() @ other
+        out = NDArray._fresh((m, p), self._device, self._dtype)
+        kernel(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
         return out
 
     def matmul_bias(self, other, bias):

@@ -87,9 +87,11 @@ OPTIONAL_KERNELS = (
 #: Fused kernels core also looks up with ``getattr`` (training hot paths), kept apart from
 #: OPTIONAL_KERNELS so that a backend's "every optional kernel" surface stays as it was:
 #: ``matmul_bias(a, b, bias, out, m, n, p)`` (compact (m, n) @ (n, p) plus ``bias``, p elements, on
-#: every row) and ``ewise_relu_backward(a, b, out)`` (out = b where a > 0, else 0: a is a ReLU's
-#: input or output, b its output gradient). Without them core composes matmul + broadcast add,
-#: and a comparison + multiply.
+#: every row), ``ewise_relu_backward(a, b, out)`` (out = b where a > 0, else 0: a is a ReLU's
+#: input or output, b its output gradient) and ``matmul_tn(a, b, out, m, n, p)`` (out (m, p) =
+#: transpose(a) @ b for compact a (n, m) and b (n, p): the weight gradient ``x^T @ g`` of a 2-D
+#: matmul without a transposed copy of x). Without them core composes matmul
+#: + broadcast add, a comparison + multiply, and a transposing compact + matmul.
 #:
 #: The LSTM layer (``needle.nn.LSTM``) uses the pair ``lstm_cell_forward`` / ``lstm_cell_backward``
 #: when a backend has both, one call per step each way; without them it composes each step from
@@ -146,6 +148,7 @@ OPTIONAL_KERNELS = (
 FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
+    "matmul_tn",
     "lstm_cell_forward",
     "lstm_cell_backward",
     "adam_step",

@@ -5,10 +5,10 @@ from .ops_logarithmic import (
 )
 from .ops_mathematic import (
     AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip, GetItem,
-    Log, MatMul, MatMulBias, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
+    Log, MatMul, MatMulBias, MatMulTN, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
     ReLUBackward, Reshape, Cast, RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice,
     Transpose, TransposeCopy, UnDilate, add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar,
-    exp, flip, get_item, log, matmul, matmul_bias, max, mean, mul_scalar, multiply, negate, pad, permute,
+    exp, flip, get_item, log, matmul, matmul_bias, matmul_tn, max, mean, mul_scalar, multiply, negate, pad, permute,
     power, power_scalar, rdivide_scalar, relu, reshape, rpower_scalar, sigmoid, sqrt, summation, tanh,
     transpose, transposed_for_backward, unbroadcast, undilate,
 )

@@ -610,7 +610,7 @@ class MatMulBias(TensorOp):
     def gradient(self, out_grad, node):
         x, w, b = node.inputs
         return _needed(node, lambda: matmul(out_grad, transposed_for_backward(w)),
-                       lambda: matmul(transposed_for_backward(x), out_grad),
+                       lambda: matmul_tn(x, out_grad),
                        lambda: reshape(summation(out_grad, (0,)), b.shape))
 
 
@@ -622,6 +622,30 @@ def matmul_bias(x, w, b):
         raise ValueError(f"matmul_bias: x {x.shape} @ w {w.shape} + b {b.shape} need x (m, n), w (n, p) "
                          f"and b of p elements")
     return MatMulBias()(x, w, b)
+
+
+class MatMulTN(TensorOp):
+    """``transpose(a) @ b`` for 2-D a (n, m) and b (n, p): the weight gradient of ``x @ w`` in one
+    kernel where the backend has ``matmul_tn`` (no transposed copy of x)."""
+
+    def compute(self, a: NDArray, b: NDArray):
+        return a.matmul_tn(b)
+
+    def gradient(self, out_grad, node):
+        # out = a^T b: d/da = b out_grad^T (n, m), d/db = a out_grad (n, p)
+        a, b = node.inputs
+        return _needed(node, lambda: matmul(b, transpose(out_grad)), lambda: matmul(a, out_grad))
+
+
+def matmul_tn(a, b):
+    """``transpose(a) @ b`` for a 2-D ``a`` (n, m) and ``b`` (n, p)."""
+    a, b = _check_pair("matmul_tn", a, b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"matmul_tn: shapes {a.shape} and {b.shape} need a (n, m) and b (n, p)")
+    return _MATMUL_TN(a, b)
+
+
+_MATMUL_TN = MatMulTN()
 
 
 class TransposeCopy(TensorOp):
@@ -652,7 +676,15 @@ class MatMul(TensorOp):
     def gradient(self, out_grad, node):
         a, b = node.inputs
         return _needed(node, lambda: unbroadcast(matmul(out_grad, transposed_for_backward(b)), a.shape),
-                       lambda: unbroadcast(matmul(transposed_for_backward(a), out_grad), b.shape))
+                       lambda: _matmul_grad_b(a, b, out_grad))
+
+
+def _matmul_grad_b(a, b, out_grad):
+    """The gradient ``a^T @ out_grad`` of ``b`` in ``a @ b``: one matmul_tn for 2-D operands (no
+    transposed copy of ``a``), else a batched matmul summed over broadcast axes."""
+    if a.ndim == 2 and b.ndim == 2:
+        return matmul_tn(a, out_grad)
+    return unbroadcast(matmul(transposed_for_backward(a), out_grad), b.shape)
 
 
 def matmul(a, b):
