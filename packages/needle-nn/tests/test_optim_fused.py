@@ -26,8 +26,8 @@ def _native_cpu():
 
 
 def _use_path(monkeypatch, path):
-    """"composed": no fused kernels anywhere; "fused": the backend's own. Returns the kernel names
-    the optimiser took."""
+    """Make the optimisers take ``path``: "composed" (no fused kernels anywhere) or "fused" (the
+    backend's own where it has them); returns a list that records each fused kernel taken."""
     taken = []
 
     def pick(name, w, g, states):
