@@ -40,7 +40,8 @@ def thread_env(threads):
 
     OMP_WAIT_POLICY=PASSIVE: on a shared machine, OpenMP threads that spin at barriers while
     another process holds the core made PyTorch 10x slower at 2 threads; passive waiting is
-    the fair setting for every library here (needle-cpu's pool spins at most NEEDLE_CPU_SPIN_US, 1 ms, yielding as it spins).
+    the fair setting for every library here (needle-cpu's idle pool spins at most NEEDLE_CPU_SPIN_US,
+    1 ms by default, and yields while it spins).
     """
     env = dict(os.environ)
     for var in THREAD_VARS:
