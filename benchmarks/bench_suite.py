@@ -48,7 +48,6 @@ def _threads_from_argv(argv):
 if __name__ == "__main__":
     for _var in bench_training.THREAD_VARS:
         os.environ[_var] = _threads_from_argv(sys.argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_training.thread_env
 
 import numpy as np  # noqa: E402
 
@@ -271,7 +270,8 @@ def machine_info(threads):
     except (OSError, StopIteration):
         pass
     info = dict(cpu=cpu, cpus=os.cpu_count(), threads=threads, python=platform.python_version(),
-                numpy=np.__version__, time=time.strftime("%Y-%m-%d %H:%M:%S"))
+                numpy=np.__version__, time=time.strftime("%Y-%m-%d %H:%M:%S"),
+                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "library default"))
     try:
         info["load_avg"] = os.getloadavg()
     except OSError:

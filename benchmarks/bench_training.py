@@ -38,15 +38,15 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NE
 def thread_env(threads):
     """Environment for a child that uses ``threads`` threads in every library.
 
-    OMP_WAIT_POLICY=PASSIVE: on a shared machine, OpenMP threads that spin at barriers while
-    another process holds the core made PyTorch 10x slower at 2 threads; passive waiting is
-    the fair setting for every library here (needle-cpu's idle pool spins at most NEEDLE_CPU_SPIN_US,
-    1 ms by default, and yields while it spins).
+    Each library keeps its own idle-thread policy (OpenMP's spin-then-sleep default for PyTorch;
+    needle-cpu's pool spins at most NEEDLE_CPU_SPIN_US, 1 ms, yielding). Forcing
+    OMP_WAIT_POLICY=PASSIVE made every PyTorch op wake a sleeping thread (its MLP step 0.7 -> 2.1 ms
+    on the AVX-512 Xeon), ACTIVE made OpenMP threads spin against everyone else; on a machine
+    other jobs load, set OMP_WAIT_POLICY yourself and say so beside the figures.
     """
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
