@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "array_type.h"
 #include "kernels/buffer.h"
 #include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
@@ -99,37 +100,6 @@ struct MaybeRelease {
   }
 };
 
-std::string dtype_name(const py::handle& dtype) {
-  if (py::isinstance<py::str>(dtype)) return dtype.cast<std::string>();
-  try {
-    return py::module_::import("numpy").attr("dtype")(dtype).attr("name").cast<std::string>();
-  } catch (py::error_already_set&) {
-    return py::repr(dtype).cast<std::string>();
-  }
-}
-
-Buffer* make_array(const py::object& size, const py::object& dtype) {
-  std::string name = dtype_name(dtype);
-  if (name != "float32")
-    throw py::type_error("needle-cpu supports dtypes ('float32',), got dtype=" + py::repr(dtype).cast<std::string>());
-  PyObject* index = PyNumber_Index(size.ptr());
-  if (index == nullptr) {
-    PyErr_Clear();
-    throw py::type_error("Array: size must be an integer, got " + py::repr(size).cast<std::string>());
-  }
-  int overflow = 0;
-  long long n = PyLong_AsLongLongAndOverflow(index, &overflow);
-  Py_DECREF(index);
-  if (overflow || n < 0 || n > kMaxElements)
-    fail("Array: size=" + py::repr(size).cast<std::string>() + " must be in [0, 2**58]");
-  try {
-    return new Buffer(n);
-  } catch (const std::bad_alloc&) {
-    PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld float32 elements (%lld bytes)", n, n * 4LL);
-    throw py::error_already_set();
-  }
-}
-
 bool overlaps(const Buffer& x, const Buffer& y) { return &x == &y || x.data() == y.data(); }
 
 using needle_cpu::Binary;
@@ -207,19 +177,7 @@ void check_class_labels(const char* kernel, const Buffer& labels, i64 m, i64 k) 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "needle-cpu kernels (float32, flat buffers); see needle_cpu._backend for the protocol module";
 
-  py::class_<Buffer>(m, "Array", py::buffer_protocol(),
-                     "A 64-byte aligned flat float32 buffer: Array(size, dtype='float32').\n\n"
-                     "Supports the buffer protocol, so numpy.asarray(buf) is a zero-copy view.")
-      .def(py::init(&make_array), py::arg("size"), py::arg("dtype") = "float32")
-      .def_property_readonly("size", &Buffer::size, "Number of elements.")
-      .def_property_readonly("dtype", [](const Buffer&) { return "float32"; }, "Element type name.")
-      .def("ptr", [](const Buffer& b) { return reinterpret_cast<std::uintptr_t>(b.data()); },
-           "Address of the first element.")
-      .def("__repr__", [](const Buffer& b) { return "needle_cpu.Array(size=" + std::to_string(b.size()) + ", dtype='float32')"; })
-      .def_buffer([](Buffer& b) {
-        return py::buffer_info(b.data(), sizeof(float), py::format_descriptor<float>::format(), 1, {b.size()},
-                               {static_cast<i64>(sizeof(float))});
-      });
+  needle_cpu_py::add_array_type(m);  // Array: a plain CPython type (array_type.h)
 
   m.def("from_numpy", [](const py::object& src, Buffer& out) {
     auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(src);

@@ -1,0 +1,141 @@
+// needle_cpu._core.Array as a plain CPython type (see array_type.h for why).
+#include "array_type.h"
+
+#include <cstdint>
+
+namespace needle_cpu_py {
+namespace {
+
+using needle_cpu::Buffer;
+constexpr long long kMaxElements = 1LL << 58;  // as the bindings: keeps index math in range
+
+ArrayObject* as_array(PyObject* self) { return reinterpret_cast<ArrayObject*>(self); }
+
+// True when `dtype` (None: the default) names float32; sets a TypeError and returns false otherwise.
+bool check_dtype(PyObject* dtype) {
+  if (dtype == nullptr || (PyUnicode_Check(dtype) && PyUnicode_CompareWithASCIIString(dtype, "float32") == 0))
+    return true;
+  bool ok = false;  // anything numpy reads as float32 (np.float32, np.dtype("float32"), ...) is fine
+  if (PyObject* numpy = PyImport_ImportModule("numpy")) {
+    if (PyObject* parsed = PyObject_CallMethod(numpy, "dtype", "O", dtype)) {
+      if (PyObject* name = PyObject_GetAttrString(parsed, "name")) {
+        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "float32") == 0;
+        Py_DECREF(name);
+      }
+      Py_DECREF(parsed);
+    }
+    Py_DECREF(numpy);
+  }
+  PyErr_Clear();
+  if (!ok) PyErr_Format(PyExc_TypeError, "needle-cpu supports dtypes ('float32',), got dtype=%R", dtype);
+  return ok;
+}
+
+PyObject* array_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
+  static const char* keywords[] = {"size", "dtype", nullptr};
+  PyObject *size = nullptr, *dtype = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:Array", const_cast<char**>(keywords), &size, &dtype))
+    return nullptr;
+  if (!check_dtype(dtype)) return nullptr;
+  PyObject* index = PyNumber_Index(size);
+  if (index == nullptr) {
+    PyErr_Clear();
+    return PyErr_Format(PyExc_TypeError, "Array: size must be an integer, got %R", size);
+  }
+  int overflow = 0;
+  long long n = PyLong_AsLongLongAndOverflow(index, &overflow);
+  Py_DECREF(index);
+  if (overflow || n < 0 || n > kMaxElements)
+    return PyErr_Format(PyExc_ValueError, "Array: size=%R must be in [0, 2**58]", size);
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self == nullptr) return nullptr;
+  try {
+    new (as_array(self)->storage) Buffer(n);
+  } catch (const std::bad_alloc&) {
+    type->tp_free(self);  // no Buffer was made: skip array_dealloc
+    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld float32 elements (%lld bytes)", n,
+                        n * 4LL);
+  }
+  return self;
+}
+
+void array_dealloc(PyObject* self) {
+  as_array(self)->buffer().~Buffer();
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* array_repr(PyObject* self) {
+  return PyUnicode_FromFormat("needle_cpu.Array(size=%lld, dtype='float32')",
+                              static_cast<long long>(as_array(self)->buffer().size()));
+}
+
+// The buffer protocol: a writable 1-D float32 view, so numpy.asarray(buf) shares the memory.
+int array_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  ArrayObject* obj = as_array(self);
+  const Buffer& b = obj->buffer();
+  obj->shape[0] = static_cast<Py_ssize_t>(b.size());
+  obj->strides[0] = sizeof(float);
+  view->obj = self;
+  Py_INCREF(self);
+  view->buf = b.data();
+  view->len = static_cast<Py_ssize_t>(b.size() * sizeof(float));
+  view->readonly = 0;
+  view->itemsize = sizeof(float);
+  view->format = (flags & PyBUF_FORMAT) ? const_cast<char*>("f") : nullptr;
+  view->ndim = 1;
+  view->shape = (flags & PyBUF_ND) ? obj->shape : nullptr;
+  view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? obj->strides : nullptr;
+  view->suboffsets = nullptr;
+  view->internal = nullptr;
+  return 0;
+}
+
+PyBufferProcs array_as_buffer = {array_getbuffer, nullptr};
+
+PyObject* array_ptr(PyObject* self, PyObject*) {
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<std::uintptr_t>(as_array(self)->buffer().data()));
+}
+
+PyObject* array_size(PyObject* self, void*) {
+  return PyLong_FromLongLong(static_cast<long long>(as_array(self)->buffer().size()));
+}
+
+PyObject* array_dtype(PyObject*, void*) { return PyUnicode_FromString("float32"); }
+
+PyMethodDef array_methods[] = {
+    {"ptr", array_ptr, METH_NOARGS, "Address of the first element."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef array_getset[] = {
+    {"size", array_size, nullptr, "Number of elements.", nullptr},
+    {"dtype", array_dtype, nullptr, "Element type name.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+}  // namespace
+
+PyTypeObject ArrayType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+void add_array_type(pybind11::module_& m) {
+  ArrayType.tp_name = "needle_cpu._core.Array";
+  ArrayType.tp_doc =
+      "A 64-byte aligned flat float32 buffer: Array(size, dtype='float32').\n\n"
+      "Supports the buffer protocol, so numpy.asarray(buf) is a zero-copy view.";
+  ArrayType.tp_basicsize = sizeof(ArrayObject);
+  ArrayType.tp_flags = Py_TPFLAGS_DEFAULT;
+  ArrayType.tp_new = array_new;
+  ArrayType.tp_dealloc = array_dealloc;
+  ArrayType.tp_repr = array_repr;
+  ArrayType.tp_as_buffer = &array_as_buffer;
+  ArrayType.tp_methods = array_methods;
+  ArrayType.tp_getset = array_getset;
+  if (PyType_Ready(&ArrayType) < 0) throw pybind11::error_already_set();
+  Py_INCREF(&ArrayType);
+  if (PyModule_AddObject(m.ptr(), "Array", reinterpret_cast<PyObject*>(&ArrayType)) < 0) {
+    Py_DECREF(&ArrayType);
+    throw pybind11::error_already_set();
+  }
+}
+
+}  // namespace needle_cpu_py
