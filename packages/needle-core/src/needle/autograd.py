@@ -93,6 +93,7 @@ class Value:
     inputs: List["Value"]
     cached_data: NDArray
     requires_grad: bool
+    num_outputs = 1  # a class default: the eager path of every op skips storing it
 
     def realize_cached_data(self):
         """Run ``compute`` (once) and return the cached NDArray."""
@@ -153,7 +154,6 @@ class Value:
         else:
             # Nothing upstream needs a gradient: keep the result, not the graph.
             value.op, value.inputs = None, []
-        value.num_outputs = 1
         value.cached_data = data
         value.requires_grad = requires_grad
         return value

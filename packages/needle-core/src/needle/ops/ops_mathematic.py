@@ -10,7 +10,7 @@ from numbers import Number
 
 import numpy as np
 
-from ..autograd import NDArray, Tensor, TensorOp, backward_memo
+from ..autograd import NDArray, Tensor, TensorOp, _make_from_op, backward_memo
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
@@ -35,13 +35,22 @@ def _check_pair(name, a, b):
     return a, b
 
 
-def _check_broadcast(name, a, b):
-    # Fast path (every binary op): both Tensors with data on one device object, one dtype and shape.
+def _elementwise(name, op, a, b):
+    """``op(a, b)`` for an elementwise binary op, after ``_check_broadcast``.
+
+    The common case (both Tensors with data on one device object, one dtype and shape) is checked
+    inline and goes straight to the graph: for a small add the layers cost more than the kernel.
+    """
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         da, db = a.cached_data, b.cached_data
         if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
                 and da._shape == db._shape):
-            return a, b
+            return _make_from_op(Tensor, op, (a, b))
+    a, b = _check_broadcast(name, a, b)
+    return _make_from_op(Tensor, op, (a, b))
+
+
+def _check_broadcast(name, a, b):
     a, b = _check_pair(name, a, b)
     if a.cached_data is not None and b.cached_data is not None and a.cached_data._shape == b.cached_data._shape:
         return a, b
@@ -96,8 +105,7 @@ class EWiseAdd(TensorOp):
 
 def add(a, b):
     """Elementwise ``a + b`` (broadcasting)."""
-    a, b = _check_broadcast("add", a, b)
-    return _EWISEADD(a, b)
+    return _elementwise("add", _EWISEADD, a, b)
 
 
 _EWISEADD = EWiseAdd()  # stateless: one instance serves every call
@@ -135,8 +143,7 @@ class EWiseMul(TensorOp):
 
 def multiply(a, b):
     """Elementwise ``a * b`` (broadcasting)."""
-    a, b = _check_broadcast("multiply", a, b)
-    return _EWISEMUL(a, b)
+    return _elementwise("multiply", _EWISEMUL, a, b)
 
 
 _EWISEMUL = EWiseMul()  # stateless: one instance serves every call
@@ -176,8 +183,7 @@ class EWisePow(TensorOp):
 
 def power(a, b):
     """Elementwise ``a ** b`` (broadcasting)."""
-    a, b = _check_broadcast("power", a, b)
-    return _EWISEPOW(a, b)
+    return _elementwise("power", _EWISEPOW, a, b)
 
 
 _EWISEPOW = EWisePow()  # stateless: one instance serves every call
@@ -240,8 +246,7 @@ class EWiseDiv(TensorOp):
 
 def divide(a, b):
     """Elementwise ``a / b`` (broadcasting)."""
-    a, b = _check_broadcast("divide", a, b)
-    return _EWISEDIV(a, b)
+    return _elementwise("divide", _EWISEDIV, a, b)
 
 
 _EWISEDIV = EWiseDiv()  # stateless: one instance serves every call
