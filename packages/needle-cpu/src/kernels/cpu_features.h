@@ -20,4 +20,18 @@ const char* isa_name(Isa isa);
 // The ISA named `name` ("generic", "avx2", "avx512"); false when no ISA has that name.
 bool isa_from_name(const char* name, Isa* isa);
 
+// The kernel table of the active ISA, falling back a level when this build lacks one (the AVX
+// table functions return null then). Every per-ISA family (ewise, lstm, optim) picks this way.
+template <typename Table>
+const Table* active_table(const Table* (*avx512)(), const Table* (*avx2)(), const Table* (*generic)()) {
+  const Isa isa = active_isa();
+  if (isa == Isa::kAvx512) {
+    if (const Table* t = avx512()) return t;
+  }
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
+    if (const Table* t = avx2()) return t;
+  }
+  return generic();
+}
+
 }  // namespace needle_cpu

@@ -15,16 +15,7 @@ using i64 = std::int64_t;
 constexpr i64 kGrainCheap = 1 << 15;
 constexpr i64 kGrainCostly = 1 << 13;
 
-const EwiseTable* table() {
-  const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    if (const EwiseTable* t = avx512::ewise_table()) return t;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    if (const EwiseTable* t = avx2::ewise_table()) return t;
-  }
-  return generic::ewise_table();
-}
+const EwiseTable* table() { return active_table(avx512::ewise_table, avx2::ewise_table, generic::ewise_table); }
 
 bool costly(Unary op) {
   return op == Unary::kLog || op == Unary::kExp || op == Unary::kTanh || op == Unary::kSigmoid;

@@ -16,16 +16,7 @@ using i64 = std::int64_t;
 constexpr i64 kGrainCheap = 1 << 14;
 constexpr i64 kGrainRoot = 1 << 13;
 
-const OptimTable* table() {
-  const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    if (const OptimTable* t = avx512::optim_table()) return t;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    if (const OptimTable* t = avx2::optim_table()) return t;
-  }
-  return generic::optim_table();
-}
+const OptimTable* table() { return active_table(avx512::optim_table, avx2::optim_table, generic::optim_table); }
 
 }  // namespace
 
