@@ -155,7 +155,7 @@ def test_numpy_backend_passes_through_the_real_command():
     assert lines[0] == "needle check: backend 'numpy', device cpu_numpy()"
     assert field(lines, "distribution").startswith("needle-core")
     assert field(lines, "protocol version").startswith("1 (")
-    assert field(lines, "protocol version").endswith("implements 1): ok")
+    assert field(lines, "protocol version").endswith("speaks 1, 2): ok (floats only: protocol 1)")
     assert field(lines, "dtypes") == "float32, float64"
     assert field(lines, "required kernels") == "26 of 26 present"
     assert field(lines, "optional kernels") == "provided: " + ", ".join(NUMPY_OPTIONAL)
@@ -221,10 +221,10 @@ def test_protocol_version_mismatch_names_plugin_and_both_versions_and_the_rest_k
     import needle
     status, lines = reports["fakeold"]
     assert status == 1
-    assert field(lines, "protocol version") == f"0 (needle-core {needle.__version__} implements 1): MISMATCH"
+    assert field(lines, "protocol version") == f"0 (needle-core {needle.__version__} speaks 1, 2): MISMATCH"
     assert lines[-1] == (f"FAIL: backend 'fakeold' cannot be used: backend 'fakeold' from distribution "
                          f"'needle-fakeold' implements backend protocol version 0, but needle-core "
-                         f"{needle.__version__} implements version 1; install matching versions "
+                         f"{needle.__version__} implements versions 1, 2; install matching versions "
                          f"(`pip install --upgrade needle-fakeold`)")
     # The same process, after loading the refused plugin: the other backends still compute.
     done = run(site, code="""

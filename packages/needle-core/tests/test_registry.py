@@ -275,11 +275,25 @@ def test_protocol_version_mismatch_names_plugin_and_both_versions(fake, version,
     fake(good_ep("odd", "needle-odd", module=module))
     dev = ndl.device("odd")
     assert not dev.enabled()
-    assert dev.disabled_reason == (
-        f"backend 'odd' from distribution 'needle-odd' implements backend protocol version {version}, but "
-        f"needle-core {ndl.__version__} implements version {protocol.PROTOCOL_VERSION}; install matching "
-        f"versions (`pip install --upgrade {upgrade}`)")
-    assert protocol.PROTOCOL_VERSION == 1
+    if version is None:
+        assert dev.disabled_reason == (
+            f"backend 'odd' from distribution 'needle-odd' declares PROTOCOL_VERSION = None; it must be an int "
+            f"(needle-core {ndl.__version__} speaks versions 1, 2)")
+    else:
+        assert dev.disabled_reason == (
+            f"backend 'odd' from distribution 'needle-odd' implements backend protocol version {version}, but "
+            f"needle-core {ndl.__version__} implements versions 1, 2; install matching "
+            f"versions (`pip install --upgrade {upgrade}`)")
+    assert protocol.SUPPORTED_PROTOCOLS == (1, 2)
+
+
+def test_protocol_version_as_a_string_is_refused_with_its_repr(fake):
+    module = protocol_module()
+    module.PROTOCOL_VERSION = "1"
+    fake(good_ep("odd", "needle-odd", module=module))
+    assert ndl.device("odd").disabled_reason == (
+        f"backend 'odd' from distribution 'needle-odd' declares PROTOCOL_VERSION = '1'; it must be an int "
+        f"(needle-core {ndl.__version__} speaks versions 1, 2)")
 
 
 def test_missing_required_kernels_are_listed(fake):

@@ -147,7 +147,7 @@ def version_ranges(versions):
     ``requires``: ``{dist: {needle dependency: specifier}}``; ``protocols``: ``{backend: [oldest, newest]}``;
     ``problems``: sentences, one per installed combination outside a declared range.
     """
-    from .backend_ndarray.protocol import PROTOCOL_VERSION
+    from .backend_ndarray.protocol import SUPPORTED_PROTOCOLS
 
     requires, protocols, problems = {}, {}, []
     for name, version in versions.items():
@@ -170,9 +170,10 @@ def version_ranges(versions):
             problems.append(f"backend {ep.name} ({dist}): cannot read its protocol range {ep.value}: {exc}")
             continue
         protocols[ep.name] = [oldest, newest]
-        if not oldest <= PROTOCOL_VERSION <= newest:
+        if not any(oldest <= v <= newest for v in SUPPORTED_PROTOCOLS):
+            spoken = "..".join(map(str, (min(SUPPORTED_PROTOCOLS), max(SUPPORTED_PROTOCOLS))))
             problems.append(f"backend {ep.name} ({dist}) implements protocol {oldest}..{newest}, but this "
-                            f"needle-core speaks protocol {PROTOCOL_VERSION}")
+                            f"needle-core speaks protocol {spoken}")
     return requires, protocols, problems
 
 
@@ -303,11 +304,13 @@ def _describe_module(module, say):
     where = getattr(module, "__file__", None)
     say(f"  module            {getattr(module, '__name__', type(module).__name__)}" + (f" ({where})" if where else ""))
     version = getattr(module, "PROTOCOL_VERSION", None)
-    verdict = "ok" if version == protocol.PROTOCOL_VERSION else "MISMATCH"
-    say(f"  protocol version  {version} (needle-core {__version__} implements {protocol.PROTOCOL_VERSION}): {verdict}")
+    ok = isinstance(version, int) and version in protocol.SUPPORTED_PROTOCOLS
+    verdict = ("ok" if version == protocol.PROTOCOL_VERSION else "ok (floats only: protocol 1)") if ok else "MISMATCH"
+    spoken = ", ".join(map(str, protocol.SUPPORTED_PROTOCOLS))
+    say(f"  protocol version  {version!r} (needle-core {__version__} speaks {spoken}): {verdict}")
     say(f"  dtypes            {', '.join(getattr(module, 'DTYPES', ())) or '(none declared)'}")
     missing = protocol.missing_kernels(module)
-    total = len(protocol.REQUIRED_KERNELS)
+    total = len(protocol.required_kernels(version if ok else protocol.PROTOCOL_VERSION))
     say(f"  required kernels  {total - len(missing)} of {total} present"
         + (f"; MISSING: {', '.join(missing)}" if missing else ""))
     provided = protocol.optional_kernels(module)

@@ -89,7 +89,11 @@ class BackendDevice:
         """The dtype names this device's backend supports."""
         dtypes = self.__dict__.get("_dtypes")
         if dtypes is None:  # cached: every new array checks its dtype against this
-            dtypes = self._dtypes = tuple(getattr(self.mod, "DTYPES", ("float32",)))
+            mod = self.mod
+            dtypes = tuple(getattr(mod, "DTYPES", ("float32",)))
+            if getattr(mod, "PROTOCOL_VERSION", 1) < 2:  # protocol 1 is float-only, whatever it lists
+                dtypes = tuple(d for d in dtypes if d in ("float32", "float64"))
+            self._dtypes = dtypes
         return dtypes
 
     def check_dtype(self, dtype):

@@ -391,12 +391,16 @@ class Registry:
             return None, (f"backend {name!r} from distribution {dist!r} failed to load: "
                           f"{describe_exception(exc)}" + (f"; {reinstall}" if reinstall else ""))
         version = getattr(module, "PROTOCOL_VERSION", None)
-        if version != protocol.PROTOCOL_VERSION:
-            newer = isinstance(version, int) and version > protocol.PROTOCOL_VERSION
+        if not isinstance(version, int) or isinstance(version, bool):
+            return None, (f"backend {name!r} from distribution {dist!r} declares PROTOCOL_VERSION = {version!r}; "
+                          f"it must be an int (needle-core {_core_version()} speaks versions "
+                          f"{', '.join(map(str, protocol.SUPPORTED_PROTOCOLS))})")
+        if version not in protocol.SUPPORTED_PROTOCOLS:
+            newer = version > max(protocol.SUPPORTED_PROTOCOLS)
             upgrade = "needle-core" if newer else dist
             return None, (f"backend {name!r} from distribution {dist!r} implements backend protocol version "
-                          f"{version}, but needle-core {_core_version()} implements version "
-                          f"{protocol.PROTOCOL_VERSION}; install matching versions "
+                          f"{version}, but needle-core {_core_version()} implements versions "
+                          f"{', '.join(map(str, protocol.SUPPORTED_PROTOCOLS))}; install matching versions "
                           f"(`pip install --upgrade {upgrade}`)")
         missing = protocol.missing_kernels(module)
         if missing:

@@ -7,7 +7,7 @@ backend never sees anything but flat buffers plus a (shape, strides, offset) tri
 
 Required
 --------
-``PROTOCOL_VERSION``                         int, the protocol version implemented (this is 1)
+``PROTOCOL_VERSION``                         int, the protocol version implemented (1 or 2; this core is 2)
 ``DTYPES``                                    tuple of dtype names supported, e.g. ("float32",)
 ``Array(size, dtype="float32")``              a buffer with ``.size``, ``.dtype`` and ``.ptr()``
 ``from_numpy(np_array, out)``                 copy a compact numpy array into ``out``
@@ -33,7 +33,11 @@ it cannot (no GPU, missing library); ``device_count()`` for multi-device backend
 for indexes above 0).
 """
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+
+#: The protocol versions this needle-core can drive. A protocol-1 backend (float-only) keeps
+#: serving its float dtypes; asking it for an integer or bool dtype is a clear TypeError.
+SUPPORTED_PROTOCOLS = (1, 2)
 
 REQUIRED_KERNELS = (
     "Array",
@@ -64,13 +68,96 @@ REQUIRED_KERNELS = (
     "reduce_max",
 )
 
-#: Kernels core uses when a backend has them. Signatures:
-#: ``ewise_sub(a, b, out)``, ``scalar_rsub(a, val, out)`` (val - a), ``scalar_rdiv(a, val, out)``
-#: (val / a), ``ewise_neg(a, out)``, ``ewise_sqrt(a, out)``, ``ewise_sigmoid(a, out)``,
-#: ``ewise_relu(a, out)``, ``ewise_power(a, b, out)``,
-#: ``matmul_batched(a, b, out, batch, m, n, p)`` (compact (batch, m, n) @ (batch, n, p)),
-#: ``conv2d_nhwc(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw)`` (NHWC input already padded;
-#: see ``needle/ops/ops_conv.py``).
+#: Every dtype name needle knows, in promotion-table order.
+ALL_DTYPES = ("bool", "uint8", "int32", "int64", "float32", "float64")
+FLOAT_DTYPES = ("float32", "float64")
+INTEGER_DTYPES = ("uint8", "int32", "int64")
+
+#: Protocol 2, what changes (read with the protocol-1 list above, which stays):
+#:
+#: - ``DTYPES`` may hold any of :data:`ALL_DTYPES`; ``Array(size, dtype)`` makes a buffer of each.
+#:   ``to_numpy`` returns an array of the buffer's dtype (``bool`` buffers: numpy ``bool``);
+#:   ``from_numpy`` receives an array already of ``out``'s dtype. Scalars (``val`` of ``scalar_*``,
+#:   ``fill``, ``scalar_setitem``) arrive as a Python ``int`` for integer and bool buffers and a
+#:   Python ``float`` for float buffers, already in range of the dtype (core checks).
+#: - Kernels that run on EVERY declared dtype: ``Array, from_numpy, to_numpy, fill, compact,
+#:   ewise_setitem, scalar_setitem, cast, where``, the comparisons, ``ewise_/scalar_maximum`` and
+#:   ``ewise_/scalar_minimum``, ``reduce_max``, ``reduce_min``, ``reduce_argmax``, ``reduce_argmin``.
+#:   On every declared dtype but ``bool`` (core maps bool arithmetic to the logical kernels):
+#:   ``ewise_add, ewise_mul, scalar_add, scalar_mul, matmul, reduce_sum`` and the optional
+#:   ``ewise_sub, scalar_rsub, ewise_neg, ewise_abs, matmul_batched``. Integer arithmetic wraps
+#:   modulo 2**bits (no trap, no undefined behaviour: C/C++ backends compute signed sums and
+#:   products in unsigned arithmetic). On the float dtypes only: ``ewise_div, scalar_div,
+#:   scalar_rdiv, scalar_power, ewise_power, ewise_log, ewise_exp, ewise_tanh, ewise_sqrt,
+#:   ewise_sigmoid, ewise_relu`` (core turns integer true division into float32 first, as
+#:   PyTorch does). On the integer dtypes and bool only: ``ewise_and, ewise_or, ewise_xor``
+#:   (``a, b, out``) and ``ewise_not`` (``a, out``): bitwise on integers, logical on bool.
+#: - Comparisons ``ewise_eq, ewise_ge`` (``a, b, out``) and ``scalar_eq, scalar_ge`` (``a, val,
+#:   out``) write a ``bool`` buffer ``out`` (protocol 1 wrote 1.0/0.0 in the input's dtype), with
+#:   IEEE rules: any comparison with NaN is False. Optional: ``ewise_ne, ewise_lt, ewise_le,
+#:   ewise_gt`` and ``scalar_ne, scalar_lt, scalar_le, scalar_gt`` (``a < val`` etc.; ``ne`` is
+#:   True for NaN); without them core composes them from eq, ge, and, not.
+#: - ``ewise_minimum(a, b, out)``, ``scalar_minimum(a, val, out)``: like the maximum kernels.
+#:   Both propagate NaN, as numpy's ``maximum``/``minimum`` do.
+#: - ``cast(a, out)``: ``out[i] = a[i]`` converted to ``out``'s dtype (``a`` and ``out`` of any two
+#:   declared dtypes, same size). Float to integer truncates toward zero; NaN, inf and values out
+#:   of the target's range give an unspecified value, never a crash or undefined behaviour; to
+#:   bool is ``!= 0`` (NaN is True); from bool gives 0 and 1.
+#: - ``where(cond, a, b, out)``: ``out[i] = a[i] if cond[i] else b[i]``; ``cond`` a bool buffer,
+#:   ``a``, ``b`` and ``out`` of one dtype, all compact of one size.
+#: - ``reduce_min(a, out, reduce_size)``: as ``reduce_max``. ``reduce_argmax(a, out, reduce_size)``
+#:   and ``reduce_argmin``: ``out`` an int64 buffer; for each contiguous group of ``reduce_size``
+#:   (>= 1; core refuses empty reductions), the index in the group of its first maximum (minimum),
+#:   a NaN counting as the extreme (the first NaN wins, as in numpy). On bool, max is any, min all.
+#: - Aliasing: the output of an ELEMENTWISE kernel (``ewise_*``, ``scalar_*``, ``where``, and
+#:   ``cast`` between equal dtypes) may be the same buffer as any of its inputs; such kernels must
+#:   give the same result as with a distinct ``out`` (in-place ``+=`` and the optimisers rely on
+#:   it; ``ewise_div`` written as ``out = 1 / b; out *= a`` is wrong when ``out is a``). The
+#:   outputs of ``compact``, ``matmul*``, ``reduce_*``, ``gather_rows`` and the fused kernels are
+#:   never an input buffer.
+#: - Optional integer indexing: ``gather_rows(a, idx, out, rows, row_size, count)``:
+#:   ``out[i*row_size:(i+1)*row_size] = a[idx[i]*row_size:(idx[i]+1)*row_size]`` for ``i <
+#:   count``, ``idx`` an int64 buffer, ``a`` holding ``rows`` rows; ``scatter_add_rows(g, idx, out,
+#:   rows, row_size, count)``: ``out[idx[i] row] += g[i row]`` (repeated indices accumulate; ``out``
+#:   is not cleared first). Both check every index is in ``[0, rows)`` and raise IndexError naming
+#:   the first bad one before touching memory. Without them core gathers and scatters on the host.
+#: - The fused kernels (:data:`FUSED_KERNELS`) and ``conv2d_nhwc`` run on the dtypes listed in the
+#:   backend's optional ``FUSED_DTYPES`` (default ``("float32",)``); core calls them for no other.
+#:   A native backend's bindings still refuse other dtypes with TypeError (never reinterpret bytes).
+#:
+#: A protocol-1 backend is driven exactly as before: core reads its comparisons as float masks and
+#: offers it only the float dtypes of its ``DTYPES``.
+
+#: Kernels protocol 2 adds to :data:`REQUIRED_KERNELS`.
+REQUIRED_KERNELS_V2 = (
+    "cast",
+    "where",
+    "ewise_minimum",
+    "scalar_minimum",
+    "reduce_min",
+    "reduce_argmax",
+    "reduce_argmin",
+    "ewise_and",
+    "ewise_or",
+    "ewise_xor",
+    "ewise_not",
+)
+
+#: Optional kernels protocol 2 adds (core composes them when absent).
+OPTIONAL_KERNELS_V2 = (
+    "ewise_ne",
+    "ewise_lt",
+    "ewise_le",
+    "ewise_gt",
+    "scalar_ne",
+    "scalar_lt",
+    "scalar_le",
+    "scalar_gt",
+    "ewise_abs",
+    "gather_rows",
+    "scatter_add_rows",
+)
+
 OPTIONAL_KERNELS = (
     "ewise_sub",
     "scalar_rsub",
@@ -159,11 +246,18 @@ FUSED_KERNELS = (
 )
 
 
+def required_kernels(version) -> tuple:
+    """The kernel names a backend of protocol ``version`` must provide."""
+    return REQUIRED_KERNELS + (REQUIRED_KERNELS_V2 if version >= 2 else ())
+
+
 def missing_kernels(backend) -> list:
-    """Names of required protocol attributes that ``backend`` lacks."""
-    return [name for name in REQUIRED_KERNELS if not hasattr(backend, name)]
+    """Names of required protocol attributes that ``backend`` lacks (for its declared version)."""
+    version = getattr(backend, "PROTOCOL_VERSION", PROTOCOL_VERSION)
+    version = version if isinstance(version, int) else PROTOCOL_VERSION
+    return [name for name in required_kernels(version) if not hasattr(backend, name)]
 
 
 def optional_kernels(backend) -> list:
     """Names of optional kernels that ``backend`` provides."""
-    return [name for name in OPTIONAL_KERNELS if hasattr(backend, name)]
+    return [name for name in OPTIONAL_KERNELS + OPTIONAL_KERNELS_V2 if hasattr(backend, name)]
