@@ -54,8 +54,8 @@ def _use_path(monkeypatch, path):
     or "native" (the backend's own); returns a list that records each layer run on the fused path."""
     taken = []
 
-    def kernels(dev):
-        found = None if path == "composed" else _numpy_kernels(dev) if path == "fused" else NATIVE_KERNELS(dev)
+    def kernels(dev, dtype):
+        found = None if path == "composed" else _numpy_kernels(dev) if path == "fused" else NATIVE_KERNELS(dev, dtype)
         if found is not None:
             taken.append(dev)
         return found
@@ -67,7 +67,7 @@ def _use_path(monkeypatch, path):
 def _native_cpu():
     """needle-cpu's device when it is installed with the fused kernels, else a skip."""
     dev = ndl.cpu()
-    if not dev.enabled() or dev.backend_name != "cpu" or NATIVE_KERNELS(dev) is None:
+    if not dev.enabled() or dev.backend_name != "cpu" or NATIVE_KERNELS(dev, "float32") is None:
         pytest.skip("needle-cpu with lstm_cell_forward/backward is not installed")
     return dev
 

@@ -96,10 +96,32 @@ class BackendDevice:
             self._dtypes = dtypes
         return dtypes
 
+    @property
+    def protocol(self):
+        """The backend protocol version the backend implements (1: floats only, 2: every dtype)."""
+        version = self.__dict__.get("_protocol")
+        if version is None:
+            version = self._protocol = getattr(self.mod, "PROTOCOL_VERSION", 1)
+        return version
+
     def check_dtype(self, dtype):
         """Raise TypeError when this device's backend does not support ``dtype``."""
         if dtype not in self.dtypes:
-            raise TypeError(f"device {self!r} does not support dtype={dtype!r}; it supports {self.dtypes}")
+            why = (" (it implements backend protocol 1, which is float-only; integer and bool arrays need a "
+                   "backend of protocol 2)" if self.protocol < 2 else "")
+            raise TypeError(f"backend {self.backend_name!r} (device {self!r}) does not support dtype "
+                            f"{dtype!r}; it supports {', '.join(self.dtypes)}{why}")
+
+    def fused(self, name, dtype):
+        """The backend's fused kernel ``name`` when it runs on ``dtype`` (its ``FUSED_DTYPES``,
+        float32 by default), else None (the caller composes the op)."""
+        if dtype not in self.__dict__.get("_fused_dtypes", ()):
+            if "_fused_dtypes" in self.__dict__:
+                return None
+            self._fused_dtypes = tuple(getattr(self.mod, "FUSED_DTYPES", ("float32",)))
+            if dtype not in self._fused_dtypes:
+                return None
+        return self.optional(name)
 
     def optional(self, name):
         """The backend's optional kernel ``name``, or None when it does not provide it."""
@@ -111,7 +133,8 @@ class BackendDevice:
 
     def __getattr__(self, name):
         # Only called for attributes the device lacks. Our own slots must never recurse here.
-        if name in ("_module", "_registry", "_optional", "_dtypes", "name", "backend_name", "index", "mod"):
+        if name in ("_module", "_registry", "_optional", "_dtypes", "_protocol", "_fused_dtypes", "name",
+                    "backend_name", "index", "mod"):
             raise AttributeError(name)
         if name.startswith("_"):
             # Private and dunder names are probed by copy, pickle, IPython, numpy...: answer

@@ -10,8 +10,41 @@ from numbers import Number
 import numpy as np
 
 from .. import _device as _devices
+from .. import _dtypes
 
 _DEFAULT_DTYPE = "float32"
+_FLOATS = _dtypes.FLOATS
+_BOOL = "bool"
+
+#: Binary ops by name: (elementwise kernel, scalar kernel or None, dtype rule). Rules: "arith" works
+#: on every dtype but bool, whose add/multiply are logical or/and (_BOOL_ARITH); "float" computes in
+#: floats (integers become float32 first, as PyTorch's true division does); "any" runs on every
+#: dtype; "bits" needs integer or bool operands; "compare" writes bool.
+_RULES = {
+    "add": ("ewise_add", "scalar_add", "arith"),
+    "subtract": ("ewise_sub", None, "arith"),
+    "multiply": ("ewise_mul", "scalar_mul", "arith"),
+    "divide": ("ewise_div", "scalar_div", "float"),
+    "power": ("ewise_power", "scalar_power", "float"),
+    "maximum": ("ewise_maximum", "scalar_maximum", "any"),
+    "minimum": ("ewise_minimum", "scalar_minimum", "any"),
+    "and": ("ewise_and", None, "bits"),
+    "or": ("ewise_or", None, "bits"),
+    "xor": ("ewise_xor", None, "bits"),
+}
+_RULES.update({op: ("ewise_" + op, "scalar_" + op, "compare") for op in ("eq", "ne", "lt", "le", "gt", "ge")})
+_BOOL_ARITH = {"add": "ewise_or", "multiply": "ewise_and"}
+_FLOAT_UNARY = frozenset(("ewise_log", "ewise_exp", "ewise_tanh", "ewise_sqrt", "ewise_sigmoid"))
+
+
+def _scalar_operand(value, name):
+    """``value`` as a Python scalar (numpy scalars and one-element arrays too), or a clear TypeError."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (np.generic, np.ndarray)) and np.size(value) == 1 and value.dtype.kind in "biuf":
+        return value.item() if isinstance(value, np.generic) else value.reshape(-1)[0].item()
+    raise TypeError(f"{name}: expected an NDArray or a real Python number, got {type(value).__name__}"
+                    + (" (wrap arrays with nd.array(...))" if isinstance(value, (list, tuple, np.ndarray)) else ""))
 
 
 def prod(xs):
@@ -87,31 +120,18 @@ def broadcast_shapes(*shapes):
 _new = object.__new__
 
 
-_DTYPE_NAMES = {}  # what callers pass ("float32", np.float32, np.dtype(...)) -> its name
-
-
 def _dtype_name(dtype):
-    if dtype is None:
-        return None
-    # Cached: np.dtype(x).name costs ~1.5 us, and every new array from numpy asks.
-    try:
-        return _DTYPE_NAMES[dtype]
-    except (KeyError, TypeError):  # TypeError: an unhashable dtype-like, e.g. a structured spec
-        name = np.dtype(dtype).name
-    try:
-        if len(_DTYPE_NAMES) < 256:
-            _DTYPE_NAMES[dtype] = name
-    except TypeError:
-        pass
-    return name
+    """``dtype``'s name (None stays None)."""
+    return None if dtype is None else _dtypes.name(dtype)
 
 
 class NDArray:
     """A strided n-dimensional array on a device.
 
-    ``NDArray(obj, device=None, dtype=None)`` copies a numpy array, a nested list or another
-    NDArray. Without ``dtype``, a float64 numpy input stays float64 where the device supports
-    it; everything else becomes float32.
+    ``NDArray(obj, device=None, dtype=None)`` copies a numpy array, a nested list, a scalar or
+    another NDArray. Without ``dtype`` the dtype is inferred as numpy infers it (an array keeps its
+    dtype; Python ints give int64, bools bool), except that float64 becomes float32 on a device
+    without float64. Unsupported values (None, complex, float16, objects) are a TypeError.
     """
 
     # _compact caches is_compact() (None: not computed yet); _dtype caches the buffer's dtype (a
@@ -121,20 +141,27 @@ class NDArray:
     def __init__(self, other, device=None, dtype=None):
         if isinstance(other, NDArray):
             device = device or other.device
-            dtype = _dtype_name(dtype) or other.dtype
-            if device == other.device and dtype == other.dtype:
-                src = other
+            dtype = _dtypes.name(dtype) if dtype is not None else other.dtype
+            if device == other.device:
+                src = other.copy() if dtype == other.dtype else other.astype(dtype)
             else:
                 src = NDArray(other.numpy(), device=device, dtype=dtype)
-            self._init_from(src.compact() if src is not other else other.copy())
+            self._init_from(src)
             return
         device = device or _devices.default_device()
-        array = np.asarray(other)
         if dtype is None:
-            dtype = "float64" if array.dtype == np.float64 and "float64" in device.dtypes else _DEFAULT_DTYPE
-        dtype = _dtype_name(dtype)
+            dtype = _dtypes.of_value(other, "float64" if "float64" in device.dtypes else _DEFAULT_DTYPE)
+            if dtype not in device.dtypes and device.protocol < 2:
+                dtype = _DEFAULT_DTYPE  # a float-only (protocol-1) backend: numbers become float32, as before
+        else:
+            dtype = _dtypes.name(dtype)
         device.check_dtype(dtype)
-        array = np.asarray(array, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
+        array = np.asarray(other)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"cannot make a {dtype} array from {type(other).__name__} with numpy dtype "
+                            f"{array.dtype} (complex, object and string values are not converted)")
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN -> int: unspecified, as in the cast kernel
+            array = np.asarray(array, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         out = NDArray.make(array.shape, device=device, dtype=dtype)
         device.from_numpy(array, out._handle)
         self._init_from(out)
@@ -245,8 +272,18 @@ class NDArray:
         return NDArray(self.numpy(), device=device, dtype=self.dtype)
 
     def astype(self, dtype):
-        """A copy converted to ``dtype``."""
-        return NDArray(self.numpy(), device=self._device, dtype=dtype)
+        """A copy converted to ``dtype`` (the backend's cast kernel; float to integer truncates)."""
+        dtype = _dtypes.name(dtype)
+        if dtype == self._dtype:
+            return self.copy()
+        device = self._device
+        device.check_dtype(dtype)
+        cast = device.optional("cast") if device.protocol >= 2 else None
+        if cast is None:  # protocol 1: float to float, on the host
+            return NDArray(self.numpy().astype(dtype), device=device, dtype=dtype)
+        out = NDArray._fresh(self._shape, device, dtype)
+        cast(self.compact()._handle, out._handle)
+        return out
 
     def fill(self, value):
         """Set every element of this array (view) to ``value`` in place."""
@@ -438,20 +475,24 @@ class NDArray:
         self._device.ewise_setitem(other.compact()._handle, self._handle, view.shape, view.strides, view.offset)
 
     # ---- elementwise ------------------------------------------------------------------
+    # Operands of different dtypes are promoted (PyTorch's rule, needle._dtypes) by the cast
+    # kernel before the op; each op then applies its own dtype rule (_RULES): true division and
+    # transcendental functions work in floats, bool arithmetic is logical, bitwise ops refuse
+    # floats, comparisons give bool.
     def _binary(self, other, ewise, scalar, name, out=None):
         """``ewise(self, other)`` or ``scalar(self, other)`` into a new array (or into ``out``)."""
         device, dtype = self._device, self._dtype
         if isinstance(other, NDArray):
             if (other._device is device and other._dtype == dtype and other._shape == self._shape
-                    and self._compact and other._compact and out is None):
-                # The common case, checked in one go: same device, dtype and shape, both compact.
+                    and self._compact and other._compact and out is None and dtype in _FLOATS):
+                # The common case, checked in one go: same device, float dtype and shape, both compact.
                 out = NDArray._fresh(self._shape, device, dtype)
                 ewise(self._handle, other._handle, out._handle)
                 return out
             if other._device is not device and other._device != device:
                 raise ValueError(f"{name}: operands are on different devices ({device} and {other._device})")
-            if other._dtype != dtype:
-                raise TypeError(f"{name}: operands have different dtypes ({dtype} and {other.dtype})")
+            if other._dtype != dtype or dtype not in _FLOATS:
+                return self._promoted(other, name, out)
             a, b = self, other
             if a._shape != b._shape:
                 try:
@@ -463,15 +504,65 @@ class NDArray:
                 out = NDArray._fresh(a._shape, device, dtype)
             ewise(a.compact()._handle, b.compact()._handle, out._handle)
         else:
+            kind = type(other)
+            if dtype not in _FLOATS or (kind is not float and kind is not int):
+                return self._promoted(other, name, out)
             if out is None:
                 out = NDArray._fresh(self._shape, device, dtype)
             scalar(self.compact()._handle, other, out._handle)
+        return out
+
+    def _promoted(self, other, name, out=None):
+        """The general path of a binary op: promote, apply the op's dtype rule, run its kernel."""
+        is_array = isinstance(other, NDArray)
+        if not is_array:
+            other = _scalar_operand(other, name)
+        wide = _dtypes.promote(self._dtype, other._dtype) if is_array else _dtypes.with_scalar(self._dtype, other)
+        ewise_name, scalar_name, rule = _RULES[name]
+        if rule == "float" and wide not in _FLOATS:
+            wide = _dtypes.DEFAULT_FLOAT
+        elif rule == "bits" and wide in _FLOATS:
+            raise TypeError(f"{name}: needs integer or bool operands, got {self._dtype}"
+                            + (f" and {other._dtype}" if is_array else f" and {type(other).__name__}"))
+        elif rule == "compare":
+            pass
+        elif wide == "bool" and rule != "any":
+            if name not in _BOOL_ARITH:
+                raise TypeError(f"{name}: not supported on bool arrays (use the logical operators & | ^ ~)")
+            ewise_name, scalar_name = _BOOL_ARITH[name], None
+        if out is not None:
+            wide = out._dtype  # in place: the array keeps its dtype, the operand is cast to it
+        self._device.check_dtype(wide)
+        a = self if self._dtype == wide else self.astype(wide)
+        device = self._device
+        if not is_array and scalar_name is not None:
+            if out is None:
+                out = NDArray._fresh(a._shape, device, _BOOL if rule == "compare" else wide)
+            getattr(device, scalar_name)(a.compact()._handle, _dtypes.scalar_for(wide, other), out._handle)
+            return out
+        if not is_array:  # no scalar kernel for this op: the scalar as a broadcast array
+            other = full((), _dtypes.scalar_for(wide, other), dtype=wide, device=device)
+        b = other if other._dtype == wide else other.astype(wide)
+        if a._shape != b._shape:
+            try:
+                shape = broadcast_shapes(a._shape, b._shape)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+            a, b = a.broadcast_to(shape), b.broadcast_to(shape)
+        if out is None:
+            out = NDArray._fresh(a._shape, device, _BOOL if rule == "compare" else wide)
+        kernel = getattr(device, ewise_name, None) if ewise_name else None
+        if kernel is None:
+            raise TypeError(f"{name}: backend {device.backend_name!r} has no kernel for dtype {wide}")
+        kernel(a.compact()._handle, b.compact()._handle, out._handle)
         return out
 
     def _kernel(self, name):
         return getattr(self._device, name)
 
     def _unary(self, name, out=None):
+        if self._dtype not in _FLOATS and out is None and name in _FLOAT_UNARY:
+            return self.astype(_dtypes.DEFAULT_FLOAT)._unary(name)  # exp/log/... of integers: float32
         if out is None:
             out = NDArray._fresh(self._shape, self._device, self._dtype)
         self._kernel(name)(self.compact()._handle, out._handle)
@@ -479,8 +570,8 @@ class NDArray:
 
     # ---- in place (optimisers, gradient accumulation) ----------------------------------
     # The kernels take an output buffer; giving them this array's own buffer updates it
-    # without allocating. Elementwise kernels read and write the same index, so aliasing
-    # an input with the output is safe. Only for compact arrays of the operands' shape.
+    # without allocating. Elementwise kernels must be alias-safe (the protocol says so), so
+    # aliasing an input with the output is fine. Only for compact arrays of the operands' shape.
     def _check_inplace(self, other, name):
         if not self.is_compact():
             raise ValueError(f"{name}: in-place update needs a compact array")
@@ -490,33 +581,34 @@ class NDArray:
     def iadd(self, other):
         """``self += other`` in place (other: an NDArray of this shape, or a scalar); returns self."""
         self._check_inplace(other, "iadd")
-        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "iadd", out=self)
+        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add", out=self)
 
     def imul(self, other):
         """``self *= other`` in place; returns self."""
         self._check_inplace(other, "imul")
-        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "imul", out=self)
+        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "multiply", out=self)
 
     def isub(self, other):
         """``self -= other`` in place (other: an NDArray of this shape); returns self."""
         self._check_inplace(other, "isub")
         sub = self._device.optional("ewise_sub")
         if sub is not None:
-            return self._binary(other, sub, None, "isub", out=self)
+            return self._binary(other, sub, None, "subtract", out=self)
         return self.iadd(-other)
 
     def idiv(self, other):
         """``self /= other`` in place; returns self."""
         self._check_inplace(other, "idiv")
-        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "idiv", out=self)
+        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "divide", out=self)
 
     def isqrt(self):
         """``self = sqrt(self)`` in place; returns self."""
         self._check_inplace(None, "isqrt")
         if self._device.optional("ewise_sqrt") is not None:
             return self._unary("ewise_sqrt", out=self)
-        return self._binary(0.5, None, self._device.scalar_power, "isqrt", out=self)
+        return self._binary(0.5, None, self._device.scalar_power, "power", out=self)
 
+    # ---- arithmetic -------------------------------------------------------------------
     def __add__(self, other):
         return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add")
 
@@ -526,12 +618,20 @@ class NDArray:
         sub = self._device.optional("ewise_sub")
         if isinstance(other, NDArray) and sub is not None:
             return self._binary(other, sub, None, "subtract")
+        if self._dtype == _BOOL and (isinstance(other, (bool, np.bool_)) or getattr(other, "_dtype", None) == _BOOL):
+            raise TypeError("subtract: not supported on bool arrays (use the logical operators & | ^ ~)")
         return self + (-other)
 
     def __rsub__(self, other):
         rsub = self._device.optional("scalar_rsub")
-        if rsub is not None:
-            return self._binary(other, None, rsub, "subtract")
+        if rsub is not None and self._dtype != _BOOL:
+            wide = _dtypes.with_scalar(self._dtype, _scalar_operand(other, "subtract"))
+            a = self if wide == self._dtype else self.astype(wide)
+            if wide in _FLOATS:
+                return a._binary(float(other), None, rsub, "subtract")
+            out = NDArray._fresh(a._shape, a._device, wide)
+            rsub(a.compact()._handle, _dtypes.scalar_for(wide, other), out._handle)
+            return out
         return (-self) + other
 
     def __mul__(self, other):
@@ -544,46 +644,145 @@ class NDArray:
 
     def __rtruediv__(self, other):
         rdiv = self._device.optional("scalar_rdiv")
+        if self._dtype not in _FLOATS:
+            return self.astype(_dtypes.with_scalar(self._dtype, 0.5)).__rtruediv__(other)
         if rdiv is not None:
-            return self._binary(other, None, rdiv, "divide")
+            return self._binary(float(_scalar_operand(other, "divide")), None, rdiv, "divide")
         return (self ** -1.0) * other
 
     def __neg__(self):
+        if self._dtype == _BOOL:
+            raise TypeError("negative: not supported on bool arrays (use ~ for logical not)")
         if self._device.optional("ewise_neg") is not None:
             return self._unary("ewise_neg")
-        return self * -1.0
+        return self * -1
 
     def __pow__(self, other):
+        if self._dtype not in _FLOATS:
+            # Integer bases: an integer exponent keeps the dtype (computed in float64, exact to
+            # 2**53), anything else gives float32, as in PyTorch.
+            if isinstance(other, NDArray) or _dtypes.with_scalar(self._dtype, other) in _FLOATS:
+                base = self.astype(_dtypes.DEFAULT_FLOAT if not isinstance(other, NDArray) or other._dtype
+                                   not in _FLOATS else other._dtype)
+                return base ** other
+            keep = _dtypes.with_scalar(self._dtype, other)
+            return (self.astype("float64") ** float(other)).astype(keep)
         if isinstance(other, NDArray):
+            if other._dtype != self._dtype:
+                wide = _dtypes.promote(self._dtype, other._dtype)
+                return self.astype(wide) ** other.astype(wide)
             power = self._device.optional("ewise_power")
             if power is not None:
                 return self._binary(other, power, None, "power")
             return (self.log() * other).exp()
-        return self._binary(other, None, self._device.scalar_power, "power")
+        return self._binary(float(_scalar_operand(other, "power")), None, self._device.scalar_power, "power")
 
     def maximum(self, other):
+        """Elementwise maximum (NaN propagates)."""
         return self._binary(other, self._device.ewise_maximum, self._device.scalar_maximum, "maximum")
 
-    def __eq__(self, other):
-        return self._binary(other, self._device.ewise_eq, self._device.scalar_eq, "eq")
+    def minimum(self, other):
+        """Elementwise minimum (NaN propagates)."""
+        if self._device.optional("ewise_minimum") is None:  # a protocol-1 backend: floats only
+            return -((-self).maximum(-other))
+        return self._promoted(other, "minimum")
 
-    def __ge__(self, other):
-        return self._binary(other, self._device.ewise_ge, self._device.scalar_ge, "ge")
+    def abs(self):
+        """Elementwise absolute value (identity on uint8 and bool)."""
+        if self._dtype in ("uint8", _BOOL):
+            return self.copy()
+        kernel = self._device.optional("ewise_abs") if self._protocol() >= 2 else None
+        if kernel is not None:
+            return self._unary("ewise_abs")
+        return self.maximum(-self)
+
+    # ---- comparisons and logic --------------------------------------------------------
+    # Protocol 2 comparisons give bool. Without a backend's optional ne/lt/le/gt kernels they are
+    # composed so that NaN compares False (except !=): a > b is (a >= b) & ~(a == b), a < b is
+    # b > a, and a scalar ``a <= s`` is ~(a > s) & (a == a). A protocol-1 backend gives float
+    # masks (1.0/0.0 in the operands' dtype), composed the same way.
+    def _protocol(self):
+        return self._device.protocol
+
+    def _compare(self, other, name):
+        if self._protocol() < 2:
+            return self._compare_v1(other, name)
+        is_array = isinstance(other, NDArray)
+        if name in ("eq", "ge") or self._device.optional(("ewise_" if is_array else "scalar_") + name) is not None:
+            return self._promoted(other, name)
+        if name == "ne":
+            return ~(self == other)
+        if is_array:
+            if name == "lt":
+                return other._compare(self, "gt")
+            if name == "le":
+                return other._compare(self, "ge")
+            return (self >= other) & ~(self == other)  # gt
+        if name == "gt":
+            return (self >= other) & ~(self == other)
+        if name == "le":
+            return ~(self > other) & (self == self)
+        return ~(self >= other) & (self == self)  # lt
+
+    def _compare_v1(self, other, name):
+        dev = self._device
+        if name == "eq":
+            return self._binary(other, dev.ewise_eq, dev.scalar_eq, "eq")
+        if name == "ge":
+            return self._binary(other, dev.ewise_ge, dev.scalar_ge, "ge")
+        if name == "ne":
+            return 1.0 - self._compare_v1(other, "eq")
+        if isinstance(other, NDArray) and name in ("lt", "le"):
+            return other._compare_v1(self, "gt" if name == "lt" else "ge")
+        gt = self._compare_v1(other, "ge") * (1.0 - self._compare_v1(other, "eq"))
+        if name == "gt":
+            return gt
+        not_nan = self._binary(self, dev.ewise_eq, None, "eq")
+        return (1.0 - (gt if name == "le" else self._compare_v1(other, "ge"))) * not_nan
+
+    def __eq__(self, other):
+        return self._compare(other, "eq")
 
     def __ne__(self, other):
-        return 1 - (self == other)
+        return self._compare(other, "ne")
+
+    def __ge__(self, other):
+        return self._compare(other, "ge")
 
     def __gt__(self, other):
-        return (self >= other) * (self != other)
+        return self._compare(other, "gt")
 
     def __lt__(self, other):
-        return 1 - (self >= other)
+        return self._compare(other, "lt")
 
     def __le__(self, other):
-        return 1 - (self > other)
+        return self._compare(other, "le")
 
     __hash__ = None
 
+    def __and__(self, other):
+        return self._promoted(other, "and")
+
+    def __or__(self, other):
+        return self._promoted(other, "or")
+
+    def __xor__(self, other):
+        return self._promoted(other, "xor")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        if self._dtype in _FLOATS:
+            raise TypeError(f"invert (~): needs an integer or bool array, got {self._dtype}")
+        out = NDArray._fresh(self._shape, self._device, self._dtype)
+        self._device.ewise_not(self.compact()._handle, out._handle)
+        return out
+
+    def where(self, a, b):
+        """``a`` where this (bool) array is True, else ``b`` (arrays or scalars; broadcast; promoted)."""
+        return where(self, a, b)
+
+    # ---- elementwise functions ----------------------------------------------------------
     def log(self):
         return self._unary("ewise_log")
 
@@ -594,27 +793,32 @@ class NDArray:
         return self._unary("ewise_tanh")
 
     def sqrt(self):
+        if self._dtype not in _FLOATS:
+            return self.astype(_dtypes.DEFAULT_FLOAT).sqrt()
         if self._device.optional("ewise_sqrt") is not None:
             return self._unary("ewise_sqrt")
         return self ** 0.5
 
     def relu(self):
-        if self._device.optional("ewise_relu") is not None:
+        if self._dtype in _FLOATS and self._device.optional("ewise_relu") is not None:
             return self._unary("ewise_relu")
-        return self.maximum(0.0)
+        return self.maximum(0 if self._dtype not in _FLOATS else 0.0)
 
     def relu_backward(self, grad):
         """``grad`` where this array (a ReLU's input or output) is positive, else 0."""
-        kernel = self._device.optional("ewise_relu_backward")
-        if kernel is None:
+        if not isinstance(grad, NDArray) or grad._shape != self._shape:
+            shape = getattr(grad, "shape", None)
+            raise ValueError(f"relu_backward: gradient of shape {shape} for an array of shape {self._shape}")
+        kernel = self._device.fused("ewise_relu_backward", self._dtype)
+        if kernel is None or grad._dtype != self._dtype:
             return grad * (self > 0.0)
-        if grad._shape != self._shape:
-            raise ValueError(f"relu_backward: gradient of shape {grad._shape} for an array of shape {self._shape}")
         out = NDArray._fresh(self._shape, self._device, self._dtype)
         kernel(self.compact()._handle, grad.compact()._handle, out._handle)
         return out
 
     def sigmoid(self):
+        if self._dtype not in _FLOATS:
+            return self.astype(_dtypes.DEFAULT_FLOAT).sigmoid()
         if self._device.optional("ewise_sigmoid") is not None:
             return self._unary("ewise_sigmoid")
         return ((self * 0.5).tanh() + 1.0) * 0.5
@@ -669,7 +873,7 @@ class NDArray:
             raise ValueError(f"matmul_tn: shapes {self._shape} and {other._shape} need a (n, m) and b (n, p)")
         (n, m), p = self._shape, other._shape[1]
         transposed = self.permute((1, 0))
-        kernel = self._device.optional("matmul_tn")
+        kernel = self._device.fused("matmul_tn", self._dtype)
         if kernel is None or transposed.is_compact():
             return transposed.compact() @ other
         out = NDArray._fresh((m, p), self._device, self._dtype)
@@ -685,7 +889,7 @@ class NDArray:
         p = other._shape[1]
         if other._shape[0] != n or bias.size != p:
             raise ValueError(f"matmul_bias: shapes {self._shape} @ {other._shape} + bias {bias._shape} do not fit")
-        kernel = self._device.optional("matmul_bias")
+        kernel = self._device.fused("matmul_bias", self._dtype)
         if kernel is None:
             return self @ other + bias.compact().reshape((1, p)).broadcast_to((m, p))
         out = NDArray._fresh((m, p), self._device, self._dtype)
@@ -701,28 +905,104 @@ class NDArray:
         except TypeError:  # an unhashable axis (a numpy array): work the plan out uncached
             plan = _reduction_plan(key)
         axes, keep, final, rows, cols, leading, trailing = plan
-        if name == "max" and rows == 0:
-            raise ValueError(f"max: zero-size reduction over axis {axis} of shape {shape}")
+        if name != "sum" and rows == 0:
+            raise ValueError(f"{name}: zero-size reduction over axis {axis} of shape {shape}")
+        src, dtype = self, self._dtype
+        if name == "sum" and dtype not in _FLOATS:  # sums of integers and bools are int64
+            dtype = "int64"
+            src = self if self._dtype == dtype else self.astype(dtype)
         # The result is compact either way: allocate it in its final (kept-dims or not) shape.
-        out = NDArray._fresh(final, self._device, self._dtype)
-        if name == "sum" and leading and self.is_compact():
+        out = NDArray._fresh(final, self._device, "int64" if name in ("argmax", "argmin") else dtype)
+        if name == "sum" and leading and dtype in _FLOATS and src.is_compact():
             # Summing leading axes (a bias gradient): a row of ones times the (rows, cols)
-            # matrix, instead of a transposing copy followed by reduce_sum.
-            self._device.matmul(_ones_row(self._device, rows, self._dtype)._handle, self._handle,
+            # matrix, instead of a transposing compact followed by reduce_sum.
+            self._device.matmul(_ones_row(self._device, rows, dtype)._handle, src._handle,
                                 out._handle, 1, rows, cols)
         else:
             # Reduced axes last (no view needed when they already are), then contiguous groups.
-            view = self if trailing else self.permute(keep + axes)
+            view = src if trailing else src.permute(keep + axes)
             kernel(view.compact()._handle, out._handle, rows)
         return out
 
     def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (int, tuple or None for all)."""
+        """Sum over ``axis`` (int, tuple or None for all); integers and bools sum to int64."""
         return self._reduce(axis, keepdims, self._device.reduce_sum, "sum")
 
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis`` (int, tuple or None for all)."""
         return self._reduce(axis, keepdims, self._device.reduce_max, "max")
+
+    def min(self, axis=None, keepdims=False):
+        """Minimum over ``axis`` (int, tuple or None for all)."""
+        kernel = self._device.optional("reduce_min") if self._device.protocol >= 2 else None
+        if kernel is None:  # a protocol-1 backend: floats only
+            return -((-self).max(axis, keepdims))
+        return self._reduce(axis, keepdims, kernel, "min")
+
+    def _arg_reduce(self, axis, keepdims, name):
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
+        if self._device.protocol < 2:
+            raise TypeError(f"{name}: backend {self._device.backend_name!r} implements backend protocol 1, "
+                            f"which has no {name} kernel (int64 results need protocol 2)")
+        return self._reduce(axis, keepdims, getattr(self._device, "reduce_" + name), name)
+
+    def argmax(self, axis=None, keepdims=False):
+        """Index (int64) of the first maximum along ``axis`` (None: of the flattened array); NaN wins."""
+        return self._arg_reduce(axis, keepdims, "argmax")
+
+    def argmin(self, axis=None, keepdims=False):
+        """Index (int64) of the first minimum along ``axis`` (None: of the flattened array); NaN wins."""
+        return self._arg_reduce(axis, keepdims, "argmin")
+
+    # ---- integer indexing -------------------------------------------------------------
+    def take_rows(self, indices):
+        """Rows of this array (along axis 0) picked by the int64 NDArray ``indices`` (any shape,
+        values in [0, len)): shape ``indices.shape + self.shape[1:]``; a copy."""
+        rows = self._shape[0] if self._shape else 0
+        row_size = prod(self._shape[1:])
+        out = NDArray._fresh(indices._shape + self._shape[1:], self._device, self._dtype)
+        if out.size == 0:
+            return out
+        src, idx = self.compact(), indices.compact()
+        kernel = self._device.optional("gather_rows") if self._device.protocol >= 2 else None
+        if kernel is not None:
+            kernel(src._handle, idx._handle, out._handle, rows, row_size, idx.size)
+            return out
+        picked = _host_indices(idx.numpy(), rows)
+        flat = src.numpy().reshape(rows, row_size)
+        self._device.from_numpy(np.ascontiguousarray(flat[picked]), out._handle)
+        return out
+
+    def scatter_add_rows(self, indices, values):
+        """In place: ``self[indices[i]] += values[i]`` along axis 0 (repeated indices accumulate);
+        ``values`` of shape ``indices.shape + self.shape[1:]``. Returns self (compact arrays only)."""
+        if not self.is_compact():
+            raise ValueError("scatter_add_rows: needs a compact array")
+        rows, row_size = self._shape[0], prod(self._shape[1:])
+        if values._dtype != self._dtype:
+            values = values.astype(self._dtype)
+        if values.size == 0:
+            return self
+        idx, vals = indices.compact(), values.compact()
+        kernel = self._device.optional("scatter_add_rows") if self._device.protocol >= 2 else None
+        if kernel is not None:
+            kernel(vals._handle, idx._handle, self._handle, rows, row_size, idx.size)
+            return self
+        picked = _host_indices(idx.numpy(), rows)
+        acc = self.numpy().reshape(rows, row_size)
+        np.add.at(acc, picked, vals.numpy().reshape(picked.size, row_size))
+        self._device.from_numpy(acc, self._handle)
+        return self
+
+
+def _host_indices(indices, rows):
+    """``indices`` (a numpy int array) flattened, checked to lie in [0, rows)."""
+    flat = indices.reshape(-1).astype(np.int64)
+    bad = (flat < 0) | (flat >= rows)
+    if bad.any():
+        raise IndexError(f"index {int(flat[bad.argmax()])} is out of bounds for axis 0 with size {rows}")
+    return flat
 
 
 _REDUCTIONS = {}  # (shape, axis, keepdims) -> the plan below
@@ -783,5 +1063,41 @@ def empty(shape, dtype="float32", device=None):
 def full(shape, fill_value, dtype="float32", device=None):
     """An NDArray of ``shape`` filled with ``fill_value``."""
     out = empty(shape, dtype, device)
-    out._device.fill(out._handle, fill_value)
+    out._device.fill(out._handle, _dtypes.scalar_for(out._dtype, _scalar_operand(fill_value, "full")))
+    return out
+
+
+def where(condition, a, b):
+    """Elementwise ``a if condition else b``: ``condition`` a bool NDArray (any other dtype is
+    tested against zero), ``a`` and ``b`` NDArrays or scalars; all three broadcast, and the
+    result has the promoted dtype of ``a`` and ``b``."""
+    if not isinstance(condition, NDArray):
+        raise TypeError(f"where: condition must be an NDArray, got {type(condition).__name__}")
+    device = condition._device
+    operands = []
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, NDArray):
+            if value._device != device:
+                raise ValueError(f"where: {name} is on {value._device}, condition on {device}")
+            operands.append(value)
+        else:
+            operands.append(_scalar_operand(value, "where"))
+    arrays = [x for x in operands if isinstance(x, NDArray)]
+    if len(arrays) == 2:
+        dtype = _dtypes.promote(arrays[0]._dtype, arrays[1]._dtype)
+    elif arrays:
+        other = operands[1] if operands[0] is arrays[0] else operands[0]
+        dtype = _dtypes.with_scalar(arrays[0]._dtype, other)
+    else:
+        dtype = _dtypes.with_scalar(_dtypes.with_scalar("bool", operands[0]), operands[1])
+    operands = [x.astype(dtype) if isinstance(x, NDArray) and x._dtype != dtype else
+                x if isinstance(x, NDArray) else full((), x, dtype=dtype, device=device) for x in operands]
+    cond = condition if condition._dtype == _BOOL else condition != 0
+    shape = broadcast_shapes(cond._shape, operands[0]._shape, operands[1]._shape)
+    cond, x, y = (v.broadcast_to(shape).compact() for v in (cond, *operands))
+    out = NDArray._fresh(shape, device, dtype)
+    if device.protocol >= 2:
+        device.where(cond._handle, x._handle, y._handle, out._handle)
+    else:  # a protocol-1 backend: cond is a float mask
+        return x * cond + y * (1.0 - cond)
     return out

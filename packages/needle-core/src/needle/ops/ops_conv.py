@@ -84,7 +84,7 @@ def conv_array(a: NDArray, b: NDArray, stride, padding) -> NDArray:
     n, h, w, c_in = a.shape
     kh, kw, _, c_out = b.shape
     ho, wo = _out_size(h, kh, sh), _out_size(w, kw, sw)
-    kernel = a.device.optional(CONV_KERNEL)
+    kernel = a.device.fused(CONV_KERNEL, a.dtype)
     if kernel is not None:
         out = NDArray.make((n, ho, wo, c_out), device=a.device, dtype=a.dtype)
         kernel(a._handle, b._handle, out._handle, n, h, w, c_in, c_out, kh, kw, sh, sw)

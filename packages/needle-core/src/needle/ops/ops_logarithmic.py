@@ -137,9 +137,9 @@ def softmax_cross_entropy(logits, one_hot):
 _EXACT_LABELS = 1 << 24
 
 
-def _fused_cross_entropy_kernels(device):
-    """The backend's (softmax_xent_forward, softmax_xent_backward), or None unless it has both."""
-    forward, backward = device.optional("softmax_xent_forward"), device.optional("softmax_xent_backward")
+def _fused_cross_entropy_kernels(device, dtype):
+    """The backend's (softmax_xent_forward, softmax_xent_backward) for ``dtype``, or None unless it has both."""
+    forward, backward = device.fused("softmax_xent_forward", dtype), device.fused("softmax_xent_backward", dtype)
     return None if forward is None or backward is None else (forward, backward)
 
 
@@ -155,10 +155,11 @@ class SoftmaxCrossEntropyLabels(TensorOp):
 
     def compute(self, z: NDArray, labels: NDArray):
         n, k = z.shape
-        kernels = _fused_cross_entropy_kernels(z.device)
-        self._fused = (kernels is not None and labels.device == z.device and labels.dtype == z.dtype
-                       and k <= _EXACT_LABELS)
+        kernels = _fused_cross_entropy_kernels(z.device, z.dtype)
+        self._fused = kernels is not None and labels.device == z.device and k <= _EXACT_LABELS
         if self._fused:
+            if labels.dtype != z.dtype:  # the kernels take labels as floats of the logits' dtype
+                labels = labels.astype(z.dtype)
             probs = NDArray._fresh(z.shape, z.device, z.dtype)
             rows = NDArray._fresh((n,), z.device, z.dtype)
             kernels[0](z.compact()._handle, labels.compact()._handle, probs._handle, rows._handle, n, k)
@@ -182,8 +183,11 @@ class SoftmaxCrossEntropyLabels(TensorOp):
         # The scale out_grad / n stays on the device, as one element: no sync per step on a GPU.
         scale = (out_grad.realize_cached_data() / n).compact()
         out = NDArray._fresh(probs.shape, probs.device, probs.dtype)
-        _fused_cross_entropy_kernels(probs.device)[1](
-            probs._handle, labels.realize_cached_data().compact()._handle, scale._handle, out._handle, n, k)
+        label_data = labels.realize_cached_data()
+        if label_data.dtype != probs.dtype:
+            label_data = label_data.astype(probs.dtype)
+        _fused_cross_entropy_kernels(probs.device, probs.dtype)[1](
+            probs._handle, label_data.compact()._handle, scale._handle, out._handle, n, k)
         return Tensor.make_const(out), None
 
 

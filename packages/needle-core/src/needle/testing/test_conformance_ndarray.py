@@ -440,12 +440,14 @@ def test_pad_bad_arg(dev):
 
 
 # ---- mixing dtypes and devices -------------------------------------------------------------------
-def test_dtype_mismatch(dev):
+def test_mixed_float_dtypes_promote(dev):
     if "float64" not in dev.dtypes:
         pytest.skip("backend has one dtype")
-    a, b = _nd(np.ones(3), dev, "float32"), _nd(np.ones(3), dev, "float64")
-    with pytest.raises(TypeError, match="float32.*float64"):
-        a + b
+    x, y = np.array([1.5, -2.25, 3.0]), np.array([0.1, 0.2, 0.3])
+    a, b = _nd(x, dev, "float32"), _nd(y, dev, "float64")
+    for out, want in ((a + b, x.astype(np.float32).astype(np.float64) + y), (b * a, y * x.astype(np.float32))):
+        assert out.dtype == "float64"
+        np.testing.assert_array_equal(out.numpy(), want)
 
 
 def test_device_mismatch(dev):

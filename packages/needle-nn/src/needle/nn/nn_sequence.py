@@ -195,7 +195,7 @@ class _LSTMRecurrence(TensorTupleOp):
     """
 
     def compute(self, proj: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray):
-        self._kernels = _fused_lstm_kernels(proj.device)
+        self._kernels = _fused_lstm_kernels(proj.device, proj.dtype)
         if self._kernels is not None:
             return self._compute_fused(proj, w_hh, h0, c0)
         steps, batch, width = proj.shape
@@ -311,9 +311,9 @@ class _LSTMRecurrence(TensorTupleOp):
         return d_gates, dh, dc
 
 
-def _fused_lstm_kernels(device):
-    """The backend's (lstm_cell_forward, lstm_cell_backward), or None unless it has both."""
-    forward, backward = device.optional("lstm_cell_forward"), device.optional("lstm_cell_backward")
+def _fused_lstm_kernels(device, dtype):
+    """The backend's (lstm_cell_forward, lstm_cell_backward) for ``dtype``, or None unless it has both."""
+    forward, backward = device.fused("lstm_cell_forward", dtype), device.fused("lstm_cell_backward", dtype)
     return None if forward is None or backward is None else (forward, backward)
 
 

@@ -28,10 +28,12 @@ def _check_nonneg(name, value):
 
 
 def _grad_data(p):
-    """The gradient's NDArray (read only; optimisers never write into ``.grad``)."""
+    """The gradient's NDArray in the parameter's dtype (read only; optimisers never write into ``.grad``)."""
     grad = p.grad.realize_cached_data()
     if grad.shape != p.shape:
         raise ValueError(f"optimizer: gradient of shape {grad.shape} for a parameter of shape {p.shape}")
+    if grad.dtype != p.dtype:  # a parameter keeps its dtype: a float64 gradient must not promote it
+        grad = grad.astype(p.dtype)
     return grad
 
 
@@ -39,7 +41,7 @@ def _fused_kernel(name, w, g, states):
     """The backend's fused update kernel ``name`` for weights ``w``, gradient ``g`` and the
     optimiser's existing state arrays, or None when the backend lacks it or an operand is of
     another device or dtype (the composed update then runs, with its own checks and errors)."""
-    kernel = w.device.optional(name)
+    kernel = w.device.fused(name, w.dtype)
     if kernel is None:
         return None
     device, dtype = w.device, w.dtype
