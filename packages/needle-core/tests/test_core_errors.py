@@ -128,9 +128,23 @@ def test_broadcast_to_and_stack_shapes():
         ops.pad(T((2, 2)), ((1, 1),))
 
 
-def test_scalar_ops_reject_arrays():
-    with pytest.raises(TypeError, match="add_scalar: expected a Python number, got ndarray"):
+def test_scalar_ops_reject_arrays_of_several_elements():
+    with pytest.raises(TypeError, match=r"add_scalar: expected a number or a one-element array of numbers, "
+                                        r"got an array of shape \(2,\)"):
         ops.add_scalar(T((2,)), np.ones(2))
+    with pytest.raises(TypeError, match="mul_scalar: expected a real number, got complex"):
+        ops.mul_scalar(T((2,)), 1j)
+
+
+def test_scalar_ops_take_numpy_scalars_and_one_element_arrays():
+    # The course passes ``scalar=np.random.randn(1)``; a numpy scalar must not drive the dtype.
+    x = np.array([1.0, -2.0, 3.5], dtype=np.float32)
+    for scalar in (np.array([2.5]), np.float64(2.5), np.array(2.5), 2.5):
+        for op, want in ((ops.add_scalar, x + 2.5), (ops.mul_scalar, x * 2.5), (ops.divide_scalar, x / 2.5)):
+            out = op(ndl.Tensor(x), scalar)
+            assert out.dtype == "float32"
+            np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(ops.power_scalar(ndl.Tensor(x), np.array([2])).numpy(), x ** 2)
 
 
 def test_data_and_backward_arguments():
@@ -146,8 +160,14 @@ def test_getitem_out_of_bounds():
         T((2, 3))[:, 5]
 
 
-def test_getitem_rejects_advanced_indices():
-    with pytest.raises(TypeError, match="only ints, slices, None and ... are valid indices, got ndarray"):
-        T((2, 3))[np.array([True, False])]
+def test_getitem_rejects_bad_indices():
+    with pytest.raises(IndexError, match="arrays used as indices must be of integer or bool type, got float64"):
+        T((2, 3))[np.array([0.5, 1.0])]
+    with pytest.raises(IndexError, match=r"boolean index of shape \(3,\) does not match tensor of shape \(2, 3\)"):
+        T((2, 3))[np.array([True, False, True])]
+    with pytest.raises(IndexError, match="index 2 is out of bounds for axis 0 with size 2"):
+        T((2, 3))[np.array([0, 2])]
+    with pytest.raises(IndexError, match="on the first axis only"):
+        T((2, 3))[:, np.array([0, 1])]
     with pytest.raises(IndexError, match=r"too many indices \(3\) for a tensor of shape \(2, 3\)"):
         T((2, 3))[0, 0, 0]

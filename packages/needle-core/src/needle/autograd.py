@@ -11,6 +11,7 @@ import gc
 from typing import List, Optional, Tuple, Union
 
 from . import _device
+from ._dtypes import FLOATS as _FLOATS
 from .backend_ndarray.ndarray import NDArray
 
 #: When True, ops only record the graph; data is computed on first use.
@@ -117,8 +118,10 @@ class Value:
 
     @classmethod
     def make_const(cls, data, *, requires_grad=False):
-        """A leaf holding ``data``."""
+        """A leaf holding ``data`` (integer and bool data never requires grad)."""
         value = cls.__new__(cls)
+        if requires_grad and isinstance(data, NDArray) and data._dtype not in _FLOATS:
+            requires_grad = False
         value._init(None, [], cached_data=data, requires_grad=requires_grad)
         return value
 
@@ -149,6 +152,8 @@ class Value:
             data = op.compute(*[x.cached_data if x.cached_data is not None else x.realize_cached_data()
                                 for x in inputs])
         value = cls.__new__(cls)
+        if requires_grad and getattr(data, "_dtype", "float32") not in _FLOATS:
+            requires_grad = False  # integer and bool results (comparisons, argmax) are constants
         if requires_grad:
             value.op, value.inputs = op, list(inputs)
         else:
@@ -174,9 +179,10 @@ class Tensor(Value):
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)``: ``array`` is a Tensor,
     an NDArray, a numpy array, a list or a scalar. Without ``dtype``, a Tensor or NDArray keeps
-    its dtype; for anything else, what numpy infers as float64 (a float64 array, a Python float,
-    a list of floats) stays float64 where the device supports it (the numpy backend does), and
-    everything else becomes float32.
+    its dtype; anything else gets the dtype numpy infers (an array keeps its own, Python ints give
+    int64 and bools bool), except that float64 becomes float32 on a device without float64.
+    Integer and bool tensors never require grad: ``requires_grad`` reads False for them, and
+    asking for ``requires_grad=True`` explicitly is a TypeError.
     """
 
     grad: Optional["Tensor"] = None  # set on leaves by backward()
@@ -186,7 +192,10 @@ class Tensor(Value):
     # Tensor (``__rmul__``), and a numpy ufunc called on a Tensor raises a TypeError.
     __array_ufunc__ = None
 
-    def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
+    def __init__(self, array, *, device=None, dtype=None, requires_grad=None, **kwargs):
+        if isinstance(device, str):
+            from .backends import device as _named_device
+            device = _named_device(device)
         if isinstance(array, Tensor):
             device = device or array.device
             dtype = dtype or array.dtype
@@ -196,7 +205,12 @@ class Tensor(Value):
             if device is None and isinstance(array, NDArray):
                 device = array.device
             cached = _as_ndarray(array, device or _device.default_device(), dtype)
-        self._init(None, [], cached_data=cached, requires_grad=requires_grad)
+        if cached._dtype not in _FLOATS:
+            if requires_grad:
+                raise TypeError(f"Tensor: requires_grad=True needs a float dtype, got {cached._dtype}; integer "
+                                f"and bool tensors are constants of the graph (convert with .astype('float32'))")
+            requires_grad = False
+        self._init(None, [], cached_data=cached, requires_grad=True if requires_grad is None else requires_grad)
 
     @staticmethod
     def make_from_op(op: Op, inputs: List["Value"]):
@@ -262,10 +276,26 @@ class Tensor(Value):
         return out if dtype is None else out.astype(dtype)
 
     def item(self):
-        """The value of a one-element tensor as a Python float."""
+        """The value of a one-element tensor as a Python number (float, int or bool, by dtype)."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return float(self.numpy().reshape(-1)[0])
+        return self.numpy().reshape(-1)[0].item()
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             f"use .any()-style reductions or compare one element")
+        return bool(self.item())
+
+    def __float__(self):
+        if self.size != 1:
+            raise TypeError(f"float() needs a tensor with one element, got shape {self.shape}")
+        return float(self.item())
+
+    def __int__(self):
+        if self.size != 1:
+            raise TypeError(f"int() needs a tensor with one element, got shape {self.shape}")
+        return int(self.item())
 
     def to(self, device):
         """A copy on ``device`` (this tensor when already there); gradient flows back."""
@@ -349,6 +379,61 @@ class Tensor(Value):
 
     def __neg__(self):
         return _ops.negate(self)
+
+    # Comparisons and logic give bool tensors (no gradient). Tensors still hash by identity, so
+    # they stay usable as dict keys (optimiser state); ``t in list`` compares elementwise, as in PyTorch.
+    __hash__ = Value.__hash__
+
+    def __eq__(self, other):
+        return _ops.compare("eq", self, other)
+
+    def __ne__(self, other):
+        return _ops.compare("ne", self, other)
+
+    def __lt__(self, other):
+        return _ops.compare("lt", self, other)
+
+    def __le__(self, other):
+        return _ops.compare("le", self, other)
+
+    def __gt__(self, other):
+        return _ops.compare("gt", self, other)
+
+    def __ge__(self, other):
+        return _ops.compare("ge", self, other)
+
+    def __and__(self, other):
+        return _ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return _ops.logical_or(self, other)
+
+    def __xor__(self, other):
+        return _ops.logical_xor(self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        return _ops.logical_not(self)
+
+    def abs(self):
+        """Elementwise absolute value."""
+        return _ops.abs(self)
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def clip(self, lo=None, hi=None):
+        """This tensor limited to [lo, hi]."""
+        return _ops.clip(self, lo, hi)
+
+    def argmax(self, axis=None, keepdims=False):
+        """Indices (int64) of the first maximum along ``axis`` (None: of the flattened tensor)."""
+        return _ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        """Indices (int64) of the first minimum along ``axis`` (None: of the flattened tensor)."""
+        return _ops.argmin(self, axis, keepdims)
 
     def __getitem__(self, idx):
         return _ops.get_item(self, idx)

@@ -5,12 +5,16 @@ from .ops_logarithmic import (
 )
 from .ops_mathematic import (
     AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip, GetItem,
-    Log, MatMul, MatMulBias, MatMulTN, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
-    ReLUBackward, Reshape, Cast, RPowerScalar, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice,
+    Gather, Log, MatMul, MatMulBias, MatMulTN, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
+    ReLUBackward, Reshape, Cast, RPowerScalar, ScatterAddRows, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice,
     Transpose, TransposeCopy, UnDilate, add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar,
     exp, flip, get_item, log, matmul, matmul_bias, matmul_tn, max, mean, mul_scalar, multiply, negate, pad, permute,
     power, power_scalar, rdivide_scalar, relu, reshape, rpower_scalar, sigmoid, sqrt, summation, tanh,
     transpose, transposed_for_backward, unbroadcast, undilate,
+)
+from .ops_compare import (
+    Abs, ArgReduce, Clip, Compare, Extremum, ExtremumScalar, Logical, Where, abs, argmax, argmin, clip, compare,
+    eq, ge, gt, le, logical_and, logical_not, logical_or, logical_xor, lt, maximum, minimum, ne, where,
 )
 from .ops_tuple import (
     Concatenate, MakeTensorTuple, Split, Stack, TupleGetItem, concatenate, make_tuple, split, stack,
@@ -18,6 +22,6 @@ from .ops_tuple import (
 )
 
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "ops_logarithmic", "ops_mathematic", "ops_tuple")]
+    "ops_compare", "ops_logarithmic", "ops_mathematic", "ops_tuple")]
 from .ops_conv import Col2Im, Conv, Im2Col, avg_pool2d, col2im, conv, im2col, max_pool2d
 __all__ += ["Col2Im", "Conv", "Im2Col", "avg_pool2d", "col2im", "conv", "im2col", "max_pool2d"]

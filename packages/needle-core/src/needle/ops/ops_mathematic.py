@@ -10,13 +10,15 @@ from numbers import Number
 
 import numpy as np
 
+from .. import _dtypes
 from ..autograd import NDArray, Tensor, TensorOp, _make_from_op, backward_memo
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
 # ---- argument checks --------------------------------------------------------------------------
 def _check_pair(name, a, b):
-    """Check two operands; a float32/float64 mix is promoted (numpy's rule) by a Cast node."""
+    """Check two operands; a dtype mix is promoted (PyTorch's rule, ``needle._dtypes``) by Cast nodes,
+    so that each input's gradient comes back in its own dtype."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
@@ -28,9 +30,10 @@ def _check_pair(name, a, b):
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
                          f"move one with .to(device)")
     if a.dtype != b.dtype:
-        wide = np.promote_types(a.dtype, b.dtype).name
+        wide = _dtypes.promote(a.dtype, b.dtype)
         if wide not in a.device.dtypes:
-            raise TypeError(f"{name}: tensors have different dtypes: a is {a.dtype}, b is {b.dtype}")
+            raise TypeError(f"{name}: tensors have different dtypes: a is {a.dtype}, b is {b.dtype}, and "
+                            f"device {a.device!r} lacks their common dtype {wide}")
         a, b = (a if a.dtype == wide else cast(a, wide)), (b if b.dtype == wide else cast(b, wide))
     return a, b
 
@@ -63,9 +66,15 @@ def _check_broadcast(name, a, b):
 
 
 def _check_scalar(name, scalar):
-    """``scalar`` as a Python number (a numpy scalar is converted: it must not drive dtypes)."""
-    if not isinstance(scalar, Number):
-        raise TypeError(f"{name}: expected a Python number, got {type(scalar).__name__}")
+    """``scalar`` as a Python number: a numpy scalar or a one-element numpy array (the course passes
+    ``np.random.randn(1)``) is converted, so it does not drive dtypes."""
+    if isinstance(scalar, np.ndarray):
+        if scalar.size != 1 or scalar.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected a number or a one-element array of numbers, got an array "
+                            f"of shape {scalar.shape} and dtype {scalar.dtype}")
+        return scalar.reshape(-1)[0].item()
+    if not isinstance(scalar, Number) or isinstance(scalar, complex):
+        raise TypeError(f"{name}: expected a real number, got {type(scalar).__name__}")
     return scalar.item() if isinstance(scalar, np.generic) else scalar
 
 
@@ -592,6 +601,8 @@ class Max(TensorOp):
         axes = normalize_axes(self.axes, a.ndim)
         kept = _kept_shape(a.shape, axes)
         is_max = a == node.realize_cached_data().reshape(kept).broadcast_to(a.shape)
+        if is_max.dtype != a.dtype:  # a bool mask (protocol 2): shares in the input's float dtype
+            is_max = is_max.astype(a.dtype)
         share = is_max / is_max.sum(axes, keepdims=True).broadcast_to(a.shape)
         return broadcast_to(reshape(out_grad, kept), a.shape) * Tensor.make_const(share)
 
@@ -740,9 +751,83 @@ class ScatterItem(TensorOp):
         return get_item(out_grad, self.index)
 
 
+class Gather(TensorOp):
+    """Rows of ``a`` (axis 0) at the int64 ``indices`` (an NDArray on a's device, values in range);
+    the gradient scatter-adds back (repeated rows accumulate)."""
+
+    def __init__(self, indices):
+        self.indices = indices
+
+    def compute(self, a: NDArray):
+        return a.take_rows(self.indices)
+
+    def gradient(self, out_grad, node):
+        return ScatterAddRows(self.indices, node.inputs[0].shape)(out_grad)
+
+
+class ScatterAddRows(TensorOp):
+    """Zeros of ``shape`` with the rows of ``a`` added at ``indices`` (the adjoint of Gather)."""
+
+    def __init__(self, indices, shape):
+        self.indices = indices
+        self.shape = tuple(shape)
+
+    def compute(self, a: NDArray):
+        out = a.device.full(self.shape, 0, dtype=a.dtype)
+        return out.scatter_add_rows(self.indices, a)
+
+    def gradient(self, out_grad, node):
+        return Gather(self.indices)(out_grad)
+
+
+def _index_array(index):
+    """``index`` as a numpy array when it is an integer or bool Tensor, NDArray, numpy array or list
+    (advanced indexing), else None (basic indexing)."""
+    if isinstance(index, Tensor):
+        index = index.realize_cached_data()
+    if isinstance(index, NDArray):
+        return index.numpy()
+    if isinstance(index, np.ndarray) or (isinstance(index, list) and not any(
+            isinstance(i, (slice, type(None), type(Ellipsis), list, tuple)) for i in index)):
+        array = np.asarray(index)
+        if array.dtype.kind not in "biu" and not (array.size == 0 and isinstance(index, list)):
+            raise IndexError(f"arrays used as indices must be of integer or bool type, got {array.dtype}")
+        return array.astype(np.int64) if array.size == 0 and array.dtype.kind == "f" else array
+    return None
+
+
+def _advanced_index(a, index):
+    """``a[index]`` for an integer or bool array ``index`` (the first axes), with a gradient."""
+    if index.dtype == np.bool_:
+        lead = index.shape
+        if a.shape[:len(lead)] != lead:
+            raise IndexError(f"boolean index of shape {lead} does not match tensor of shape {a.shape}")
+        if lead != a.shape[:1]:  # a mask over several leading axes: flatten them into one
+            a = reshape(a, (prod(lead),) + a.shape[len(lead):])
+        index = np.flatnonzero(index)
+    if a.ndim == 0:
+        raise IndexError("cannot index a 0-d tensor with an array")
+    rows = a.shape[0]
+    flat = index.reshape(-1).astype(np.int64)
+    bad = (flat < -rows) | (flat >= rows)
+    if bad.any():
+        raise IndexError(f"index {int(flat[bad.argmax()])} is out of bounds for axis 0 with size {rows}")
+    flat = np.where(flat < 0, flat + rows, flat).reshape(index.shape)
+    return Gather(NDArray(flat, device=a.device, dtype="int64"))(a)
+
+
 def get_item(a, index):
-    """``a[index]`` with numpy basic indexing."""
-    return GetItem(index)(a)
+    """``a[index]``: numpy basic indexing (ints, slices, None, ...), or an integer or bool Tensor /
+    array / list, which gathers along the first axis (a mask selects, giving one flattened axis)."""
+    first = index[0] if isinstance(index, tuple) and index else index
+    array = _index_array(first)
+    if array is None:
+        return GetItem(index)(a)
+    rest = index[1:] if isinstance(index, tuple) else ()
+    if any(not (isinstance(r, slice) and r == slice(None)) for r in rest):
+        raise IndexError("an integer or bool array index is supported on the first axis only, "
+                         "with ':' for the other axes")
+    return _advanced_index(a, array)
 
 
 class Flip(TensorOp):
@@ -868,8 +953,8 @@ class Cast(TensorOp):
 
 
 def cast(a, dtype):
-    """``a`` converted to ``dtype`` (differentiable)."""
-    dtype = np.dtype(dtype).name
+    """``a`` converted to ``dtype`` (differentiable between float dtypes)."""
+    dtype = _dtypes.name(dtype)
     if dtype == a.dtype:
         return a
     a.device.check_dtype(dtype)
