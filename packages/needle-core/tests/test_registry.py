@@ -522,7 +522,7 @@ def test_report_lists_backends_status_reasons_errors_and_conflicts(fake, capsys)
     header = next(line for line in lines if line.split()[:2] == ["BACKEND", "DEVICE"])
     rows = {line.split()[0]: line for line in lines[lines.index(header) + 1:] if line.strip()}
     assert rows["numpy"].split()[:5] == ["numpy", "cpu_numpy()", "needle-core", ndl.__version__, "enabled"]
-    assert rows["numpy"].endswith("float32, float64")
+    assert rows["numpy"].endswith("float32, float64, int32, int64, uint8, bool")
     assert rows["good"].split()[:4] == ["good", "good()", "needle-good", "enabled"]
     assert rows["gpu"].split()[:4] == ["gpu", "gpu()", "needle-gpu", "disabled"] and rows["gpu"].endswith(
         "no widget is attached")
@@ -551,8 +551,8 @@ def test_report_as_json(fake, capsys, monkeypatch):
     assert info["needle_core"] == ndl.__version__ and info["distributions"]["needle-core"] == ndl.__version__
     by_name = {b["name"]: b for b in info["backends"]}
     assert by_name["good"]["enabled"] is True and by_name["good"]["distribution"] == "needle-good"
-    assert by_name["numpy"]["dtypes"] == ["float32", "float64"]
-    assert set(by_name["numpy"]["optional_kernels"]) <= set(protocol.OPTIONAL_KERNELS)
+    assert by_name["numpy"]["dtypes"] == ["float32", "float64", "int32", "int64", "uint8", "bool"]
+    assert set(by_name["numpy"]["optional_kernels"]) <= set(protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2)
     assert by_name["cuda"] == {"name": "cuda", "device": "cuda()", "distribution": None, "version": None,
                                "enabled": False, "reason": "not installed: " + _registry.INSTALL_HINTS["cuda"],
                                "description": ""}

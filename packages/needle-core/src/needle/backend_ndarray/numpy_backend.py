@@ -1,14 +1,28 @@
-"""The built-in numpy backend: the protocol on flat numpy arrays, always available.
+"""The built-in numpy backend: protocol 2 on flat numpy arrays, always available.
 
-Every kernel is one vectorised numpy call; strided views are built with
-``as_strided`` over the flat buffer, never with a Python loop per element.
+Every kernel is one vectorised numpy call (a ufunc with ``out=`` wherever one exists, so a
+kernel never allocates on the float hot path); strided views are built with ``as_strided``
+over the flat buffer, never with a Python loop per element. numpy's ufuncs handle ``out``
+being one of their inputs, so every elementwise kernel here is alias-safe as protocol 2 asks.
+
+Floating-point results follow IEEE (log(0) is -inf, 0/0 is NaN) and integer arithmetic wraps,
+silently, as in a C backend: numpy's RuntimeWarnings raised by this module's kernels are
+filtered at import (a filter on this module only, so it costs nothing per call, where an
+``np.errstate`` block would add about a microsecond to every kernel).
 """
+import re
+import warnings
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-PROTOCOL_VERSION = 1  # protocol 2 kernels land next (see protocol.py)
+PROTOCOL_VERSION = 2
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
+
+# numpy warns (divide by zero, overflow, invalid value in cast...) from the frame that called the
+# ufunc: these kernels. A protocol kernel returns IEEE/wrapped values without a word, like C code.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=re.escape(__name__) + r"\Z")
 
 
 class Array:
@@ -65,6 +79,17 @@ def scalar_setitem(size, val, out, shape, strides, offset):
     view[...] = val
 
 
+def cast(a, out):
+    # Unsafe casting is numpy's C conversion: float -> int truncates toward zero, to bool is != 0.
+    np.copyto(out.array, a.array, casting="unsafe")
+
+
+def where(cond, a, b, out):
+    # Into a temporary first: copying b into out, then a where cond, breaks when out is a or cond.
+    out.array[:] = np.where(cond.array, a.array, b.array)
+
+
+# ---- elementwise ---------------------------------------------------------------------------
 def _binary(fn):
     def kernel(a, b, out):
         fn(a.array, b.array, out=out.array)
@@ -77,15 +102,11 @@ def _scalar(fn):
     return kernel
 
 
-def _compare(fn):
-    def kernel(a, b, out):
-        out.array[:] = fn(a.array, b.array)
-    return kernel
-
-
 def _scalar_compare(fn):
+    # ``val`` stays a Python scalar: numpy compares it in the array's dtype (the buffer's value of
+    # val), and the result is written as bool (or 1.0/0.0 into a protocol-1 caller's float buffer).
     def kernel(a, val, out):
-        out.array[:] = fn(a.array, val)
+        fn(a.array, val, out=out.array)
     return kernel
 
 
@@ -100,16 +121,31 @@ ewise_sub = _binary(np.subtract)
 ewise_mul = _binary(np.multiply)
 ewise_div = _binary(np.divide)
 ewise_maximum = _binary(np.maximum)
+ewise_minimum = _binary(np.minimum)
 ewise_power = _binary(np.power)
-ewise_eq = _compare(np.equal)
-ewise_ge = _compare(np.greater_equal)
+ewise_and = _binary(np.bitwise_and)  # bitwise on integers, logical on bool
+ewise_or = _binary(np.bitwise_or)
+ewise_xor = _binary(np.bitwise_xor)
+
+ewise_eq = _binary(np.equal)
+ewise_ne = _binary(np.not_equal)
+ewise_lt = _binary(np.less)
+ewise_le = _binary(np.less_equal)
+ewise_gt = _binary(np.greater)
+ewise_ge = _binary(np.greater_equal)
 
 scalar_add = _scalar(np.add)
 scalar_mul = _scalar(np.multiply)
 scalar_div = _scalar(np.divide)
 scalar_power = _scalar(np.power)
 scalar_maximum = _scalar(np.maximum)
+scalar_minimum = _scalar(np.minimum)
+
 scalar_eq = _scalar_compare(np.equal)
+scalar_ne = _scalar_compare(np.not_equal)
+scalar_lt = _scalar_compare(np.less)
+scalar_le = _scalar_compare(np.less_equal)
+scalar_gt = _scalar_compare(np.greater)
 scalar_ge = _scalar_compare(np.greater_equal)
 
 
@@ -126,6 +162,8 @@ ewise_exp = _unary(np.exp)
 ewise_tanh = _unary(np.tanh)
 ewise_neg = _unary(np.negative)
 ewise_sqrt = _unary(np.sqrt)
+ewise_abs = _unary(np.absolute)
+ewise_not = _unary(np.invert)  # bitwise on integers, logical on bool
 
 
 def ewise_relu(a, out):
@@ -134,12 +172,14 @@ def ewise_relu(a, out):
 
 def ewise_sigmoid(a, out):
     # 0.5 * (1 + tanh(x / 2)) is finite for every finite x, unlike 1 / (1 + exp(-x)).
+    # Alias-safe: a is read once, by the first call; the rest works on out alone.
     np.multiply(a.array, 0.5, out=out.array)
     np.tanh(out.array, out=out.array)
     out.array += 1
     out.array *= 0.5
 
 
+# ---- matmul and reductions (out is never an input) -------------------------------------------
 def matmul(a, b, out, m, n, p):
     np.matmul(a.array[: m * n].reshape(m, n), b.array[: n * p].reshape(n, p),
               out=out.array[: m * p].reshape(m, p))
@@ -151,12 +191,56 @@ def matmul_batched(a, b, out, batch, m, n, p):
               out=out.array[: batch * m * p].reshape(batch, m, p))
 
 
+def _groups(a, out, reduce_size):
+    groups = out.array.size
+    return a.array[: groups * reduce_size].reshape(groups, reduce_size)
+
+
+# The ufuncs' own reduce (not np.sum/np.max, which are Python wrappers): it accumulates in out's
+# dtype, so integer sums wrap like the elementwise kernels.
 def reduce_sum(a, out, reduce_size):
     if reduce_size == 0:
         out.array.fill(0)
         return
-    np.sum(a.array[: out.size * reduce_size].reshape(-1, reduce_size), axis=1, out=out.array)
+    np.add.reduce(_groups(a, out, reduce_size), axis=1, out=out.array)
 
 
 def reduce_max(a, out, reduce_size):
-    np.max(a.array[: out.size * reduce_size].reshape(-1, reduce_size), axis=1, out=out.array)
+    np.maximum.reduce(_groups(a, out, reduce_size), axis=1, out=out.array)  # NaN propagates; bool: any
+
+
+def reduce_min(a, out, reduce_size):
+    np.minimum.reduce(_groups(a, out, reduce_size), axis=1, out=out.array)  # bool: all
+
+
+def reduce_argmax(a, out, reduce_size):
+    # numpy's argmax: the first maximum, a NaN counting as the maximum (the first NaN wins).
+    out.array[:] = np.argmax(_groups(a, out, reduce_size), axis=1)
+
+
+def reduce_argmin(a, out, reduce_size):
+    out.array[:] = np.argmin(_groups(a, out, reduce_size), axis=1)
+
+
+# ---- integer indexing -----------------------------------------------------------------------------
+def _checked_rows(idx, rows, count, who):
+    """The first ``count`` indices of the int64 buffer ``idx``; IndexError naming the first bad one."""
+    index = idx.array[:count]
+    bad = (index < 0) | (index >= rows)
+    if bad.any():
+        at = int(bad.argmax())
+        raise IndexError(f"{who}: index {int(index[at])} at position {at} is out of range for {rows} rows")
+    return index
+
+
+def gather_rows(a, idx, out, rows, row_size, count):
+    index = _checked_rows(idx, rows, count, "gather_rows")
+    np.take(a.array[: rows * row_size].reshape(rows, row_size), index, axis=0,
+            out=out.array[: count * row_size].reshape(count, row_size))
+
+
+def scatter_add_rows(g, idx, out, rows, row_size, count):
+    index = _checked_rows(idx, rows, count, "scatter_add_rows")
+    # np.add.at, not out[index] += g: repeated indices must accumulate.
+    np.add.at(out.array[: rows * row_size].reshape(rows, row_size), index,
+              g.array[: count * row_size].reshape(count, row_size))
