@@ -52,12 +52,12 @@ def test_numpy_ufunc_on_a_tensor_is_an_error_not_a_silent_ndarray():
 # ---- dtype inference (the course's numpy backend: numpy.array(x)) ------------------------------------
 @pytest.mark.parametrize("value, expected", [
     (2.5, "float64"), ([1.5, 2.0], "float64"), ([[1.0], [2.0]], "float64"), (np.float64(1.0), "float64"),
-    (np.ones(2), "float64"), (3, "float32"), ([1, 2], "float32"), (np.ones(2, np.float32), "float32"),
-    (True, "float32"),
+    (np.ones(2), "float64"), (3, "int64"), ([1, 2], "int64"), (np.ones(2, np.float32), "float32"),
+    (True, "bool"), (np.ones(2, np.uint8), "uint8"), (np.ones(2, np.int32), "int32"),
 ])
 def test_dtype_none_follows_numpy_where_the_device_has_float64(value, expected):
     assert ndl.Tensor(value, device=NP).dtype == expected
-    ref = register_reference_backend()  # float32 only: everything becomes float32
+    ref = register_reference_backend()  # float32 only (protocol 1): everything becomes float32
     assert ndl.Tensor(value, device=ref).dtype == "float32"
 
 

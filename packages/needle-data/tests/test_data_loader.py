@@ -88,7 +88,7 @@ def test_data_loader_batches_are_constant_tensors_with_dtype_and_device():
     assert isinstance(x, ndl.Tensor) and isinstance(y, ndl.Tensor)
     assert not x.requires_grad and not y.requires_grad
     assert x.device == ndl.default_device()  # no device=: the default (NEEDLE_BACKEND) device
-    assert x.dtype == "float32" and y.dtype == "float32"  # labels become float32, as in the course
+    assert x.dtype == "float32" and y.dtype == "uint8"  # labels keep their dtype, as in the course
     np.testing.assert_array_equal(y.numpy(), [1, 2, 3, 4])
     dev = ndl.cpu_numpy()
     ds64 = data.NDArrayDataset(np.linspace(0, 1, 6).reshape(3, 2))

@@ -43,7 +43,7 @@ def test_data_text_get_batch_targets_are_next_tokens():
     x, y = data.get_batch(batches, 0, 3)
     np.testing.assert_array_equal(x.numpy(), [[0, 10], [1, 11], [2, 12]])
     np.testing.assert_array_equal(y.numpy(), [1, 11, 2, 12, 3, 13])
-    assert not x.requires_grad and x.dtype == "float32"
+    assert not x.requires_grad and x.dtype == "int64"  # token ids stay integers with dtype=None
     x, y = data.get_batch(batches, 7, 5)  # runs short at the end: seq_len = 10 - 1 - 7 = 2
     np.testing.assert_array_equal(x.numpy(), [[7, 17], [8, 18]])
     np.testing.assert_array_equal(y.numpy(), [8, 18, 9, 19])

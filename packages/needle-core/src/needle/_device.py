@@ -163,14 +163,15 @@ class BackendDevice:
         return self._from_numpy(np.random.randn(*shape), dtype)
 
     def one_hot(self, n, i, dtype="float32"):
-        """Rows of the n x n identity picked by the integer labels ``i``.
+        """Rows of the n x n identity picked by the integer labels ``i`` (any integer dtype, or
+        floats holding integers).
 
-        Labels already on this device (a Tensor or NDArray, in ``dtype``) are compared with the
-        row ``0..n-1`` there, with no host round trip (the labels of a training step usually
-        are); anything else is checked and built on the host.
+        Labels already on this device (a Tensor or NDArray) are compared with the row
+        ``0..n-1`` there, with no host round trip (the labels of a training step usually are);
+        anything else is checked and built on the host.
         """
         data = i.realize_cached_data() if hasattr(i, "realize_cached_data") else i
-        if getattr(data, "_device", None) is self and data._dtype == dtype and 0 < n <= 1 << 24:
+        if getattr(data, "_device", None) is self and 0 < n <= 1 << 24:
             hot = self._one_hot_here(n, data, dtype)
             if hot is not None:
                 return hot
@@ -179,20 +180,28 @@ class BackendDevice:
                                 dtype)
 
     def _one_hot_here(self, n, labels, dtype):
-        """``labels == [0, 1, ..., n-1]`` on this device, or None when a label is not a class index.
+        """``labels == [0, 1, ..., n-1]`` on this device as ``dtype``, or None when a label is not a
+        class index.
 
         Each row has at most one match; all rows have one exactly when the total is the label
         count (one scalar read back). None sends the caller to the host path for its message.
+        Integer labels are compared as int64 and float labels in their own dtype (floats hold
+        class indices exactly up to 2**24).
         """
+        if labels._dtype not in ("float32", "float64"):
+            if self.protocol < 2 or labels._dtype == "bool":
+                return None
+            if labels._dtype != "int64":
+                labels = labels.astype("int64")
         shape = labels._shape + (n,)
-        classes = self._class_row(n, dtype)
+        classes = self._class_row(n, labels._dtype)
         hot = labels.reshape(labels._shape + (1,)).broadcast_to(shape) == classes.broadcast_to(shape)
         if labels.size and float(hot.sum().numpy()) != labels.size:
             return None
-        return hot
+        return hot if hot._dtype == dtype else hot.astype(dtype)
 
     def _class_row(self, n, dtype):
-        """The cached row ``[0, 1, ..., n-1]`` on this device (floats up to 2**24 are exact)."""
+        """The cached row ``[0, 1, ..., n-1]`` of ``dtype`` on this device."""
         rows = self.__dict__.setdefault("_class_rows", {})
         row = rows.get((n, dtype))
         if row is None:

@@ -17,9 +17,17 @@ def _nd(x, dev, dtype):
     return nd.NDArray(x, device=dev, dtype=dtype)
 
 
-def _close(got, expected, dtype, rtol=None, atol=None):
+COMPARISONS = {"eq", "ge", "ne", "gt", "lt", "le"}
+
+
+def _result_dtype(dev, dtype, name):
+    """Comparisons give bool on a protocol-2 backend, a float mask of the operands' dtype on protocol 1."""
+    return ("bool" if dev.protocol >= 2 else dtype) if name in COMPARISONS else dtype
+
+
+def _close(got, expected, dtype, rtol=None, atol=None, out_dtype=None):
     assert isinstance(got, nd.NDArray)
-    assert got.dtype == dtype
+    assert got.dtype == (out_dtype or dtype)
     assert got.shape == np.shape(expected), f"shape {got.shape} != {np.shape(expected)}"
     f32 = dtype == "float32"
     np.testing.assert_allclose(got.numpy(), np.asarray(expected, dtype=np.float64),
@@ -288,7 +296,7 @@ def test_ewise_binary(dev, dtype, name, shapes):
     if x.shape == y.shape and x.size:
         y.reshape(-1)[::2] = x.reshape(-1)[::2]  # ties
     got = op(_nd(x, dev, dtype), _nd(y, dev, dtype))
-    _close(got, ref(x.astype(np.float64), y.astype(np.float64)), dtype)
+    _close(got, ref(x.astype(np.float64), y.astype(np.float64)), dtype, out_dtype=_result_dtype(dev, dtype, name))
 
 
 @pytest.mark.parametrize("name", sorted(EWISE))
@@ -298,7 +306,8 @@ def test_ewise_binary_non_compact(dev, dtype, name):
     x, y = _np((4, 3), dtype, 3, low), _np((3, 4), dtype, 4, low)
     a = _nd(x, dev, dtype).permute((1, 0))
     b = _nd(y, dev, dtype)[:, ::-1]
-    _close(op(a, b), ref(x.T.astype(np.float64), y[:, ::-1].astype(np.float64)), dtype)
+    _close(op(a, b), ref(x.T.astype(np.float64), y[:, ::-1].astype(np.float64)), dtype,
+           out_dtype=_result_dtype(dev, dtype, name))
 
 
 SCALAR_OPS = {
@@ -329,7 +338,8 @@ def test_scalar_ops(dev, dtype, name, shape):
         x.reshape(-1)[0] = 1.5
     view = _nd(x, dev, dtype)
     for s in (1.5, -2.0, 0.5):
-        _close(op(view, s), ref(x.astype(np.float64), s), dtype, rtol=1e-5 if dtype == "float32" else 1e-12)
+        _close(op(view, s), ref(x.astype(np.float64), s), dtype, rtol=1e-5 if dtype == "float32" else 1e-12,
+               out_dtype=_result_dtype(dev, dtype, name))
 
 
 UNARY = {

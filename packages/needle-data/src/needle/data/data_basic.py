@@ -60,8 +60,8 @@ class DataLoader:
 
     Each batch is a tuple with one ``needle.Tensor`` per dataset field (``requires_grad=False``),
     the batch on the first axis. ``device`` and ``dtype`` are passed to the Tensors; with
-    ``dtype=None`` float64 data stays float64 where the device supports it and anything else
-    (float32 images, integer labels) becomes float32, as in the course.
+    ``dtype=None`` each field keeps its numpy dtype (float32 images, uint8 or int64 labels, as the
+    course's numpy backend keeps them), float64 becoming float32 on a device without float64.
 
     ``len(loader)`` is the number of batches in an epoch.
     """
