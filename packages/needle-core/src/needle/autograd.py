@@ -10,7 +10,7 @@ import functools
 import gc
 from typing import List, Optional, Tuple, Union
 
-from . import _device
+from . import backends
 from .backend_ndarray.ndarray import NDArray
 
 #: When True, ops only record the graph; data is computed on first use.
@@ -195,7 +195,7 @@ class Tensor(Value):
         else:
             if device is None and isinstance(array, NDArray):
                 device = array.device
-            cached = _as_ndarray(array, device or _device.default_device(), dtype)
+            cached = _as_ndarray(array, device or backends.default_device(), dtype)
         self._init(None, [], cached_data=cached, requires_grad=requires_grad)
 
     @staticmethod
@@ -434,7 +434,7 @@ class TensorTuple(Value):
     @property
     def device(self):
         data = self.realize_cached_data()
-        return data[0].device if data else _device.default_device()
+        return data[0].device if data else backends.default_device()
 
 
 # ---- backward ------------------------------------------------------------------------------

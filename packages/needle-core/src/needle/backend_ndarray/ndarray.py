@@ -9,7 +9,7 @@ from numbers import Number
 
 import numpy as np
 
-from .. import _device as _devices
+from .. import backends
 
 _DEFAULT_DTYPE = "float32"
 
@@ -128,7 +128,7 @@ class NDArray:
                 src = NDArray(other.numpy(), device=device, dtype=dtype)
             self._init_from(src.compact() if src is not other else other.copy())
             return
-        device = device or _devices.default_device()
+        device = device or backends.default_device()
         array = np.asarray(other)
         if dtype is None:
             dtype = "float64" if array.dtype == np.float64 and "float64" in device.dtypes else _DEFAULT_DTYPE
@@ -155,7 +155,7 @@ class NDArray:
         array._shape = shape = tuple(shape)
         array._strides = compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
-        array._device = device if device is not None else _devices.default_device()
+        array._device = device if device is not None else backends.default_device()
         array._compact = None
         if handle is None:
             array._device.check_dtype(dtype)
