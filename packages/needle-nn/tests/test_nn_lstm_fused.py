@@ -179,3 +179,45 @@ def test_fused_and_composed_paths_agree(monkeypatch, path, create_graph):
     assert len(taken) == 2
     for i, (a, b) in enumerate(zip(fused, composed)):
         np.testing.assert_allclose(a, b, err_msg=f"value {i}", **tol)
+
+
+# Course detail: LSTM(x, None) starts from zeros that take part in the graph, so every parameter,
+# W_hh included, gets a gradient on every path (PyTorch does the same); at step 1 W_hh's is
+# h0^T @ (gate gradients) = 0 exactly. Oracle: central differences in float64 on numpy.
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("path", ["composed", "fused", "native"])
+def test_lstm_from_no_state_gives_every_parameter_a_gradient(monkeypatch, path, steps, create_graph):
+    dev, dtype, tol = (_native_cpu(), "float32", dict(rtol=1e-3, atol=1e-4)) if path == "native" else (
+        NUMPY, "float64", dict(rtol=1e-6, atol=1e-8))
+    taken = _use_path(monkeypatch, path)
+    np.random.seed(16)
+    lstm = nn.LSTM(2, 3, num_layers=2, device=dev, dtype=dtype)
+    names = [(c, n) for c in lstm.lstm_cells for n in ("W_ih", "W_hh", "bias_ih", "bias_hh")]
+    params = [getattr(c, n) for c, n in names]
+    x = ndl.Tensor(np.random.randn(steps, 4, 2), device=dev, dtype=dtype)
+    out, (h_n, c_n) = lstm(x)
+    weights = _weights([out, h_n, c_n])
+    loss = None
+    for o, w in zip((out, h_n, c_n), weights):
+        term = (o * ndl.Tensor(w, device=dev, dtype=dtype, requires_grad=False)).sum()
+        loss = term if loss is None else loss + term
+    loss.backward(create_graph=create_graph)
+    assert len(taken) == (0 if path == "composed" else 2)
+    got = [p.grad for p in params]
+    assert all(g is not None and g.shape == p.shape for g, p in zip(got, params))
+
+    def f(x, *values):
+        for (c, n), v in zip(names, values):
+            setattr(c, n, v)
+        out, (h_n, c_n) = lstm(x)
+        return ndl.make_tuple(out, h_n, c_n)
+
+    numeric = numerical_gradients(f, x, *params, weights=weights, numeric_device=NUMPY, numeric_dtype="float64")
+    for (_, n), g, num in zip(names, got, numeric[1:]):
+        np.testing.assert_allclose(g.numpy(), num, err_msg=n, **tol)
+    w_hh = got[1].numpy()  # the first layer's W_hh
+    if steps == 1:
+        np.testing.assert_array_equal(w_hh, 0)
+    else:
+        assert np.abs(w_hh).max() > 1e-3

@@ -6,7 +6,7 @@ import pytest
 
 import needle as ndl
 from needle import nn
-from needle.testing.gradcheck import gradcheck
+from needle.testing.gradcheck import gradcheck, numerical_gradients
 
 NUMPY = ndl.cpu_numpy()
 F64 = dict(device=NUMPY, dtype="float64")
@@ -211,3 +211,84 @@ def test_embedding_second_derivative_float64():
         return w.grad
 
     gradcheck(grad_of_square, ndl.Tensor(np.random.RandomState(7).randn(4, 2), device=NUMPY))
+
+
+# Course detail: h0=None is zeros that take part in the graph, so every parameter, W_hh included,
+# gets a gradient (PyTorch does the same). The oracle is central differences in float64 on the
+# numpy backend, through the parameters themselves; at step 1 from zeros W_hh's gradient is
+# h0^T @ (gate gradients) = 0 exactly.
+CELL_PARAMS = ("W_ih", "W_hh", "bias_ih", "bias_hh")
+ZERO_STATE_DEVICES = [pytest.param((NUMPY, "float64"), id="numpy-float64"),
+                      pytest.param((None, "float32"), id="default-float32")]
+
+
+def assert_every_parameter_gradient(cells, run, x, dtype):
+    """Backward of a weighted sum of ``run(x)``'s outputs; every parameter of ``cells`` has a
+    gradient of its shape and dtype, equal to central differences. Returns the gradients."""
+    names = [(c, n) for c in cells for n in CELL_PARAMS]
+    params = [getattr(c, n) for c, n in names]
+    outs = run(x)
+    weights = [np.random.RandomState(0).standard_normal(o.shape) for o in outs]
+    loss = None
+    for o, w in zip(outs, weights):
+        term = (o * ndl.Tensor(w, device=o.device, dtype=o.dtype, requires_grad=False)).sum()
+        loss = term if loss is None else loss + term
+    loss.backward()
+    got = [p.grad for p in params]
+    for (_, n), g, p in zip(names, got, params):
+        assert g is not None, f"{n} has no gradient"
+        assert g.shape == p.shape and g.dtype == p.dtype, n
+
+    def f(x, *values):
+        for (c, n), v in zip(names, values):
+            setattr(c, n, v)  # a plain Tensor assigned to a cell attribute is used
+        return ndl.make_tuple(*run(x))
+
+    try:
+        numeric = numerical_gradients(f, x, *params, weights=weights, numeric_device=NUMPY,
+                                      numeric_dtype="float64")[1:]
+    finally:
+        for (c, n), p in zip(names, params):
+            setattr(c, n, p)
+    tol = dict(rtol=1e-6, atol=1e-8) if dtype == "float64" else dict(rtol=1e-3, atol=1e-4)
+    for (_, n), g, num in zip(names, got, numeric):
+        np.testing.assert_allclose(g.numpy(), num, err_msg=n, **tol)
+    return {n: g.numpy() for (c, n), g in zip(names, got) if c is cells[0]}
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("where", ZERO_STATE_DEVICES)
+def test_rnn_from_no_state_gives_every_parameter_a_gradient(where, nonlinearity, steps):
+    device, dtype = where
+    np.random.seed(21)
+    rnn = nn.RNN(2, 3, num_layers=2, nonlinearity=nonlinearity, device=device, dtype=dtype)
+    x = ndl.Tensor(np.random.randn(steps, 4, 2), device=device, dtype=dtype)
+    grads = assert_every_parameter_gradient(rnn.rnn_cells, lambda x: list(rnn(x)), x, dtype)
+    if steps == 1:
+        np.testing.assert_array_equal(grads["W_hh"], 0)
+    else:
+        assert np.abs(grads["W_hh"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+@pytest.mark.parametrize("where", ZERO_STATE_DEVICES)
+def test_cell_from_no_state_gives_every_parameter_a_gradient(where, kind, steps):
+    device, dtype = where
+    np.random.seed(22)
+    cell = (nn.RNNCell if kind == "rnn" else nn.LSTMCell)(2, 3, device=device, dtype=dtype)
+
+    def run(x):
+        state, outs = None, []
+        for t in range(steps):  # the first call without a state, the next ones with the last
+            state = cell(x[t], state)
+            outs.extend(state if kind == "lstm" else [state])
+        return outs
+
+    x = ndl.Tensor(np.random.randn(steps, 4, 2), device=device, dtype=dtype)
+    grads = assert_every_parameter_gradient([cell], lambda x: run(list(ndl.ops.split(x, 0))), x, dtype)
+    if steps == 1:
+        np.testing.assert_array_equal(grads["W_hh"], 0)
+    else:
+        assert np.abs(grads["W_hh"]).max() > 1e-3

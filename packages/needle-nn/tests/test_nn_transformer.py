@@ -183,3 +183,14 @@ def test_softmax_module_at_large_magnitudes():
     got = nn.Softmax()(ndl.Tensor(z)).numpy()
     e = np.exp(np.array([[-1.0, 0.0], [0.0, 0.0]]))
     np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_transformer_draws_positional_embedding_before_layers():
+    # Course detail: the positional embedding is the first random draw of Transformer.__init__,
+    # so with a fixed seed its weight is the first (sequence_len, embedding_size) standard
+    # normals of numpy's global generator (Embedding's init is N(0, 1)), cast to float32.
+    seq_len, emb = 7, 8
+    want = np.random.RandomState(3).randn(seq_len, emb).astype(np.float32)
+    np.random.seed(3)
+    model = nn.Transformer(emb, 16, 2, num_head=2, dim_head=4, device=NUMPY, sequence_len=seq_len)
+    np.testing.assert_array_equal(model.positional_embedding.weight.numpy(), want)

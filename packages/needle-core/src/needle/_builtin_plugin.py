@@ -1,5 +1,5 @@
 """The numpy backend, registered with the plugin manager like any other plugin (always present)."""
-from .backends import BackendSpec, hookimpl
+from ._hookspecs import BackendSpec, hookimpl
 
 
 def _load():

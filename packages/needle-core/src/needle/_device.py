@@ -2,6 +2,11 @@
 
 A device whose backend is missing or cannot run still exists: ``enabled()`` is False,
 ``disabled_reason`` says why, and touching a kernel raises :class:`DeviceUnavailableError`.
+
+This module imports nothing from needle. What a device needs from the layers above is given
+to it: the registry and the pickle restorer by :mod:`needle.backends`, which builds devices,
+and the array module for the factories by :mod:`needle.backend_ndarray` (see
+:func:`use_array_module`).
 """
 import numpy as np
 
@@ -23,13 +28,18 @@ class BackendDevice:
     Attributes the device lacks are forwarded to its backend module, so raw kernels are
     reachable (``nd.cpu().matmul``, ``nd.cpu().__tile_size__``). Devices compare equal by
     name and index, print as ``cpu()`` / ``cuda(1)`` / ``cpu_numpy()``, and pickle by name.
+
+    ``registry`` gives the backend module (``registry.load(backend_name, index)``);
+    ``restore(backend_name, index)`` is the module-level function that unpickling calls to
+    find the same device in the receiving process.
     """
 
-    def __init__(self, name, backend_name, registry, index=0):
+    def __init__(self, name, backend_name, registry, index=0, restore=None):
         self.name = name
         self.backend_name = backend_name
         self.index = index
         self._registry = registry
+        self._restore = restore
         self._module = None
         self._optional = {}
 
@@ -47,8 +57,9 @@ class BackendDevice:
 
     def __reduce__(self):
         # A device holds the registry and a module; rebuild it from its name in the receiving process.
-        from .backends import _restore_device
-        return _restore_device, (self.backend_name, self.index)
+        if self._restore is None:
+            raise TypeError(f"device {self!r} was built without a restore function, so it cannot be pickled")
+        return self._restore, (self.backend_name, self.index)
 
     def __copy__(self):
         return self
@@ -133,8 +144,8 @@ class BackendDevice:
 
     def __getattr__(self, name):
         # Only called for attributes the device lacks. Our own slots must never recurse here.
-        if name in ("_module", "_registry", "_optional", "_dtypes", "_protocol", "_fused_dtypes", "name",
-                    "backend_name", "index", "mod"):
+        if name in ("_module", "_registry", "_restore", "_optional", "_dtypes", "_protocol", "_fused_dtypes",
+                    "name", "backend_name", "index", "mod"):
             raise AttributeError(name)
         if name.startswith("_"):
             # Private and dunder names are probed by copy, pickle, IPython, numpy...: answer
@@ -151,8 +162,7 @@ class BackendDevice:
 
     # ---- factories (random draws come from numpy's global generator, on the host) ------
     def _from_numpy(self, array, dtype):
-        from .backend_ndarray.ndarray import NDArray
-        return NDArray(array, device=self, dtype=dtype)
+        return _arrays.NDArray(array, device=self, dtype=dtype)
 
     def rand(self, *shape, dtype="float32"):
         """Uniform [0, 1) samples of ``shape``."""
@@ -212,13 +222,22 @@ class BackendDevice:
 
     def empty(self, shape, dtype="float32"):
         """An uninitialised array of ``shape``."""
-        from .backend_ndarray.ndarray import empty
-        return empty(shape, dtype=dtype, device=self)
+        return _arrays.empty(shape, dtype=dtype, device=self)
 
     def full(self, shape, fill_value, dtype="float32"):
         """An array of ``shape`` filled with ``fill_value``."""
-        from .backend_ndarray.ndarray import full
-        return full(shape, fill_value, dtype=dtype, device=self)
+        return _arrays.full(shape, fill_value, dtype=dtype, device=self)
+
+
+_arrays = None  # the array module (needle.backend_ndarray.ndarray); see use_array_module
+
+
+def use_array_module(module):
+    """Make the devices' factories (``empty``, ``full``, ``rand``, ...) build arrays with ``module``'s
+    ``NDArray``, ``empty`` and ``full``. needle.backend_ndarray calls it once, on import: it sits above
+    this module (arrays hold devices), so this module cannot import it."""
+    global _arrays
+    _arrays = module
 
 
 def class_indices(n, labels, who):
@@ -257,8 +276,3 @@ def _scatter_ones(n, labels):
     out[np.arange(labels.size), labels.reshape(-1)] = 1.0
     return out.reshape(labels.shape + (n,))
 
-
-def default_device():
-    """The device picked by ``NEEDLE_BACKEND`` (the native CPU backend if installed, else numpy)."""
-    from . import backends
-    return backends.default_device()

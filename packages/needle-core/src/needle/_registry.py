@@ -15,6 +15,9 @@ Behaviour (documented for users in :mod:`needle.backends`):
 - A backend's ``load()`` runs on first use of its device. A failure there (import error,
   protocol version mismatch, missing kernels, ``unavailable_reason()``) disables that device
   only, with the reason and a pip hint; it is not a plugin error, so strict mode ignores it.
+
+Imports run one way inside needle-core: this module knows nothing of devices or arrays (it
+hands out backend modules by name); :mod:`needle.backends` builds devices on top of it.
 """
 import importlib.metadata
 import operator
@@ -24,8 +27,8 @@ import warnings
 
 import pluggy
 
-from . import _env, _hookspecs
-from .backend_ndarray import protocol
+from . import _builtin_plugin, _env, _hookspecs, version
+from ._hookspecs import BackendSpec
 
 ENTRY_POINT_GROUP = "needle.backends"
 
@@ -153,7 +156,6 @@ class Registry:
     def _discover(self, strict):
         self.pm = pluggy.PluginManager("needle")
         self.pm.add_hookspecs(_hookspecs)
-        from . import _builtin_plugin
         builtin = self._record(PluginRecord("numpy", _BUILTIN))
         self._add(builtin, self._specs_of(_builtin_plugin, builtin))
 
@@ -214,7 +216,6 @@ class Registry:
 
     def _specs_of(self, plugin, record):
         """Register ``plugin`` with pluggy and return the specs its needle_backends() gives."""
-        from .backends import BackendSpec
         key = f"{record.distribution}:{record.name}"  # unique even when two distributions use one entry point name
         try:
             self.pm.register(plugin, name=key)
@@ -383,6 +384,9 @@ class Registry:
             installed = ", ".join(sorted(self.specs))
             hint = f"; install it with `{INSTALL_HINTS[name]}`" if name in INSTALL_HINTS else ""
             return None, f"no backend named {name!r} is installed{hint} (installed: {installed})"
+        # Imported here, when a backend is first used: importing a submodule of backend_ndarray runs
+        # that package's __init__, which sits above this module (it imports the device facade).
+        from .backend_ndarray import protocol
         dist = spec.distribution
         reinstall = f"try `pip install --force-reinstall {dist}`" if dist not in ("", _BUILTIN) else ""
         try:
@@ -421,8 +425,7 @@ def check_index(index):
 
 
 def _core_version():
-    from .version import __version__
-    return __version__
+    return version.__version__
 
 
 registry = Registry()

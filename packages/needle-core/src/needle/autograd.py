@@ -10,7 +10,7 @@ import functools
 import gc
 from typing import List, Optional, Tuple, Union
 
-from . import _device
+from . import backends
 from ._dtypes import FLOATS as _FLOATS
 from .backend_ndarray.ndarray import NDArray
 
@@ -204,7 +204,7 @@ class Tensor(Value):
         else:
             if device is None and isinstance(array, NDArray):
                 device = array.device
-            cached = _as_ndarray(array, device or _device.default_device(), dtype)
+            cached = _as_ndarray(array, device or backends.default_device(), dtype)
         if cached._dtype not in _FLOATS:
             if requires_grad:
                 raise TypeError(f"Tensor: requires_grad=True needs a float dtype, got {cached._dtype}; integer "
@@ -519,7 +519,7 @@ class TensorTuple(Value):
     @property
     def device(self):
         data = self.realize_cached_data()
-        return data[0].device if data else _device.default_device()
+        return data[0].device if data else backends.default_device()
 
 
 # ---- backward ------------------------------------------------------------------------------

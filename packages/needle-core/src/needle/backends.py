@@ -49,13 +49,10 @@ the reason names both distributions); other backends are unaffected.
 ``python -m needle`` prints all of this for the current environment.
 """
 import os
-from dataclasses import dataclass, field
-from typing import Callable
-
-import pluggy
 
 from . import _env
 from ._device import BackendDevice, DeviceUnavailableError
+from ._hookspecs import BackendSpec, hookimpl
 from ._registry import (
     ENTRY_POINT_GROUP,
     INSTALL_HINTS,
@@ -65,9 +62,6 @@ from ._registry import (
     check_index,
     registry,
 )
-
-#: Marks a plugin's hook implementation (``@hookimpl def needle_backends(): ...``).
-hookimpl = pluggy.HookimplMarker("needle")
 
 __all__ = [
     "BackendSpec", "hookimpl", "ENTRY_POINT_GROUP", "cpu", "cuda", "cpu_numpy", "device",
@@ -88,23 +82,6 @@ def _read_requested_backend():
 _REQUESTED_BACKEND = _read_requested_backend()
 
 
-@dataclass
-class BackendSpec:
-    """A backend a plugin provides.
-
-    ``name`` is what users pass to :func:`device` (case-insensitive). ``load`` imports and
-    returns the protocol module; core calls it on first use, so a heavy or failing import
-    (CuPy with no GPU) never slows or breaks ``import needle``. ``distribution`` is filled in
-    from the entry point's distribution.
-    """
-
-    name: str
-    load: Callable[[], object]
-    distribution: str = ""
-    description: str = ""
-    plugin_name: str = field(default="", repr=False)
-
-
 _devices = {}       # (backend name, index) -> BackendDevice; one object per device
 _default = []       # [the default device] once computed; emptied by reset()
 _warned_cpu = []    # [True] once we said needle-cpu is installed but unusable
@@ -115,7 +92,7 @@ def _device_for(backend_name, index=0):
     dev = _devices.get(key)
     if dev is None:
         shown = "cpu_numpy" if backend_name == "numpy" else backend_name
-        dev = _devices[key] = BackendDevice(shown, backend_name, registry, index)
+        dev = _devices[key] = BackendDevice(shown, backend_name, registry, index, restore=_restore_device)
     return dev
 
 

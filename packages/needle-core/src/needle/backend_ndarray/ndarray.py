@@ -9,8 +9,8 @@ from numbers import Number
 
 import numpy as np
 
-from .. import _device as _devices
 from .. import _dtypes
+from .. import backends
 
 _DEFAULT_DTYPE = "float32"
 _FLOATS = _dtypes.FLOATS
@@ -148,7 +148,7 @@ class NDArray:
                 src = NDArray(other.numpy(), device=device, dtype=dtype)
             self._init_from(src)
             return
-        device = device or _devices.default_device()
+        device = device or backends.default_device()
         if dtype is None:
             dtype = _dtypes.of_value(other, "float64" if "float64" in device.dtypes else _DEFAULT_DTYPE)
             if dtype not in device.dtypes and device.protocol < 2:
@@ -182,7 +182,7 @@ class NDArray:
         array._shape = shape = tuple(shape)
         array._strides = compact_strides(shape) if strides is None else tuple(strides)
         array._offset = offset
-        array._device = device if device is not None else _devices.default_device()
+        array._device = device if device is not None else backends.default_device()
         array._compact = None
         if handle is None:
             array._device.check_dtype(dtype)

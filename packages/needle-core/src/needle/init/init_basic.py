@@ -1,6 +1,6 @@
 """Basic tensor initialisers. Random draws use numpy's global generator (``np.random.seed``)."""
 
-from .. import _device
+from .. import backends
 from ..autograd import Tensor
 
 
@@ -11,21 +11,21 @@ def _tensor(array, device, dtype, requires_grad):
 
 def rand(*shape, low=0.0, high=1.0, device=None, dtype="float32", requires_grad=False):
     """Uniform samples in [low, high)."""
-    device = device or _device.default_device()
+    device = device or backends.default_device()
     array = device.rand(*shape, dtype=dtype) * (high - low) + low
     return _tensor(array, device, dtype, requires_grad)
 
 
 def randn(*shape, mean=0.0, std=1.0, device=None, dtype="float32", requires_grad=False):
     """Normal samples with the given mean and standard deviation."""
-    device = device or _device.default_device()
+    device = device or backends.default_device()
     array = device.randn(*shape, dtype=dtype) * std + mean
     return _tensor(array, device, dtype, requires_grad)
 
 
 def constant(*shape, c=1.0, device=None, dtype="float32", requires_grad=False):
     """A tensor filled with ``c``."""
-    device = device or _device.default_device()
+    device = device or backends.default_device()
     return _tensor(device.full(shape, c, dtype=dtype), device, dtype, requires_grad)
 
 
@@ -41,7 +41,7 @@ def zeros(*shape, device=None, dtype="float32", requires_grad=False):
 
 def randb(*shape, p=0.5, device=None, dtype="bool", requires_grad=False):
     """Bernoulli samples: 1.0 where a uniform draw is <= p, else 0.0."""
-    device = device or _device.default_device()
+    device = device or backends.default_device()
     dtype = "float32" if dtype == "bool" else dtype
     array = device.rand(*shape, dtype=dtype) <= p
     return _tensor(array, device, dtype, requires_grad)
@@ -49,7 +49,7 @@ def randb(*shape, p=0.5, device=None, dtype="bool", requires_grad=False):
 
 def one_hot(n, i, device=None, dtype="float32", requires_grad=False):
     """One-hot rows of length ``n`` for the integer labels ``i``."""
-    device = device or _device.default_device()
+    device = device or backends.default_device()
     return _tensor(device.one_hot(n, i, dtype=dtype), device, dtype, requires_grad)
 
 

@@ -120,6 +120,11 @@ class _Cell(Module):
             out = flat @ self.W_ih
         return out if x.ndim == 2 else ops.reshape(out, lead + (width,))
 
+    def zero_state(self, batch):
+        """Zeros (batch, hidden_size): the state ``h=None`` stands for. They take part in the graph
+        (``h @ W_hh`` is computed), so W_hh gets a gradient, zero where nothing flowed, as in PyTorch."""
+        return init.zeros(batch, self.hidden_size, device=self.W_hh.device, dtype=self.W_hh.dtype)
+
 
 class RNNCell(_Cell):
     """One Elman step: ``h' = nonlinearity(X @ W_ih + bias_ih + h @ W_hh + bias_hh)``.
@@ -127,7 +132,8 @@ class RNNCell(_Cell):
     ``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype="float32")``;
     ``nonlinearity`` is ``"tanh"`` or ``"relu"``. Weights and biases are uniform in
     +-1/sqrt(hidden_size), drawn in the order W_ih, W_hh, bias_ih, bias_hh.
-    ``cell(X, h=None)``: X (batch, input_size), h (batch, hidden_size) or None for zeros.
+    ``cell(X, h=None)``: X (batch, input_size), h (batch, hidden_size) or None for zeros (which
+    take part in the graph, so every parameter gets a gradient).
     """
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype="float32"):
@@ -137,8 +143,9 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     def step(self, proj, h):
-        """The recurrence given ``proj = project(X)``."""
-        pre = proj if h is None else proj + h @ self.W_hh
+        """The recurrence given ``proj = project(X)``; ``h`` None means zeros."""
+        h = self.zero_state(proj.shape[0]) if h is None else h
+        pre = proj + h @ self.W_hh
         return ops.tanh(pre) if self.nonlinearity == "tanh" else ops.relu(pre)
 
     def forward(self, X, h=None):
@@ -153,20 +160,23 @@ class LSTMCell(_Cell):
 
     ``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of the matching quarter of
     ``X @ W_ih + bias_ih + h @ W_hh + bias_hh`` (weights (in, 4H), (H, 4H)); then
-    ``c' = f * c + i * g`` and ``h' = o * tanh(c')``. ``cell(X, (h, c) or None)`` returns ``(h', c')``.
+    ``c' = f * c + i * g`` and ``h' = o * tanh(c')``. ``cell(X, (h, c) or None)`` returns ``(h', c')``;
+    None means zeros, which take part in the graph (every parameter gets a gradient).
     """
 
     gates = 4
 
     def step(self, proj, state):
-        """The recurrence given ``proj = project(X)``; ``state`` is (h, c) or None."""
+        """The recurrence given ``proj = project(X)``; ``state`` is (h, c) or None for zeros."""
         hid = self.hidden_size
-        gates = proj if state is None else proj + state[0] @ self.W_hh
+        if state is None:
+            state = (self.zero_state(proj.shape[0]),) * 2
+        gates = proj + state[0] @ self.W_hh
         # One split of (batch, 4, hidden): four views, and a gradient that is one stack (four
         # slices would each scatter their gradient into zeros, then be added up).
         i, f, g, o = ops.split(ops.reshape(gates, (gates.shape[0], 4, hid)), 1)
         i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
-        c = i * g if state is None else f * state[1] + i * g
+        c = f * state[1] + i * g
         return o * ops.tanh(c), c
 
     def forward(self, X, h=None):

@@ -153,10 +153,12 @@ class Transformer(Module):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
         self.embedding_size, self.batch_first, self.sequence_len = embedding_size, batch_first, sequence_len
+        # The embedding is drawn before the layers: the order of random draws fixes the initial
+        # weights, and the course's reference values depend on it.
+        self.positional_embedding = Embedding(sequence_len, embedding_size, **kw)
         self.layers = Sequential(*[TransformerLayer(embedding_size, num_head, dim_head, hidden_size,
                                                     dropout=dropout, causal=causal, **kw)
                                    for _ in range(num_layers)])
-        self.positional_embedding = Embedding(sequence_len, embedding_size, **kw)
 
     def forward(self, x, h=None):
         if x.ndim != 3 or x.shape[-1] != self.embedding_size:
