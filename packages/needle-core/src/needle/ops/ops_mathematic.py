@@ -822,6 +822,9 @@ def get_item(a, index):
     first = index[0] if isinstance(index, tuple) and index else index
     array = _index_array(first)
     if array is None:
+        if isinstance(index, tuple) and any(_index_array(i) is not None for i in index[1:]):
+            raise IndexError("an integer or bool array index is supported on the first axis only, "
+                             "with ':' for the other axes")
         return GetItem(index)(a)
     rest = index[1:] if isinstance(index, tuple) else ()
     if any(not (isinstance(r, slice) and r == slice(None)) for r in rest):
