@@ -123,7 +123,8 @@ def _remove_stale_temporaries(directory, basename):
     pattern = _temporary_pattern(basename)
     prefix = "." + basename + "."
     try:
-        entries = list(os.scandir(directory))
+        with os.scandir(directory) as listing:
+            entries = list(listing)
     except OSError:
         return
     for entry in entries:
