@@ -251,8 +251,11 @@ def test_load_failures_and_unknown_names_exit_nonzero_with_the_reason(reports):
     assert status == 1
     assert ("    fakebroken (needle-fakebroken): importing 'fakebroken_plugin' failed: ImportError: "
             "needle_fakebroken needs libwidget") in lines
-    assert lines[-1].startswith("FAIL: backend 'fakebroken' cannot be used: no backend named 'fakebroken' is "
-                                "installed (installed: ")
+    # issue 17: the reason says the plugin failed to load and why, not that nothing is installed
+    assert lines[-1].startswith("FAIL: backend 'fakebroken' cannot be used: backend 'fakebroken' is unavailable: "
+                                "plugin 'needle-fakebroken' (entry point 'fakebroken' -> fakebroken_plugin) failed "
+                                "to load: importing 'fakebroken_plugin' failed: ImportError: needle_fakebroken needs "
+                                "libwidget")
 
     status, lines = reports["nosuch"]
     assert status == 1

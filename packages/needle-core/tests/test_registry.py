@@ -7,6 +7,8 @@ texts are checked for the facts they must carry (entry point, distribution, real
 import contextlib
 import copy
 import pickle
+import sys
+import threading
 import types
 import warnings
 
@@ -562,3 +564,136 @@ def test_report_as_json(fake, capsys, monkeypatch):
     assert info["default_device"] is None and "NEEDLE_BACKEND='bogus'" in info["default_device_error"]
     assert info["environment"] == {"NEEDLE_BACKEND": "bogus", "NEEDLE_PLUGINS_STRICT": "1"} and info["strict"]
     assert cli.main(["info", "--json"]) == 0 and json.loads(capsys.readouterr().out)["backends"]
+
+
+# ---- hostile plugins (issue 17) -------------------------------------------------------------------
+class BlockingEntryPoint(FakeEntryPoint):
+    """An entry point whose import blocks until ``release`` is set (a plugin waiting on a lock forever)."""
+
+    def __init__(self, name, dist):
+        super().__init__(name, dist, plugin(spec(name)))
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def load(self):
+        self.started.set()
+        if not self.release.wait(10):  # a bound so that a needle without the time limit fails, not hangs
+            raise TimeoutError("nobody waited for this import to time out")
+        return super().load()
+
+
+@pytest.fixture
+def blocking(fake, monkeypatch):
+    monkeypatch.setenv("NEEDLE_PLUGIN_TIMEOUT", "0.2")
+    ep = BlockingEntryPoint("stuck", "needle-stuck")
+    yield ep
+    ep.release.set()  # let the abandoned import thread finish
+
+
+def test_a_plugin_whose_import_blocks_is_reported_after_the_time_limit(fake, blocking):
+    fake(blocking, good_ep())
+    with pytest.warns(NeedlePluginWarning, match=r"plugin 'stuck' from distribution 'needle-stuck' could not be "
+                                                 r"loaded: importing 'needle_stuck._plugin' did not finish within "
+                                                 r"0.2 seconds .*NEEDLE_PLUGIN_TIMEOUT"):
+        assert backends.available_backends() == ["good", "numpy"]
+    assert blocking.started.is_set()
+    assert ndl.device("good").enabled()
+    assert_numpy_backend_works()
+    assert "did not finish within 0.2 seconds" in ndl.device("stuck").disabled_reason
+
+
+def test_a_blocking_import_in_strict_mode_raises(fake, blocking, monkeypatch):
+    monkeypatch.setenv("NEEDLE_PLUGINS_STRICT", "1")
+    fake(blocking)
+    with pytest.raises(PluginLoadError, match=r"'needle-stuck'.*did not finish within 0.2 seconds"):
+        ndl.device("stuck").enabled()
+
+
+def test_plugin_timeout_zero_imports_in_the_calling_thread_and_garbage_warns(fake, monkeypatch):
+    threads = []
+
+    def hook():
+        threads.append(threading.current_thread())
+        return [spec("here")]
+    ep = FakeEntryPoint("here", "needle-here", plugin(hook=hook))
+    original_load = ep.load
+    ep.load = lambda: (threads.append(threading.current_thread()), original_load())[1]
+    fake(ep)
+    monkeypatch.setenv("NEEDLE_PLUGIN_TIMEOUT", "0")
+    assert backends.available_backends() == ["here", "numpy"]
+    assert threads == [threading.main_thread(), threading.main_thread()]
+    for garbage in ("soon", "-1", "nan"):
+        monkeypatch.setenv("NEEDLE_PLUGIN_TIMEOUT", garbage)
+        backends.reset()
+        with pytest.warns(NeedlePluginWarning, match=rf"NEEDLE_PLUGIN_TIMEOUT='{garbage}' is not a number of "
+                                                     rf"seconds >= 0; using 30"):
+            assert backends.available_backends() == ["here", "numpy"]
+    assert threads[-2] is not threading.main_thread()  # the import ran in a helper thread
+    monkeypatch.setenv("NEEDLE_PLUGIN_TIMEOUT", "inf")
+    assert _registry.plugin_timeout() is None
+    monkeypatch.delenv("NEEDLE_PLUGIN_TIMEOUT")
+    assert _registry.plugin_timeout() == _registry.DEFAULT_PLUGIN_TIMEOUT
+
+
+def test_a_plugin_looking_up_devices_during_its_import_fails_fast(fake):
+    def load():
+        ndl.cpu_numpy().enabled()  # runs in the import thread: must raise, not wait for discovery
+    ep = FakeEntryPoint("eager", "needle-eager")
+    ep.load = load
+    fake(ep, good_ep())
+    with pytest.warns(NeedlePluginWarning, match=r"'eager'.*RuntimeError: a plugin looked up a needle device while "
+                                                 r"needle was discovering plugins"):
+        assert backends.available_backends() == ["good", "numpy"]
+
+
+def test_system_exit_in_a_plugin_is_contained_like_any_failure(fake):
+    def exits():
+        raise SystemExit(3)
+
+    def exiting_load():
+        raise SystemExit("backend says bye")
+    fake(FakeEntryPoint("quitter", "needle-quitter", error=SystemExit(3)),
+         FakeEntryPoint("hookexit", "needle-hookexit", plugin(hook=exits)),
+         FakeEntryPoint("loadexit", "needle-loadexit", plugin(spec("loadexit", load=exiting_load))), good_ep())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert backends.available_backends() == ["good", "loadexit", "numpy"]
+    messages = [str(w.message) for w in caught if issubclass(w.category, NeedlePluginWarning)]
+    assert any("'needle-quitter'" in m and "importing 'needle_quitter._plugin' failed: SystemExit: 3" in m
+               for m in messages), messages
+    assert any("'needle-hookexit'" in m and "needle_backends() raised SystemExit: 3" in m for m in messages), messages
+    assert ndl.device("loadexit").disabled_reason.startswith(
+        "backend 'loadexit' from distribution 'needle-loadexit' failed to load: SystemExit: backend says bye")
+    assert_numpy_backend_works()
+
+
+def test_keyboard_interrupt_in_a_plugin_import_is_re_raised_naming_the_plugin(fake):
+    fake(FakeEntryPoint("ctrlc", "needle-ctrlc", error=KeyboardInterrupt()), good_ep())
+    with pytest.raises(KeyboardInterrupt) as info:
+        backends.available_backends()
+    notes = getattr(info.value, "__notes__", [])
+    if sys.version_info >= (3, 11):
+        assert notes == ["while needle was importing plugin 'needle-ctrlc' (entry point 'ctrlc' -> "
+                         "needle_ctrlc._plugin)"]
+    assert not backends.registry._discovered  # the next lookup discovers again
+    fake(good_ep())
+    assert backends.available_backends() == ["good", "numpy"]
+
+
+def test_a_device_of_a_plugin_that_failed_to_load_says_so_and_why(fake, monkeypatch):
+    fake(FakeEntryPoint("cpu", "needle-cpu", error=ImportError("libneedle_cpu.so: undefined symbol: foo")),
+         FakeEntryPoint("other", "needle-other", error=ValueError("bad config")))
+    with pytest.warns(NeedlePluginWarning):
+        reason = ndl.device("cpu").disabled_reason
+    assert reason == ("backend 'cpu' is unavailable: plugin 'needle-cpu' (entry point 'cpu' -> needle_cpu._plugin) "
+                      "failed to load: importing 'needle_cpu._plugin' failed: ImportError: libneedle_cpu.so: "
+                      "undefined symbol: foo; try `pip install --force-reinstall needle-cpu`")
+    # A name no failed plugin matches: not installed, and the failures are listed.
+    reason = ndl.device("tpu").disabled_reason
+    assert reason.startswith("no backend named 'tpu' is installed (installed: numpy); plugins that failed to load: ")
+    assert "'needle-other' (entry point 'other' -> needle_other._plugin): importing" in reason
+    assert "ValueError: bad config" in reason
+    requested(monkeypatch, "cpu")
+    with pytest.warns(NeedlePluginWarning):
+        with pytest.raises(DeviceUnavailableError, match=r"NEEDLE_BACKEND='cpu' picks cpu\(\), which is not available: "
+                                                         r"backend 'cpu' is unavailable: plugin 'needle-cpu'"):
+            backends.default_device()

@@ -1,7 +1,9 @@
 """MNIST reader: the bundled subset against an independent struct-based decode, and corrupted copies."""
 import gzip
+import os
 import shutil
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -130,7 +132,8 @@ def test_data_mnist_truncated_payload(paths, tmp_path):
 
 def test_data_mnist_trailing_bytes(paths, tmp_path):
     bad = _write_gz(tmp_path / "labels.gz", _raw(paths.test_labels) + b"\x00\x01")
-    _expect_error(paths.test_images, bad, "labels.gz", "1000 labels (1000 bytes)", "1002 bytes")
+    # The reader stops one byte past the declared size, so it can say "more than", not how much more.
+    _expect_error(paths.test_images, bad, "labels.gz", "1000 labels (1000 bytes)", "more than 1000 bytes")
 
 
 def test_data_mnist_truncated_gzip_stream(paths, tmp_path):
@@ -187,3 +190,72 @@ def test_data_read_idx_generic_shape(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     path = _write_gz(tmp_path / "a.gz", struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 2, 3, 4) + arr.tobytes())
     np.testing.assert_array_equal(data.read_idx(path), arr)
+
+
+# ---- hostile headers and gzip bombs (issue 17) -----------------------------------------------------
+
+def _idx_header(magic, *dims):
+    return struct.pack(">I", magic) + struct.pack(">" + "I" * len(dims), *dims)
+
+
+def _write_gz_stream(path, header, zeros):
+    """A gzip file of ``header`` then ``zeros`` zero bytes, written in chunks (the test never holds it all)."""
+    chunk = bytes(1 << 20)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        for start in range(0, zeros, len(chunk)):
+            f.write(chunk[:min(len(chunk), zeros - start)])
+    return str(path)
+
+
+def _peak_traced_bytes(fn):
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_data_read_idx_element_count_does_not_wrap(tmp_path):
+    # 2**22 * 2**21 * 2**21 == 2**64: zero in 64-bit arithmetic, which once matched an empty payload.
+    bad = _write_gz(tmp_path / "wrap.gz", _idx_header(2051, 2 ** 22, 2 ** 21, 2 ** 21))
+    with pytest.raises(data.DataFormatError, match=rf"wrap\.gz: header says 4194304 images of 2097152x2097152 "
+                                                   rf"\({2 ** 64} bytes\), more than max_bytes"):
+        data.read_idx(bad)
+    # Zero elements, but dimensions numpy cannot index: still a clear error naming the file.
+    header = struct.pack(">BBBB", 0, 0, 8, 4) + struct.pack(">IIII", 0, *[2 ** 32 - 1] * 3)
+    bad = _write_gz(tmp_path / "zero.gz", header)
+    with pytest.raises(data.DataFormatError, match=r"zero\.gz: header says an array of shape"):
+        data.read_idx(bad)
+
+
+def test_data_read_idx_gzip_bomb_is_not_decompressed(tmp_path):
+    # 1000 labels declared, then 64 MiB of zeros (about 64 KiB compressed): read 1001 bytes, not 64 MiB.
+    bomb = _write_gz_stream(tmp_path / "bomb-labels.gz", _idx_header(2049, 1000), 1000 + (64 << 20))
+    assert os.path.getsize(bomb) < (1 << 20)
+
+    def read():
+        with pytest.raises(data.DataFormatError, match=r"bomb-labels\.gz: header says 1000 labels \(1000 bytes\) "
+                                                       r"but the file holds more than 1000 bytes"):
+            data.read_idx(bomb, 2049)
+    assert _peak_traced_bytes(read) < (8 << 20)
+
+
+def test_data_read_idx_huge_declared_size_over_a_short_stream_keeps_memory_bounded(tmp_path):
+    # 2 GiB declared (under the default limit) over 4 MiB of zeros: memory follows the stream, not the header.
+    short = _write_gz_stream(tmp_path / "short-images.gz", _idx_header(2051, 2 ** 11, 2 ** 10, 2 ** 10), 4 << 20)
+
+    def read():
+        with pytest.raises(data.DataFormatError, match=rf"short-images\.gz: header says 2048 images of 1024x1024 "
+                                                       rf"\({2 ** 31} bytes\) but the file holds only {4 << 20} bytes"):
+            data.read_idx(short)
+    assert _peak_traced_bytes(read) < (16 << 20)
+
+
+def test_data_read_idx_max_bytes(paths, tmp_path):
+    with pytest.raises(data.DataFormatError, match=r"t10k-labels-idx1-ubyte\.gz: header says 1000 labels "
+                                                   r"\(1000 bytes\), more than max_bytes=999"):
+        data.read_idx(paths.test_labels, max_bytes=999)
+    np.testing.assert_array_equal(data.read_idx(paths.test_labels, max_bytes=1000), _decode_idx(paths.test_labels))

@@ -11,8 +11,11 @@ NEEDLE_DISABLE_PLUGIN_AUTOLOAD = "NEEDLE_DISABLE_PLUGIN_AUTOLOAD"
 #: Comma-separated entry-point (or distribution) names to load when autoload is disabled.
 NEEDLE_PLUGINS = "NEEDLE_PLUGINS"
 
+#: Seconds one plugin's import may take before it is reported as failed (default 30; 0 or inf: no limit).
+NEEDLE_PLUGIN_TIMEOUT = "NEEDLE_PLUGIN_TIMEOUT"
+
 #: Every variable above, for ``python -m needle``.
-ALL = (NEEDLE_BACKEND, NEEDLE_PLUGINS_STRICT, NEEDLE_DISABLE_PLUGIN_AUTOLOAD, NEEDLE_PLUGINS)
+ALL = (NEEDLE_BACKEND, NEEDLE_PLUGINS_STRICT, NEEDLE_DISABLE_PLUGIN_AUTOLOAD, NEEDLE_PLUGINS, NEEDLE_PLUGIN_TIMEOUT)
 
 _TRUE = ("1", "true", "yes", "on")
 

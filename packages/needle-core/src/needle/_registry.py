@@ -4,11 +4,17 @@ Behaviour (documented for users in :mod:`needle.backends`):
 
 - Discovery is lazy (the first device lookup, never ``import needle``) and cached until
   :meth:`Registry.reset`.
-- Each entry point loads on its own. One that fails (import error, a ``needle_backends()`` that
+- Each entry point loads on its own. One that fails (import error, ``SystemExit``, an import
+  that takes longer than ``NEEDLE_PLUGIN_TIMEOUT`` seconds, a ``needle_backends()`` that
   raises or returns garbage, a reserved or malformed backend name) gives a
   :class:`NeedlePluginWarning` naming the entry point, its distribution and the real exception;
   the other plugins and the numpy backend keep working. ``NEEDLE_PLUGINS_STRICT=1`` raises
-  :class:`PluginLoadError` instead.
+  :class:`PluginLoadError` instead. ``KeyboardInterrupt`` is re-raised, noting the plugin.
+- The entry point's module is imported in a daemon thread that discovery waits on for at most
+  ``NEEDLE_PLUGIN_TIMEOUT`` seconds (default 30; ``0`` imports in the calling thread, with no
+  limit). An import that blocks forever is left running in that thread and reported as failed.
+- A device whose backend would have come from a plugin that failed says so in its
+  ``disabled_reason`` (the plugin, its distribution and why), not "no backend ... is installed".
 - Two plugins claiming one backend name: neither gets it (we cannot tell which one the user
   meant); the device of that name is disabled and its reason names both distributions.
   ``NEEDLE_PLUGINS_STRICT=1`` raises :class:`BackendConflictError` instead.
@@ -21,6 +27,7 @@ hands out backend modules by name); :mod:`needle.backends` builds devices on top
 """
 import importlib.metadata
 import operator
+import os
 import threading
 import traceback
 import warnings
@@ -42,6 +49,12 @@ INSTALL_HINTS = {
 }
 
 _BUILTIN = "needle-core"
+
+#: Seconds a plugin's import may take when NEEDLE_PLUGIN_TIMEOUT is unset.
+DEFAULT_PLUGIN_TIMEOUT = 30.0
+
+# Set in the threads that import plugins: a device lookup there must fail fast, not wait on discovery.
+_importing = threading.local()
 
 
 class PluginLoadError(RuntimeError):
@@ -105,6 +118,66 @@ class _Failure(Exception):
     """A plugin problem on its way to a warning (or PluginLoadError in strict mode)."""
 
 
+class _ImportTimedOut(Exception):
+    """A plugin's import did not finish within the time limit."""
+
+
+#: What a plugin may raise that is its failure, not the process's: SystemExit must not end the program.
+_PLUGIN_ERRORS = (Exception, SystemExit)
+
+
+def plugin_timeout():
+    """``NEEDLE_PLUGIN_TIMEOUT`` in seconds: the default when unset, None for 0 or ``inf`` (no limit).
+
+    A value that is not a number >= 0 warns and gives the default.
+    """
+    text = os.environ.get(_env.NEEDLE_PLUGIN_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_PLUGIN_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0:  # NaN too
+        warnings.warn(f"{_env.NEEDLE_PLUGIN_TIMEOUT}={text!r} is not a number of seconds >= 0; using "
+                      f"{DEFAULT_PLUGIN_TIMEOUT:g}", NeedlePluginWarning, stacklevel=4)
+        return DEFAULT_PLUGIN_TIMEOUT
+    return None if seconds in (0, float("inf")) else seconds
+
+
+def _import_entry_point(ep, timeout):
+    """``ep.load()``, in a daemon thread waited on for at most ``timeout`` seconds (None: here, unbounded)."""
+    if timeout is None:
+        return ep.load()
+    outcome = []
+
+    def run():
+        _importing.active = True
+        try:
+            outcome.append((True, ep.load()))
+        except BaseException as exc:  # handed to the waiting thread (a SystemExit here would vanish)
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name=f"needle-plugin-import-{ep.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive() or not outcome:
+        raise _ImportTimedOut
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+def _name_in_interrupt(exc, record):
+    """Say which plugin was loading when a KeyboardInterrupt went through discovery."""
+    text = f"while needle was importing plugin {record.origin()}"
+    if hasattr(exc, "add_note"):  # Python >= 3.11
+        exc.add_note(text)
+    else:  # pragma: no cover  (Python 3.10)
+        warnings.warn(f"KeyboardInterrupt {text}", NeedlePluginWarning, stacklevel=5)
+
+
 class Registry:
     """Backends by name, the plugin that registered each, and every load failure."""
 
@@ -136,12 +209,15 @@ class Registry:
         """Load the built-in backend and every entry point once; ``strict=None`` reads the env."""
         if self._discovered:
             return
+        reentered = ("a plugin looked up a needle device while needle was discovering plugins; "
+                     "needle_backends() must only return BackendSpec objects")
+        if getattr(_importing, "active", False):  # a plugin's import thread: waiting would deadlock
+            raise RuntimeError(reentered)
         with self._lock:
             if self._discovered:
                 return
             if self._discovering:
-                raise RuntimeError("a plugin looked up a needle device while needle was discovering plugins; "
-                                   "needle_backends() must only return BackendSpec objects")
+                raise RuntimeError(reentered)
             strict = _env.flag(_env.NEEDLE_PLUGINS_STRICT) if strict is None else strict
             self._discovering = True
             try:
@@ -164,6 +240,7 @@ class Registry:
             only = {_normalize(n) for n in _env.names(_env.NEEDLE_PLUGINS)}
         seen_values = set()
         matched = set()
+        timeout = plugin_timeout()
         try:
             entry_points = _iter_entry_points()
         except Exception as exc:  # corrupt metadata of some unrelated distribution: keep numpy working
@@ -186,9 +263,16 @@ class Registry:
             record = self._record(PluginRecord(ep.name, dist, ep.value))
             try:
                 try:
-                    plugin = ep.load()
-                except Exception as exc:  # a broken plugin must not break needle
+                    plugin = _import_entry_point(ep, timeout)
+                except _ImportTimedOut:
+                    raise _Failure(f"importing {ep.value!r} did not finish within {timeout:g} seconds (it is left "
+                                   f"running in a background thread; set {_env.NEEDLE_PLUGIN_TIMEOUT} to allow "
+                                   f"more)") from None
+                except _PLUGIN_ERRORS as exc:  # a broken plugin must not break (or end) the program
                     raise _Failure(f"importing {ep.value!r} failed: {describe_exception(exc)}") from exc
+                except KeyboardInterrupt as exc:
+                    _name_in_interrupt(exc, record)
+                    raise
                 self._add(record, self._specs_of(plugin, record))
             except _Failure as failure:
                 self._fail(record, failure, strict)
@@ -230,7 +314,7 @@ class Registry:
                            + found)
         try:
             result = impls[0].function()  # called per plugin, so one that raises is isolated
-        except Exception as exc:
+        except _PLUGIN_ERRORS as exc:
             self.pm.unregister(plugin)
             raise _Failure(f"needle_backends() raised {describe_exception(exc)}") from exc
         specs = [result] if isinstance(result, BackendSpec) else list(result or ())
@@ -366,10 +450,29 @@ class Registry:
                               f"device {index}")
                 else:
                     module = binder(index)
-        except Exception as exc:  # a plugin bug while probing: disable the device, say why
+        except _PLUGIN_ERRORS as exc:  # a plugin bug while probing: disable the device, say why
             reason = (f"backend {name!r} from distribution {spec.distribution!r} failed its availability "
                       f"check: {describe_exception(exc)}")
         return (None, str(reason)) if reason else (module, None)
+
+    def failed_plugins_for(self, name):
+        """Failed entry-point plugins that most likely provide backend ``name`` (by entry point or distribution)."""
+        self.discover()
+        return [r for r in self.plugins if r.error is not None and r.value and name in _names_it_could_provide(r)]
+
+    def _missing_reason(self, name):
+        """Why no plugin provides backend ``name``: a plugin that should have failed, or none is installed."""
+        likely = self.failed_plugins_for(name)
+        failed = [r for r in self.plugins if r.error is not None and r.value]
+        if likely:
+            return "; ".join(f"backend {name!r} is unavailable: plugin {r.origin()} failed to load: {r.error}; "
+                             f"try `pip install --force-reinstall {r.distribution}`" for r in likely)
+        installed = ", ".join(sorted(self.specs))
+        hint = f"; install it with `{INSTALL_HINTS[name]}`" if name in INSTALL_HINTS else ""
+        reason = f"no backend named {name!r} is installed{hint} (installed: {installed})"
+        if failed:
+            reason += "; plugins that failed to load: " + "; ".join(f"{r.origin()}: {r.error}" for r in failed)
+        return reason
 
     def _load_module(self, name):
         if name not in self._modules:
@@ -381,9 +484,7 @@ class Registry:
             return None, self.conflict_message(name)
         spec = self.specs.get(name)
         if spec is None:
-            installed = ", ".join(sorted(self.specs))
-            hint = f"; install it with `{INSTALL_HINTS[name]}`" if name in INSTALL_HINTS else ""
-            return None, f"no backend named {name!r} is installed{hint} (installed: {installed})"
+            return None, self._missing_reason(name)
         # Imported here, when a backend is first used: importing a submodule of backend_ndarray runs
         # that package's __init__, which sits above this module (it imports the device facade).
         from .backend_ndarray import protocol
@@ -391,7 +492,7 @@ class Registry:
         reinstall = f"try `pip install --force-reinstall {dist}`" if dist not in ("", _BUILTIN) else ""
         try:
             module = spec.load()
-        except Exception as exc:
+        except _PLUGIN_ERRORS as exc:
             return None, (f"backend {name!r} from distribution {dist!r} failed to load: "
                           f"{describe_exception(exc)}" + (f"; {reinstall}" if reinstall else ""))
         version = getattr(module, "PROTOCOL_VERSION", None)
@@ -411,6 +512,12 @@ class Registry:
             return None, (f"backend {name!r} from distribution {dist!r} lacks required kernels: "
                           f"{', '.join(missing)}" + (f"; {reinstall}" if reinstall else ""))
         return module, None
+
+
+def _names_it_could_provide(record):
+    """Backend names a failed plugin most likely provides: its entry point's name, its distribution's."""
+    dist = _normalize(record.distribution)
+    return {_normalize(record.name), dist, dist.removeprefix("needle-")}
 
 
 def check_index(index):

@@ -34,8 +34,11 @@ that reason.
 
 Failures and environment variables
 ----------------------------------
-A plugin that fails to import or register gives a :class:`NeedlePluginWarning` naming the
-entry point, its distribution and the exception; everything else keeps working.
+A plugin that fails to import or register (an exception, ``SystemExit``, or an import that
+takes longer than ``NEEDLE_PLUGIN_TIMEOUT``) gives a :class:`NeedlePluginWarning` naming the
+entry point, its distribution and the exception; everything else keeps working, and the
+``disabled_reason`` of the device it would have provided says that it failed and why. A
+``KeyboardInterrupt`` during a plugin's import is re-raised with a note naming the plugin.
 Two plugins claiming one backend name make that name unusable (its device is disabled and
 the reason names both distributions); other backends are unaffected.
 
@@ -43,6 +46,8 @@ the reason names both distributions); other backends are unaffected.
   :class:`BackendConflictError`, raised on the first device lookup.
 - ``NEEDLE_DISABLE_PLUGIN_AUTOLOAD=1``: load only the entry points (or distributions) named
   in ``NEEDLE_PLUGINS=a,b``; the numpy backend is always there.
+- ``NEEDLE_PLUGIN_TIMEOUT``: seconds one plugin's import may take (default 30; ``0``: no
+  limit). The import runs in a daemon thread; one that blocks is left there, reported failed.
 - ``NEEDLE_BACKEND``: the default device, read once when needle is imported: ``numpy``/``np``/
   ``cpu_numpy``, ``nd`` (same as unset: :func:`cpu`), ``cpu``, ``cuda`` or a plugin's name.
 
@@ -162,7 +167,8 @@ def default_device():
         dev = device(name)
         reason = dev.disabled_reason
         if reason is not None:
-            if not registry.has(dev.backend_name) and dev.backend_name not in registry.conflicts:
+            if (not registry.has(dev.backend_name) and dev.backend_name not in registry.conflicts
+                    and not registry.failed_plugins_for(dev.backend_name)):
                 hint = f" (`{INSTALL_HINTS[name]}`)" if name in INSTALL_HINTS else ""
                 valid = ["numpy (or np)", "nd"] + [n for n in registry.names() if n != "numpy"]
                 raise DeviceUnavailableError(
