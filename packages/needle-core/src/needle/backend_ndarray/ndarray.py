@@ -524,9 +524,7 @@ class NDArray:
         elif rule == "bits" and wide in _FLOATS:
             raise TypeError(f"{name}: needs integer or bool operands, got {self._dtype}"
                             + (f" and {other._dtype}" if is_array else f" and {type(other).__name__}"))
-        elif rule == "compare":
-            pass
-        elif wide == "bool" and rule != "any":
+        elif rule == "arith" and wide == _BOOL:
             if name not in _BOOL_ARITH:
                 raise TypeError(f"{name}: not supported on bool arrays (use the logical operators & | ^ ~)")
             ewise_name, scalar_name = _BOOL_ARITH[name], None
