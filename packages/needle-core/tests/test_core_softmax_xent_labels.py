@@ -171,3 +171,23 @@ def test_labels_that_require_grad_get_none(device):
     z, y = T(rng.standard_normal((3, 4)), device), T([0, 3, 1], device, requires_grad=True)
     ops.softmax_cross_entropy_labels(z, y).backward()
     assert y.grad is None and z.grad is not None
+
+
+@pytest.mark.parametrize("label_dtype", ["uint8", "int32", "int64", "float32"])
+def test_labels_of_any_integer_dtype_on_the_device(label_dtype):
+    # The course feeds uint8 label Tensors to SoftmaxLoss: every integer dtype gives the same loss
+    # and gradient as the numpy formula, with the labels used where they are.
+    dev = ndl.cpu_numpy()
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((5, 4))
+    y = np.array([3, 0, 1, 3, 2])
+    logits = ndl.Tensor(z, device=dev, dtype="float32")
+    loss = ops.softmax_cross_entropy_labels(logits, ndl.Tensor(y.astype(label_dtype), device=dev))
+    shifted = z - z.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(loss.numpy(), -logp[np.arange(5), y].mean(), rtol=1e-5)
+    loss.backward()
+    want = (np.exp(logp) - np.eye(4)[y]) / 5
+    np.testing.assert_allclose(logits.grad.numpy(), want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="label"):
+        ops.softmax_cross_entropy_labels(logits, ndl.Tensor(np.array([0, 1, 9, 0, 0], label_dtype), device=dev))

@@ -133,6 +133,9 @@ def softmax_cross_entropy(logits, one_hot):
     return SoftmaxCrossEntropy()(logits, one_hot)
 
 
+#: Label dtypes used where they are (converted on the device to the logits' dtype for the kernels).
+_INTEGER_LABELS = ("uint8", "int32", "int64")
+
 #: Largest class count whose indices float32 labels hold exactly (the fused kernels take float labels).
 _EXACT_LABELS = 1 << 24
 
@@ -194,8 +197,8 @@ class SoftmaxCrossEntropyLabels(TensorOp):
 def softmax_cross_entropy_labels(logits, labels):
     """Mean cross-entropy of ``logits`` (n, k) against the integer class ``labels`` (n,).
 
-    ``labels`` is a Tensor on the logits' device in their dtype (a training step's labels: no
-    copy, and with the fused kernels no read back to the host), or a Tensor elsewhere, an array
+    ``labels`` is a Tensor on the logits' device in their dtype or of any integer dtype (a training
+    step's labels: no host copy, and with the fused kernels no read back), or a Tensor elsewhere, an array
     or a list of ints or of floats holding ints, checked on the host and copied over. A label that
     is not a class index in [0, k) is a ValueError.
     """
@@ -209,7 +212,8 @@ def softmax_cross_entropy_labels(logits, labels):
             raise ValueError(f"softmax_cross_entropy_labels: labels of shape {tuple(one_hot.shape[:-1])} do not "
                              f"match logits of shape {logits.shape}")
         return softmax_cross_entropy(logits, one_hot)
-    if not (isinstance(labels, Tensor) and labels.device == device and labels.dtype == dtype):
+    on_device = isinstance(labels, Tensor) and labels.device == device
+    if not (on_device and (labels.dtype == dtype or labels.dtype in _INTEGER_LABELS)):
         given = labels.numpy() if isinstance(labels, Tensor) else labels
         checked = _device.class_indices(k, given, "softmax_cross_entropy_labels")
         labels = Tensor(checked.astype(np.float64), device=device, dtype=dtype, requires_grad=False)
