@@ -111,7 +111,8 @@ def test_reference_backend_has_only_required_kernels():
     from needle.backend_ndarray import protocol
     assert protocol.missing_kernels(_reference_backend) == []
     assert protocol.optional_kernels(_reference_backend) == []
-    assert _reference_backend.DTYPES == ("float32",)
+    assert _reference_backend.PROTOCOL_VERSION == 2
+    assert "float64" not in _reference_backend.DTYPES  # core's "device lacks this dtype" paths run on it
 
 
 def test_pyargs_run_from_another_directory_skips_disabled_backends_visibly(tmp_path):

@@ -23,7 +23,7 @@ your own tests folder::
     from needle.testing.test_conformance_ops import *
 
 then ``NEEDLE_TEST_BACKENDS=mine pytest``. needle-core's own tests do exactly this with the
-minimal ``reference`` backend (required kernels only, float32 only).
+minimal ``reference`` backend (required kernels only, every dtype but float64).
 
 :func:`gradcheck` compares autograd with central finite differences and is public.
 """

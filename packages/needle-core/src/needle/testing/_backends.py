@@ -56,7 +56,7 @@ def register_test_backend(name, backend=None, *, load=None, distribution="(in-pr
 
 
 def register_reference_backend():
-    """Register the minimal float32-only ``reference`` backend; returns its device."""
+    """Register the minimal ``reference`` backend (required kernels only, no float64); returns its device."""
     return register_test_backend(REFERENCE, _reference_backend, distribution="needle-core (needle.testing)")
 
 
