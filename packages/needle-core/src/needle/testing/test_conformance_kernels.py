@@ -414,11 +414,11 @@ def _check_optim(dev, dtype, bufs, arrays, want):
     """Each buffer in ``bufs`` holds the float64 oracle value of the same place in ``want`` (None:
     the buffer must still hold its input in ``arrays``, unchanged)."""
     tol = dict(rtol=_rtol(dtype) * 10, atol=1e-6 if dtype == "float32" else 1e-12)
-    for buf, before, expected in zip(bufs, arrays, want):
+    for buffer, before, expected in zip(bufs, arrays, want):
         if expected is None:
-            np.testing.assert_array_equal(_read(dev, buf), before)
+            np.testing.assert_array_equal(_read(dev, buffer), before)
         else:
-            np.testing.assert_allclose(_read(dev, buf), expected, **tol)
+            np.testing.assert_allclose(_read(dev, buffer), expected, **tol)
 
 
 @pytest.mark.parametrize("n", OPTIM_SIZES)
