@@ -61,8 +61,9 @@ def kernel(dev, name):
         return getattr(dev, name)
     found = dev.optional(name)
     if found is None:
-        why = ("protocol 2" if name in protocol.REQUIRED_KERNELS_V2 else "optional")
-        pytest.skip(f"backend has no {why} kernel {name} (core's fallback is tested by the NDArray suite)")
+        if name in protocol.REQUIRED_KERNELS_V2:
+            pytest.skip(f"protocol-1 backend: no protocol-2 kernel {name} (core serves it float tensors only)")
+        pytest.skip(f"backend has no optional kernel {name} (core's fallback is tested by the NDArray suite)")
     return found
 
 
