@@ -111,17 +111,50 @@ def test_reference_backend_has_only_required_kernels():
     from needle.backend_ndarray import protocol
     assert protocol.missing_kernels(_reference_backend) == []
     assert protocol.optional_kernels(_reference_backend) == []
-    assert _reference_backend.DTYPES == ("float32",)
+    assert _reference_backend.PROTOCOL_VERSION == 2
+    assert "float64" not in _reference_backend.DTYPES  # core's "device lacks this dtype" paths run on it
 
 
-def test_pyargs_run_from_another_directory_skips_disabled_backends_visibly(tmp_path):
-    env = dict(os.environ, NEEDLE_TEST_BACKENDS="numpy,no_such_backend")
+def _run_suite(cwd, args, **env_vars):
+    env = dict(os.environ, **env_vars)
     env.pop("NEEDLE_BACKEND", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "needle.testing.test_conformance_kernels", "-q", "-rs",
-         "-p", "no:cacheprovider", "-k", "test_protocol_surface"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    if "NEEDLE_TEST_ALLOW_MISSING" not in env_vars:
+        env.pop("NEEDLE_TEST_ALLOW_MISSING", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+_NOT_ENABLED = "backend 'no_such_backend' named in NEEDLE_TEST_BACKENDS is not enabled: no backend named "
+
+
+def test_a_backend_named_but_not_installed_fails_the_run_with_the_reason(tmp_path):
+    # Before: a typo gave "1 passed, 1 skipped" and exit status 0.
+    rc, out = _run_suite(tmp_path, ["--pyargs", "needle.testing.test_conformance_kernels", "-k", "protocol_surface"],
+                         NEEDLE_TEST_BACKENDS="numpy,no_such_backend")
+    assert rc != 0, out
+    assert _NOT_ENABLED + "'no_such_backend' is installed" in out, out
+    assert "NEEDLE_TEST_ALLOW_MISSING=1" in out, out
+    assert " passed" not in out and " skipped" not in out, out  # nothing ran
+
+
+def test_allow_missing_skips_a_named_backend_visibly(tmp_path):
+    rc, out = _run_suite(tmp_path, ["--pyargs", "needle.testing.test_conformance_kernels", "-k", "protocol_surface"],
+                         NEEDLE_TEST_BACKENDS="numpy,no_such_backend", NEEDLE_TEST_ALLOW_MISSING="1")
+    assert rc == 0, out
     assert "1 passed, 1 skipped" in out, out
-    assert "backend 'no_such_backend' is not enabled: " in out, out
+    assert _NOT_ENABLED in out, out
+
+
+def test_a_test_file_with_its_own_backend_list_fails_too(tmp_path):
+    # The toy and template backends parametrise the suite in their own test file, with a fixed default.
+    (tmp_path / "test_mine.py").write_text(
+        "from needle.testing.fixtures import dev, dtype, tol  # noqa\n"
+        "from needle.testing.test_conformance_kernels import test_protocol_surface  # noqa\n"
+        "def pytest_generate_tests(metafunc):\n"
+        "    if 'needle_backend' in metafunc.fixturenames:\n"
+        "        metafunc.parametrize('needle_backend', ['numpy', 'no_such_backend'])\n")
+    rc, out = _run_suite(tmp_path, ["test_mine.py"], NEEDLE_TEST_BACKENDS="numpy,no_such_backend")
+    assert rc != 0, out
+    assert "1 passed, 1 error" in out, out  # an error at setup of the missing backend's test
+    assert _NOT_ENABLED in out, out

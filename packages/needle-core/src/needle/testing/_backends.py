@@ -1,7 +1,9 @@
 """Which backends the conformance suite runs on, and in-process test backends.
 
 ``NEEDLE_TEST_BACKENDS=numpy,cpu`` picks backends by name; else ``NEEDLE_BACKEND`` picks one;
-else every enabled backend runs (the in-process ``reference`` backend included).
+else every enabled backend runs (the in-process ``reference`` backend included). A backend
+picked by name that is not installed or cannot run here is an error, not a skip (a typo must
+not pass as "all skipped"), unless ``NEEDLE_TEST_ALLOW_MISSING=1``.
 """
 import os
 
@@ -10,6 +12,8 @@ from . import _reference_backend
 
 #: Comma-separated backend names the conformance suite runs on.
 NEEDLE_TEST_BACKENDS = "NEEDLE_TEST_BACKENDS"
+#: Set to 1 to skip, rather than fail, the tests of a named backend that is not enabled here.
+NEEDLE_TEST_ALLOW_MISSING = "NEEDLE_TEST_ALLOW_MISSING"
 #: Name of the minimal in-process backend that ships with needle.testing.
 REFERENCE = "reference"
 
@@ -56,7 +60,7 @@ def register_test_backend(name, backend=None, *, load=None, distribution="(in-pr
 
 
 def register_reference_backend():
-    """Register the minimal float32-only ``reference`` backend; returns its device."""
+    """Register the minimal ``reference`` backend (required kernels only, no float64); returns its device."""
     return register_test_backend(REFERENCE, _reference_backend, distribution="needle-core (needle.testing)")
 
 
@@ -66,15 +70,23 @@ def canonical_name(name):
     return _ALIASES.get(name, name)
 
 
+def _named_by():
+    """The environment variable that names the backends to test, or None (every enabled one)."""
+    if os.environ.get(NEEDLE_TEST_BACKENDS) is not None:
+        return NEEDLE_TEST_BACKENDS
+    requested = os.environ.get("NEEDLE_BACKEND", "").strip()
+    if requested and requested.lower() != "nd":
+        return "NEEDLE_BACKEND"
+    return None
+
+
 def selected_backends():
     """Names of the backends the conformance suite runs on (see the module docstring)."""
     register_reference_backend()
-    listed = os.environ.get(NEEDLE_TEST_BACKENDS)
-    if listed is not None:
-        return list(dict.fromkeys(canonical_name(n) for n in listed.split(",") if n.strip()))
-    requested = os.environ.get("NEEDLE_BACKEND", "").strip()
-    if requested and requested.lower() != "nd":
-        return [canonical_name(requested)]
+    variable = _named_by()
+    if variable is not None:
+        names = os.environ[variable].split(",") if variable == NEEDLE_TEST_BACKENDS else [os.environ[variable]]
+        return list(dict.fromkeys(canonical_name(n) for n in names if n.strip()))
     names = []
     for name in backends.available_backends():
         if backends.device(name).enabled():
@@ -91,3 +103,19 @@ def backend_device(name):
         plugin = _registered.pop(name)
         return register_test_backend(name, load=plugin._spec[1], distribution=plugin._spec[2])
     return backends.device(name)
+
+
+def missing_allowed():
+    """True when ``NEEDLE_TEST_ALLOW_MISSING`` asks to skip the tests of backends that cannot run."""
+    return os.environ.get(NEEDLE_TEST_ALLOW_MISSING, "").strip().lower() in ("1", "true", "yes")
+
+
+def not_enabled_message(name):
+    """None when backend ``name`` can run here, else the error that says which backend, named where,
+    and why it cannot run."""
+    device = backend_device(name)
+    if device.enabled():
+        return None
+    where = _named_by() or "the backend list"
+    return (f"backend {name!r} named in {where} is not enabled: {device.disabled_reason} "
+            f"(fix the name or install the backend; set {NEEDLE_TEST_ALLOW_MISSING}=1 to skip its tests instead)")

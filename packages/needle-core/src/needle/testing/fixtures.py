@@ -1,15 +1,17 @@
 """pytest fixtures of the conformance suite; ``from needle.testing.fixtures import *`` in a conftest.
 
 ``needle_backend`` is parametrised (ids ``[numpy]``, ``[cpu]``, ...) over
-:func:`needle.testing.selected_backends`; ``dev`` is its device and skips, with the
-device's reason, when that backend is not enabled here; ``dtype`` is float64 where the
+:func:`needle.testing.selected_backends`; a backend named there that is not enabled here is a
+collection error that says why (``dev`` fails the same way under a test file's own
+parametrisation), or, with ``NEEDLE_TEST_ALLOW_MISSING=1``, a skip with the reason. ``dev`` is
+the backend's device; ``dtype`` is float64 where the
 backend has it, else float32; ``tol`` holds forward and gradient tolerances for ``dtype``.
 """
 from types import SimpleNamespace
 
 import pytest
 
-from ._backends import backend_device, selected_backends
+from ._backends import backend_device, missing_allowed, not_enabled_message, selected_backends
 
 __all__ = ["pytest_generate_tests", "dev", "dtype", "tol"]
 
@@ -17,6 +19,10 @@ __all__ = ["pytest_generate_tests", "dev", "dtype", "tol"]
 def pytest_generate_tests(metafunc):
     if "needle_backend" in metafunc.fixturenames:
         names = selected_backends()
+        if not missing_allowed():
+            problems = [m for m in map(not_enabled_message, names) if m]
+            if problems:  # one error per test module, before any test runs
+                pytest.fail("\n".join(problems), pytrace=False)
         metafunc.parametrize("needle_backend", names, ids=names)
 
 
@@ -25,7 +31,10 @@ def dev(needle_backend):
     """The device of the backend under test."""
     device = backend_device(needle_backend)
     if not device.enabled():
-        pytest.skip(f"backend {needle_backend!r} is not enabled: {device.disabled_reason}")
+        message = not_enabled_message(needle_backend)
+        if missing_allowed():
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
     return device
 
 

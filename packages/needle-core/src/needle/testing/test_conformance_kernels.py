@@ -1,64 +1,59 @@
 """Conformance, level 1: the raw protocol kernels of a backend against numpy, on flat buffers.
 
-Every required kernel, and every optional kernel the backend provides, at sizes 0, 1, odd
-and prime, in each dtype the backend declares.
+Every required kernel of the backend's protocol version, and every optional kernel it
+provides, at sizes 0, 1, odd and prime, on each dtype the backend declares that the kernel
+runs on (protocol.py: every dtype, all but bool, floats only, or integers and bool). Integer
+results are checked against exact arithmetic wrapped modulo 2**bits; comparisons write bool
+(protocol 2) or 1.0/0.0 masks in the input's dtype (protocol 1). The protocol-2 kernels
+(cast, where, arg-reductions, logical, gather/scatter) and the aliasing rule (``out`` the
+same buffer as an input) are checked by the tests imported at the end of this module.
 """
 import numpy as np
 import pytest
 
 from needle.backend_ndarray import protocol
+from needle.testing._kernel_helpers import (
+    BINARY, COMPARE, FLOATS, POSITIVE, SCALAR, SCALAR_COMPARE, UNARY, buf, check, check_mask, data, dtypes_for,
+    exact, fused_dtypes, kernel, mask_dtype, operands, read, rtol, scalars, small, version,
+)
 
 SIZES = [0, 1, 2, 7, 31, 257]
-FLOAT_DTYPES = ("float32", "float64")
 
-
-def _dtypes(dev):
-    return [d for d in FLOAT_DTYPES if d in dev.dtypes]
-
-
-def _rtol(dtype):
-    return 1e-5 if dtype == "float32" else 1e-12
-
-
-def _buf(dev, x, dtype):
-    x = np.ascontiguousarray(x, dtype=dtype)
-    out = dev.Array(x.size, dtype)
-    dev.from_numpy(x, out)
-    return out
-
-
-def _read(dev, a, size=None):
-    size = a.size if size is None else size
-    return np.asarray(dev.to_numpy(a, (size,), (1,), 0))
-
-
-def _data(n, dtype, seed=0, low=-2.0, high=2.0):
-    return np.random.RandomState(seed + n).uniform(low, high, n).astype(dtype)
+# The names the fused-kernel tests below were written with.
+_buf, _read, _data, _rtol = buf, read, data, rtol
 
 
 def test_protocol_surface(dev):
     mod = dev.mod
-    assert getattr(mod, "PROTOCOL_VERSION", None) in protocol.SUPPORTED_PROTOCOLS
+    declared = getattr(mod, "PROTOCOL_VERSION", None)
+    assert declared in protocol.SUPPORTED_PROTOCOLS
     assert protocol.missing_kernels(mod) == []
     assert "float32" in dev.dtypes, "every backend must support float32"
+    unknown = [d for d in getattr(mod, "DTYPES", ()) if d not in protocol.ALL_DTYPES]
+    assert unknown == [], f"DTYPES holds names needle does not know: {unknown} (known: {protocol.ALL_DTYPES})"
+    if declared >= 2:
+        missing = [d for d in ("bool", "int64") if d not in dev.dtypes]
+        assert missing == [], (f"a protocol-2 backend must declare {missing}: comparisons write bool buffers "
+                               "and reduce_argmax/argmin int64 ones")
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_array_roundtrip(dev, n):
-    for dtype in _dtypes(dev):
-        x = _data(n, dtype)
-        a = _buf(dev, x, dtype)
+    for dtype in dtypes_for(dev):
+        x = data(n, dtype)
+        a = buf(dev, x, dtype)
         assert a.size == n
         assert a.dtype == dtype
         assert isinstance(a.ptr(), int)
-        got = _read(dev, a)
+        got = read(dev, a)
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(got, x)
 
 
 def test_array_distinct_buffers(dev):
-    a, b = dev.Array(4, "float32"), dev.Array(4, "float32")
-    assert a.ptr() != b.ptr()
+    for dtype in dtypes_for(dev):
+        a, b = dev.Array(4, dtype), dev.Array(4, dtype)
+        assert a.ptr() != b.ptr()
 
 
 def test_unsupported_dtype_raises(dev):
@@ -66,14 +61,19 @@ def test_unsupported_dtype_raises(dev):
         pytest.skip("backend claims int8")
     with pytest.raises((TypeError, ValueError)):
         dev.Array(3, "int8")
+    if version(dev) >= 2:  # a dtype needle knows but the backend does not declare is refused too
+        for dtype in (d for d in protocol.ALL_DTYPES if d not in dev.dtypes):
+            with pytest.raises((TypeError, ValueError)):
+                dev.Array(3, dtype)
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_fill(dev, n):
-    for dtype in _dtypes(dev):
-        a = dev.Array(n, dtype)
-        dev.fill(a, 2.5)
-        np.testing.assert_array_equal(_read(dev, a), np.full(n, 2.5, dtype))
+    for dtype in dtypes_for(dev):
+        for value in scalars(dtype):
+            a = dev.Array(n, dtype)
+            dev.fill(a, value)
+            np.testing.assert_array_equal(read(dev, a), np.full(n, value, dtype), err_msg=f"{dtype} {value}")
 
 
 # (shape, strides, offset) views over a buffer of 60 elements: transposed, stepped,
@@ -93,17 +93,19 @@ VIEWS = [
 
 @pytest.mark.parametrize("shape,strides,offset", VIEWS, ids=[str(v) for v in VIEWS])
 def test_strided_read_and_compact(dev, shape, strides, offset):
-    for dtype in _dtypes(dev):
-        base = _data(60, dtype)
+    for dtype in dtypes_for(dev):
+        base = data(60, dtype)
         expected = np.lib.stride_tricks.as_strided(
             base[offset:], shape, tuple(s * base.itemsize for s in strides)) if shape else base[offset]
         expected = np.array(expected, dtype=dtype).reshape(shape)
-        a = _buf(dev, base, dtype)
-        np.testing.assert_array_equal(np.asarray(dev.to_numpy(a, shape, strides, offset)), expected)
+        a = buf(dev, base, dtype)
+        got = np.asarray(dev.to_numpy(a, shape, strides, offset))
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, expected)
         out = dev.Array(expected.size, dtype)
         dev.compact(a, out, shape, strides, offset)
-        np.testing.assert_array_equal(_read(dev, out), expected.reshape(-1))
-        np.testing.assert_array_equal(_read(dev, a), base)  # the source is untouched
+        np.testing.assert_array_equal(read(dev, out), expected.reshape(-1))
+        np.testing.assert_array_equal(read(dev, a), base)  # the source is untouched
 
 
 # Views without repeated elements (no stride 0), as setitem targets.
@@ -112,186 +114,166 @@ WRITE_VIEWS = [v for v in VIEWS if 0 not in v[1]]
 
 @pytest.mark.parametrize("shape,strides,offset", WRITE_VIEWS, ids=[str(v) for v in WRITE_VIEWS])
 def test_ewise_and_scalar_setitem(dev, shape, strides, offset):
-    for dtype in _dtypes(dev):
-        base = _data(60, dtype)
+    for dtype in dtypes_for(dev):
+        base = data(60, dtype)
         size = int(np.prod(shape))
         index = offset + sum(np.arange(n).reshape((-1,) + (1,) * (len(shape) - k - 1)) * s
                              for k, (n, s) in enumerate(zip(shape, strides)))
         index = np.broadcast_to(index, shape).reshape(-1)
-        values = _data(size, dtype, seed=9) + 10
+        values = data(size, dtype, seed=9)
+        if dtype in FLOATS:
+            values += 10
 
-        out = _buf(dev, base, dtype)
-        dev.ewise_setitem(_buf(dev, values, dtype), out, shape, strides, offset)
+        out = buf(dev, base, dtype)
+        dev.ewise_setitem(buf(dev, values, dtype), out, shape, strides, offset)
         expected = base.copy()
         expected[index] = values
-        np.testing.assert_array_equal(_read(dev, out), expected)
+        np.testing.assert_array_equal(read(dev, out), expected)
 
-        out = _buf(dev, base, dtype)
-        dev.scalar_setitem(size, -3.0, out, shape, strides, offset)
+        value = scalars(dtype)[1]
+        out = buf(dev, base, dtype)
+        dev.scalar_setitem(size, value, out, shape, strides, offset)
         expected = base.copy()
-        expected[index] = -3.0
-        np.testing.assert_array_equal(_read(dev, out), expected)
-
-
-BINARY = {
-    "ewise_add": np.add, "ewise_mul": np.multiply, "ewise_div": np.divide, "ewise_maximum": np.maximum,
-    "ewise_eq": lambda a, b: (a == b), "ewise_ge": lambda a, b: (a >= b),
-}
-SCALAR = {
-    "scalar_add": np.add, "scalar_mul": np.multiply, "scalar_div": np.divide, "scalar_power": np.power,
-    "scalar_maximum": np.maximum, "scalar_eq": lambda a, v: (a == v), "scalar_ge": lambda a, v: (a >= v),
-}
-UNARY = {"ewise_log": np.log, "ewise_exp": np.exp, "ewise_tanh": np.tanh}
-
-
-def _operands(n, dtype, positive=False):
-    low = 0.5 if positive else -2.0
-    a, b = _data(n, dtype, 1, low), _data(n, dtype, 2, low)
-    b[::3] = a[::3]  # ties, for the comparisons and maximum
-    b[b == 0] = 1.0
-    return a, b
+        expected[index] = value
+        np.testing.assert_array_equal(read(dev, out), expected)
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("name", sorted(BINARY))
 def test_binary_kernels(dev, name, n):
-    for dtype in _dtypes(dev):
-        a, b = _operands(n, dtype)
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a, b = operands(n, dtype, positive=name in POSITIVE)
         out = dev.Array(n, dtype)
-        getattr(dev, name)(_buf(dev, a, dtype), _buf(dev, b, dtype), out)
-        expected = BINARY[name](a.astype(np.float64), b.astype(np.float64)).astype(dtype)
-        np.testing.assert_allclose(_read(dev, out), expected, rtol=_rtol(dtype))
+        fn(buf(dev, a, dtype), buf(dev, b, dtype), out)
+        check(read(dev, out), BINARY[name](exact(a), exact(b)), dtype, tol=4, msg=f"{name} {dtype}")
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(COMPARE))
+def test_comparison_kernels(dev, name, n):
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a, b = operands(n, dtype)
+        out = dev.Array(n, mask_dtype(dev, dtype))
+        fn(buf(dev, a, dtype), buf(dev, b, dtype), out)
+        check_mask(dev, read(dev, out), COMPARE[name](a, b), dtype, msg=f"{name} {dtype}")
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("name", sorted(SCALAR))
 def test_scalar_kernels(dev, name, n):
-    for dtype in _dtypes(dev):
-        a, _ = _operands(n, dtype, positive=(name == "scalar_power"))
-        a[: n // 4] = 1.5
-        for val in (1.5, -0.5, 3.0):
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a, _ = operands(n, dtype, positive=name in POSITIVE)
+        if dtype in FLOATS:
+            a[: n // 4] = 1.5  # equal to one of the scalars
+        for val in scalars(dtype):
             out = dev.Array(n, dtype)
-            getattr(dev, name)(_buf(dev, a, dtype), val, out)
-            expected = SCALAR[name](a.astype(np.float64), val).astype(dtype)
-            np.testing.assert_allclose(_read(dev, out), expected, rtol=_rtol(dtype) * 4, err_msg=f"val={val}")
+            fn(buf(dev, a, dtype), val, out)
+            check(read(dev, out), SCALAR[name](exact(a), val), dtype, tol=4, msg=f"{name} {dtype} val={val}")
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("name", sorted(SCALAR_COMPARE))
+def test_scalar_comparison_kernels(dev, name, n):
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a, _ = operands(n, dtype)
+        for val in scalars(dtype):
+            a[: n // 4] = val  # ties
+            out = dev.Array(n, mask_dtype(dev, dtype))
+            fn(buf(dev, a, dtype), val, out)
+            check_mask(dev, read(dev, out), SCALAR_COMPARE[name](exact(a), val), dtype, msg=f"{name} {dtype} {val}")
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("name", sorted(UNARY))
 def test_unary_kernels(dev, name, n):
-    for dtype in _dtypes(dev):
-        a, _ = _operands(n, dtype, positive=(name == "ewise_log"))
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a, _ = operands(n, dtype, positive=name in POSITIVE)
+        if name == "ewise_sigmoid" and n:
+            a[0] = -100.0  # must stay finite far out
         out = dev.Array(n, dtype)
-        getattr(dev, name)(_buf(dev, a, dtype), out)
-        np.testing.assert_allclose(_read(dev, out), UNARY[name](a.astype(np.float64)).astype(dtype),
-                                   rtol=_rtol(dtype) * 4, atol=1e-7)
+        fn(buf(dev, a, dtype), out)
+        got = read(dev, out)
+        if dtype in FLOATS:
+            assert np.all(np.isfinite(got)), f"{name} {dtype}: {got}"
+        check(got, UNARY[name](exact(a)), dtype, tol=4, atol=1e-7, msg=f"{name} {dtype}")
 
 
 MATMUL_SIZES = [(1, 1, 1), (1, 7, 1), (2, 3, 4), (7, 1, 5), (13, 17, 11), (5, 0, 3), (64, 65, 33)]
 
 
+def _fill_value(dtype):
+    return 123.0 if dtype in FLOATS else 123
+
+
 @pytest.mark.parametrize("m,n,p", MATMUL_SIZES)
 def test_matmul_kernel(dev, m, n, p):
-    for dtype in _dtypes(dev):
-        a, b = _data(m * n, dtype, 3).reshape(m, n), _data(n * p, dtype, 4).reshape(n, p)
+    for dtype in dtypes_for(dev, "matmul"):
+        a, b = small(m * n, dtype, 3).reshape(m, n), small(n * p, dtype, 4).reshape(n, p)
         out = dev.Array(m * p, dtype)
-        dev.fill(out, 123.0)  # the kernel must overwrite, not accumulate
-        dev.matmul(_buf(dev, a, dtype), _buf(dev, b, dtype), out, m, n, p)
-        expected = a.astype(np.float64) @ b.astype(np.float64)
-        np.testing.assert_allclose(_read(dev, out).reshape(m, p), expected, rtol=_rtol(dtype) * 10,
-                                   atol=1e-5 if dtype == "float32" else 1e-12)
+        dev.fill(out, _fill_value(dtype))  # the kernel must overwrite, not accumulate
+        dev.matmul(buf(dev, a, dtype), buf(dev, b, dtype), out, m, n, p)
+        # Integers: exact products, wrapped (uint8 sums of 65 products do wrap).
+        check(read(dev, out).reshape(m, p), exact(a) @ exact(b), dtype, tol=10,
+              atol=1e-5 if dtype == "float32" else 1e-12, msg=f"matmul {dtype}")
+
+
+REDUCE = {"reduce_sum": lambda x: x.sum(axis=1), "reduce_max": lambda x: x.max(axis=1),
+          "reduce_min": lambda x: x.min(axis=1)}
 
 
 @pytest.mark.parametrize("groups,reduce_size", [(1, 1), (1, 7), (5, 1), (3, 13), (0, 4), (4, 257), (6, 0)])
-@pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
+@pytest.mark.parametrize("name", sorted(REDUCE))
 def test_reduce_kernels(dev, name, groups, reduce_size):
-    if name == "reduce_max" and reduce_size == 0:
-        pytest.skip("max over an empty group is undefined (core refuses it before calling the kernel)")
-    for dtype in _dtypes(dev):
-        a = _data(groups * reduce_size, dtype, 5).reshape(groups, reduce_size)
+    if name != "reduce_sum" and reduce_size == 0:
+        pytest.skip("max/min over an empty group is undefined (core refuses it before calling the kernel)")
+    fn = kernel(dev, name)
+    for dtype in dtypes_for(dev, name):
+        a = data(groups * reduce_size, dtype, 5).reshape(groups, reduce_size)
         out = dev.Array(groups, dtype)
-        getattr(dev, name)(_buf(dev, a, dtype), out, reduce_size)
-        fn = np.sum if name == "reduce_sum" else np.max
-        np.testing.assert_allclose(_read(dev, out), fn(a.astype(np.float64), axis=1), rtol=_rtol(dtype) * 10,
-                                   atol=1e-6 if dtype == "float32" else 1e-12)
+        fn(buf(dev, a, dtype), out, reduce_size)
+        expected = REDUCE[name](exact(a)) if groups else np.zeros(0)
+        if reduce_size == 0:
+            expected = np.zeros(groups, dtype=int)
+        check(read(dev, out), expected, dtype, tol=10, atol=1e-6 if dtype == "float32" else 1e-12,
+              msg=f"{name} {dtype}")
 
 
 # ---- optional kernels ---------------------------------------------------------------------------
-OPTIONAL_BINARY = {"ewise_sub": np.subtract, "ewise_power": np.power}
-OPTIONAL_SCALAR = {"scalar_rsub": lambda a, v: v - a, "scalar_rdiv": lambda a, v: v / a}
-OPTIONAL_UNARY = {"ewise_neg": np.negative, "ewise_sqrt": np.sqrt, "ewise_relu": lambda a: np.maximum(a, 0),
-                  "ewise_sigmoid": lambda a: 1 / (1 + np.exp(-a))}
-
-
 def _optional(dev, name):
-    kernel = dev.optional(name)
-    if kernel is None:
+    found = dev.optional(name)
+    if found is None:
         pytest.skip(f"backend has no optional kernel {name} (core's fallback is tested by the NDArray suite)")
-    return kernel
+    return found
 
 
 def test_optional_kernel_names_are_known(dev):
-    unknown = [n for n in getattr(dev.mod, "OPTIONAL_KERNELS", ()) if n not in protocol.OPTIONAL_KERNELS]
+    known = protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2
+    unknown = [n for n in getattr(dev.mod, "OPTIONAL_KERNELS", ()) if n not in known]
     assert unknown == [], f"backend advertises optional kernels core does not know: {unknown}"
-
-
-@pytest.mark.parametrize("n", [0, 1, 31])
-@pytest.mark.parametrize("name", sorted(OPTIONAL_BINARY))
-def test_optional_binary_kernels(dev, name, n):
-    kernel = _optional(dev, name)
-    for dtype in _dtypes(dev):
-        a, b = _operands(n, dtype, positive=(name == "ewise_power"))
-        out = dev.Array(n, dtype)
-        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out)
-        expected = OPTIONAL_BINARY[name](a.astype(np.float64), b.astype(np.float64))
-        np.testing.assert_allclose(_read(dev, out), expected.astype(dtype), rtol=_rtol(dtype) * 4)
-
-
-@pytest.mark.parametrize("n", [0, 1, 31])
-@pytest.mark.parametrize("name", sorted(OPTIONAL_SCALAR))
-def test_optional_scalar_kernels(dev, name, n):
-    kernel = _optional(dev, name)
-    for dtype in _dtypes(dev):
-        a, _ = _operands(n, dtype, positive=True)
-        out = dev.Array(n, dtype)
-        kernel(_buf(dev, a, dtype), 2.5, out)
-        expected = OPTIONAL_SCALAR[name](a.astype(np.float64), 2.5)
-        np.testing.assert_allclose(_read(dev, out), expected.astype(dtype), rtol=_rtol(dtype) * 4)
-
-
-@pytest.mark.parametrize("n", [0, 1, 31])
-@pytest.mark.parametrize("name", sorted(OPTIONAL_UNARY))
-def test_optional_unary_kernels(dev, name, n):
-    kernel = _optional(dev, name)
-    for dtype in _dtypes(dev):
-        a, _ = _operands(n, dtype, positive=(name == "ewise_sqrt"))
-        if name == "ewise_sigmoid" and n:
-            a[0] = -100.0  # must stay finite far out
-        out = dev.Array(n, dtype)
-        kernel(_buf(dev, a, dtype), out)
-        got = _read(dev, out)
-        assert np.all(np.isfinite(got))
-        expected = OPTIONAL_UNARY[name](a.astype(np.float64))
-        np.testing.assert_allclose(got, expected.astype(dtype), rtol=_rtol(dtype) * 4, atol=1e-7)
 
 
 @pytest.mark.parametrize("batch,m,n,p", [(1, 1, 1, 1), (3, 2, 5, 7), (0, 2, 3, 4), (4, 13, 1, 11)])
 def test_optional_matmul_batched(dev, batch, m, n, p):
-    kernel = _optional(dev, "matmul_batched")
-    for dtype in _dtypes(dev):
-        a, b = _data(batch * m * n, dtype, 6).reshape(batch, m, n), _data(batch * n * p, dtype, 7).reshape(batch, n, p)
+    fn = _optional(dev, "matmul_batched")
+    for dtype in dtypes_for(dev, "matmul_batched"):
+        a = small(batch * m * n, dtype, 6).reshape(batch, m, n)
+        b = small(batch * n * p, dtype, 7).reshape(batch, n, p)
         out = dev.Array(batch * m * p, dtype)
-        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out, batch, m, n, p)
-        expected = a.astype(np.float64) @ b.astype(np.float64)
-        np.testing.assert_allclose(_read(dev, out).reshape(batch, m, p), expected, rtol=_rtol(dtype) * 10,
-                                   atol=1e-5 if dtype == "float32" else 1e-12)
+        fn(buf(dev, a, dtype), buf(dev, b, dtype), out, batch, m, n, p)
+        check(read(dev, out).reshape(batch, m, p), exact(a) @ exact(b), dtype, tol=10,
+              atol=1e-5 if dtype == "float32" else 1e-12, msg=f"matmul_batched {dtype}")
 
 
 @pytest.mark.parametrize("n,h,w,c_in,c_out,k,s", [(1, 1, 1, 1, 1, 1, 1), (2, 7, 5, 3, 4, 3, 1),
                                                   (1, 9, 8, 2, 5, 3, 2), (3, 6, 6, 1, 2, 2, 3)])
 def test_optional_conv2d_nhwc(dev, n, h, w, c_in, c_out, k, s):
     kernel = _optional(dev, "conv2d_nhwc")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         a = _data(n * h * w * c_in, dtype, 8).reshape(n, h, w, c_in)
         b = _data(k * k * c_in * c_out, dtype, 9).reshape(k, k, c_in, c_out)
         ho, wo = (h - k) // s + 1, (w - k) // s + 1
@@ -310,7 +292,7 @@ def test_optional_conv2d_nhwc(dev, n, h, w, c_in, c_out, k, s):
 @pytest.mark.parametrize("m,n,p", [(1, 1, 1), (5, 7, 3), (17, 33, 65), (0, 3, 4), (4, 0, 6)])
 def test_fused_matmul_bias(dev, m, n, p):
     kernel = _optional(dev, "matmul_bias")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         a, b = _data(m * n, dtype, 10).reshape(m, n), _data(n * p, dtype, 11).reshape(n, p)
         bias = _data(p, dtype, 12)
         out = dev.Array(m * p, dtype)
@@ -324,7 +306,7 @@ def test_fused_matmul_bias(dev, m, n, p):
                                    (4, 0, 6), (3, 5, 0)])
 def test_fused_matmul_tn(dev, m, n, p):
     kernel = _optional(dev, "matmul_tn")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         a, b = _data(n * m, dtype, 15).reshape(n, m), _data(n * p, dtype, 16).reshape(n, p)
         out = dev.Array(m * p, dtype)
         dev.fill(out, 7.0)  # every element is written, n == 0 included
@@ -337,7 +319,7 @@ def test_fused_matmul_tn(dev, m, n, p):
 @pytest.mark.parametrize("n", [0, 1, 31, 257])
 def test_fused_ewise_relu_backward(dev, n):
     kernel = _optional(dev, "ewise_relu_backward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         a, g = _data(n, dtype, 13), _data(n, dtype, 14)
         if n:
             a[0] = 0.0  # at zero the gradient is 0 (the mask is a > 0)
@@ -362,7 +344,7 @@ LSTM_SHAPES = [(1, 1, 1, 0), (3, 2, 5, 2), (2, 3, 17, 0), (4, 5, 33, 1), (2, 0, 
 @pytest.mark.parametrize("steps,batch,hid,t", LSTM_SHAPES)
 def test_fused_lstm_cell_forward(dev, steps, batch, hid, t):
     kernel = _optional(dev, "lstm_cell_forward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         x = _data(steps * batch * 4 * hid, dtype, 20, -3.0, 3.0).reshape(steps, batch, 4 * hid)
         hw = _data(batch * 4 * hid, dtype, 21, -3.0, 3.0).reshape(batch, 4 * hid)
         c_prev = _data(batch * hid, dtype, 22).reshape(batch, hid)
@@ -390,7 +372,7 @@ def test_fused_lstm_cell_forward(dev, steps, batch, hid, t):
 @pytest.mark.parametrize("steps,batch,hid,t", LSTM_SHAPES)
 def test_fused_lstm_cell_backward(dev, steps, batch, hid, t):
     kernel = _optional(dev, "lstm_cell_backward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         n = batch * hid
         act = np.concatenate([_data(n, dtype, 23, 0.0, 1.0).reshape(batch, hid),
                               _data(n, dtype, 24, 0.0, 1.0).reshape(batch, hid),
@@ -432,11 +414,11 @@ def _check_optim(dev, dtype, bufs, arrays, want):
     """Each buffer in ``bufs`` holds the float64 oracle value of the same place in ``want`` (None:
     the buffer must still hold its input in ``arrays``, unchanged)."""
     tol = dict(rtol=_rtol(dtype) * 10, atol=1e-6 if dtype == "float32" else 1e-12)
-    for buf, before, expected in zip(bufs, arrays, want):
+    for buffer, before, expected in zip(bufs, arrays, want):
         if expected is None:
-            np.testing.assert_array_equal(_read(dev, buf), before)
+            np.testing.assert_array_equal(_read(dev, buffer), before)
         else:
-            np.testing.assert_allclose(_read(dev, buf), expected, **tol)
+            np.testing.assert_allclose(_read(dev, buffer), expected, **tol)
 
 
 @pytest.mark.parametrize("n", OPTIM_SIZES)
@@ -446,7 +428,7 @@ def test_fused_adam_step(dev, n, weight_decay, decoupled, t):
     kernel = _optional(dev, "adam_step")
     lr, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3  # a large eps, so that its place in the formula shows
     c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         arrays, (w, g, m, v) = _optim_case(dev, n, dtype, 40)
         out = dev.Array(n, dtype)
         kernel(w, g, m, v, out, lr, b1, b2, eps, weight_decay, c1, c2, decoupled)
@@ -465,7 +447,7 @@ def test_fused_adam_step(dev, n, weight_decay, decoupled, t):
 def test_fused_sgd_step(dev, n, momentum, weight_decay):
     kernel = _optional(dev, "sgd_step")
     lr = 0.1
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         arrays, (w, g, u, _) = _optim_case(dev, n, dtype, 50)
         out = dev.Array(n, dtype)
         kernel(w, g, u if momentum else None, out, lr, momentum, weight_decay)
@@ -483,7 +465,7 @@ def test_fused_sgd_step(dev, n, momentum, weight_decay):
 def test_fused_rmsprop_step(dev, n, momentum, weight_decay):
     kernel = _optional(dev, "rmsprop_step")
     lr, alpha, eps = 0.01, 0.9, 1e-3
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         arrays, (w, g, buf, v) = _optim_case(dev, n, dtype, 60)
         out = dev.Array(n, dtype)
         kernel(w, g, v, buf if momentum else None, out, lr, alpha, eps, weight_decay, momentum)
@@ -523,7 +505,7 @@ def _run_xent_forward(dev, kernel, z, labels, dtype):
 @pytest.mark.parametrize("m,k", XENT_SHAPES)
 def test_fused_softmax_xent_forward(dev, m, k):
     kernel = _optional(dev, "softmax_xent_forward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         z, labels = _data(m * k, dtype, 40, -20.0, 20.0).reshape(m, k), _xent_labels(m, k, 41)
         probs, rows = _run_xent_forward(dev, kernel, z, labels, dtype)
         want_probs, want_rows = _np_softmax_xent(z, labels)
@@ -537,7 +519,7 @@ def test_fused_softmax_xent_forward_at_large_magnitudes(dev):
     kernel = _optional(dev, "softmax_xent_forward")
     z = np.array([[1e7, 1e7 + 1.0, 1e7 - 2.0], [-3e38, -3e38, -3e38], [3e38, 0.0, -3e38]])
     labels = np.array([1, 2, 0])
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         probs, rows = _run_xent_forward(dev, kernel, z, labels, dtype)
         want_probs, want_rows = _np_softmax_xent(z, labels)
         np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7)
@@ -547,7 +529,7 @@ def test_fused_softmax_xent_forward_at_large_magnitudes(dev):
 @pytest.mark.parametrize("m,k", XENT_SHAPES)
 def test_fused_softmax_xent_backward(dev, m, k):
     kernel = _optional(dev, "softmax_xent_backward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         probs, labels = _data(m * k, dtype, 42, 0.0, 1.0).reshape(m, k), _xent_labels(m, k, 43)
         out = _buf(dev, np.full(m * k, 7.0), dtype)
         kernel(_buf(dev, probs, dtype), _buf(dev, labels, dtype), _buf(dev, [-0.37], dtype), out, m, k)
@@ -559,9 +541,13 @@ def test_fused_softmax_xent_backward(dev, m, k):
 @pytest.mark.parametrize("bad", [2.5, np.nan, np.inf, -1.0, 3.0])
 def test_fused_softmax_xent_kernels_refuse_labels_that_are_not_class_indices(dev, bad):
     forward, backward = _optional(dev, "softmax_xent_forward"), _optional(dev, "softmax_xent_backward")
-    for dtype in _dtypes(dev):
+    for dtype in fused_dtypes(dev):
         labels = _buf(dev, [0.0, bad], dtype)
         with pytest.raises(ValueError, match="labels"):
             forward(_buf(dev, np.zeros(6), dtype), labels, dev.Array(6, dtype), dev.Array(2, dtype), 2, 3)
         with pytest.raises(ValueError, match="labels"):
             backward(_buf(dev, np.zeros(6), dtype), labels, _buf(dev, [1.0], dtype), dev.Array(6, dtype), 2, 3)
+
+
+# ---- protocol 2's new kernels and the aliasing rule (collected with this module) ----------------
+from needle.testing._conformance_protocol2 import *  # noqa: E402,F401,F403
