@@ -663,8 +663,7 @@ class NDArray:
                 base = self.astype(_dtypes.DEFAULT_FLOAT if not isinstance(other, NDArray) or other._dtype
                                    not in _FLOATS else other._dtype)
                 return base ** other
-            keep = _dtypes.with_scalar(self._dtype, other)
-            return (self.astype("float64") ** float(other)).astype(keep)
+            return self._integer_power(_scalar_operand(other, "power"))
         if isinstance(other, NDArray):
             if other._dtype != self._dtype:
                 wide = _dtypes.promote(self._dtype, other._dtype)
@@ -674,6 +673,22 @@ class NDArray:
                 return self._binary(other, power, None, "power")
             return (self.log() * other).exp()
         return self._binary(float(_scalar_operand(other, "power")), None, self._device.scalar_power, "power")
+
+    def _integer_power(self, exponent):
+        """``self ** exponent`` for an integer or bool array and an int exponent >= 0, by repeated
+        squaring: exact, wrapping like every integer op (bool bases become int64, as in PyTorch)."""
+        exponent = int(exponent)
+        if exponent < 0:
+            raise ValueError(f"power: integers to negative integer powers are not allowed (got {exponent})")
+        base = self if self._dtype != _BOOL else self.astype("int64")
+        result = full(base._shape, 1, dtype=base._dtype, device=base._device)
+        while exponent:
+            if exponent & 1:
+                result = result * base
+            exponent >>= 1
+            if exponent:
+                base = base * base
+        return result
 
     def maximum(self, other):
         """Elementwise maximum (NaN propagates)."""
@@ -710,6 +725,8 @@ class NDArray:
             return self._promoted(other, name)
         if name == "ne":
             return ~(self == other)
+        if not is_array and isinstance(other, float) and other != other:  # vs NaN: all False
+            return full(self._shape, False, dtype=_BOOL, device=self._device)
         if is_array:
             if name == "lt":
                 return other._compare(self, "gt")
