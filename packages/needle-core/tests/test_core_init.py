@@ -146,3 +146,16 @@ def test_one_hot_of_bad_labels_on_the_device_raises(device, bad):
     labels = ndl.Tensor(np.array([0.0, bad], dtype=np.float32), device=device, requires_grad=False)
     with pytest.raises(ValueError, match="labels"):
         init.one_hot(4, labels, device=device)
+
+
+def test_randb_is_bool_by_default_and_follows_the_draws():
+    np.random.seed(3)
+    want = np.random.rand(4, 5) <= 0.3
+    np.random.seed(3)
+    mask = ndl.init.randb(4, 5, p=0.3, device=ndl.cpu_numpy())
+    assert mask.dtype == "bool" and not mask.requires_grad
+    np.testing.assert_array_equal(mask.numpy(), want)
+    np.random.seed(3)
+    as_float = ndl.init.randb(4, 5, p=0.3, device=ndl.cpu_numpy(), dtype="float32")
+    assert as_float.dtype == "float32"
+    np.testing.assert_array_equal(as_float.numpy(), want.astype(np.float32))

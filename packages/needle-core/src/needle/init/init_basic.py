@@ -40,11 +40,13 @@ def zeros(*shape, device=None, dtype="float32", requires_grad=False):
 
 
 def randb(*shape, p=0.5, device=None, dtype="bool", requires_grad=False):
-    """Bernoulli samples: 1.0 where a uniform draw is <= p, else 0.0."""
+    """Bernoulli samples: True (1) where a uniform draw is <= p, else False (0), in ``dtype``."""
     device = device or backends.default_device()
-    dtype = "float32" if dtype == "bool" else dtype
-    array = device.rand(*shape, dtype=dtype) <= p
-    return _tensor(array, device, dtype, requires_grad)
+    if dtype == "bool" and "bool" not in device.dtypes:  # a float-only (protocol-1) backend
+        dtype = "float32"
+    draws = device.rand(*shape, dtype="float32" if dtype not in ("float32", "float64") else dtype)
+    mask = draws <= p  # bool on a protocol-2 backend, a float mask on a protocol-1 one
+    return _tensor(mask if mask.dtype == dtype else mask.astype(dtype), device, dtype, requires_grad)
 
 
 def one_hot(n, i, device=None, dtype="float32", requires_grad=False):
