@@ -30,7 +30,6 @@ def fresh(monkeypatch):
     """Forget cached probes and devices before and after a test that replaces the CuPy seams."""
     def clear():
         _cupy.reset()
-        _backend._CP = None
         _backend._bound.clear()
         backends.reset()
     clear()
