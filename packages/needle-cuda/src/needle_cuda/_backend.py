@@ -326,7 +326,8 @@ def _make_namespace(index):
         return reason
 
     ns = types.SimpleNamespace(
-        PROTOCOL_VERSION=PROTOCOL_VERSION, DTYPES=DTYPES, FUSED_DTYPES=FUSED_DTYPES, TILE_SIZE=TILE_SIZE, DEVICE_INDEX=index,
+        PROTOCOL_VERSION=PROTOCOL_VERSION, DTYPES=DTYPES, FUSED_DTYPES=FUSED_DTYPES, TILE_SIZE=TILE_SIZE,
+        DEVICE_INDEX=index,
         Array=bound_array, unavailable_reason=bound_reason, device_count=device_count,
         transfer_stats=transfer_stats, reset_transfer_stats=reset_transfer_stats,
         get_matmul_impl=get_matmul_impl, set_matmul_impl=set_matmul_impl, matmul_impl=matmul_impl,
