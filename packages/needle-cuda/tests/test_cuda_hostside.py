@@ -403,3 +403,30 @@ def test_fused_elementwise_operations_compile_with_nvrtc(name, types):
               f"long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i >= size) return;\n"
               f"{body}\n{operation};\n{store}\n}}\n")
     assert name.encode() in _compile(nvrtc, source, name)
+
+
+# ---- the conformance suite on the numpy stand-in for CuPy ----------------------------------------
+SUITE_ON_STAND_IN = """
+import importlib.util, sys, pytest
+spec = importlib.util.spec_from_file_location("cuda_stand_in", {conftest!r})
+stand_in = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stand_in)
+from needle_cuda import _cupy
+fake = stand_in.make_fake_cupy()
+_cupy._import_cupy = lambda: fake
+_cupy.reset()
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--pyargs", "needle.testing"]))
+"""
+
+
+def test_conformance_suite_passes_on_the_numpy_stand_in(tmp_path):
+    # needle's backend-independent suite, every kernel through needle-cuda's Python on numpy buffers:
+    # it checks the wiring (dtypes, views, argument order, index checks) that the GPU run relies on.
+    script = tmp_path / "suite_on_stand_in.py"
+    script.write_text(SUITE_ON_STAND_IN.format(conftest=str(PACKAGE_ROOT / "tests" / "conftest.py")))
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=dict(env, NEEDLE_TEST_BACKENDS="cuda"))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
