@@ -8,7 +8,8 @@
     nox -s sanitize         needle-cpu built with ASan/UBSan, conformance suite on it
     nox -s dist             needle-dist: 2 and 3 MPI ranks on this machine
     nox -s third_party      the example out-of-tree backend, pip-installed into a fresh venv
-    nox -s compat           each package against the oldest and newest needle-core its range claims
+    nox -s compat           each package against the oldest and newest needle-core its range claims, and a
+                            protocol-1 plugin (tools/fixtures/needle-toy-protocol1) against this tree's core
 """
 import os
 from pathlib import Path
@@ -243,9 +244,18 @@ def build(session):
     _build_and_check(session, [facts.package(n) for n in session.posargs] or facts.packages())
 
 
+#: A backend written for protocol 1 (the toy of needle-core 0.1, float32 only): needle-core 0.2 must still drive it.
+PROTOCOL1_PLUGIN = ROOT / "tools" / "fixtures" / "needle-toy-protocol1"
+
+
 @nox.session
 def compat(session):
-    """Each package's tests against the oldest and the newest needle-core its range claims, in fresh venvs."""
+    """Each package's tests against the oldest and the newest needle-core its range claims, in fresh venvs.
+
+    Then the protocol-1 plugin of tools/fixtures against this tree's needle-core: it loads, serves float32
+    tensors (the conformance suite), and refuses an int64 array with a clear TypeError. `nox -s compat --
+    NAME...` runs only the named packages (needle-toy-protocol1 names the plugin case).
+    """
     import shutil
     import subprocess
 
@@ -302,6 +312,24 @@ def compat(session):
                 results.append(("ok", label))
             except nox.command.CommandFailed:
                 results.append(("FAILED", label))
+    if not session.posargs or "needle-toy-protocol1" in session.posargs:
+        tree_core = facts.package(facts.CORE)
+        if tree_core.version not in core_wheels:
+            core_wheels[tree_core.version] = wheel(tree_core.path, f"needle-core-{tree_core.version}")
+        label = f"needle-toy-protocol1 (a protocol-1 plugin) + needle-core {tree_core.version} (working tree)"
+        session.log(f"compat: {label}")
+        python = _fresh_venv(session, tmp / "venv-protocol1-plugin")
+        plugin = wheel(PROTOCOL1_PLUGIN, "needle-toy-protocol1")
+        try:
+            session.run(python, "-m", "pip", "install", "-q", str(core_wheels[tree_core.version]), str(plugin),
+                        "pytest>=7", external=True)
+            with session.chdir(tmp):
+                session.run(python, str(ROOT / "tools" / "check_dists.py"), "smoke", str(plugin), external=True)
+                session.run(python, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-q",
+                            str(PROTOCOL1_PLUGIN / "tests"), external=True)
+            results.append(("ok", label))
+        except nox.command.CommandFailed:
+            results.append(("FAILED", label))
     for status, label in results:
         session.log(f"{status:>6}  {label}")
     failed = [label for status, label in results if status != "ok"]

@@ -12,7 +12,8 @@ Exit status 1 when a claim cannot be true or cannot be tested. The rules:
 - the range admits the working tree's needle-core (the tree's packages are installed and tested together);
 - a backend package names, for each backend, the protocol versions it implements: an entry point
   ``[project.entry-points."needle.protocol"] NAME = "pkg.version:SUPPORTED_PROTOCOL"`` whose value is
-  ``(oldest, newest)``; every needle-core its range admits must speak a protocol inside that pair;
+  ``(oldest, newest)``; every needle-core its range admits must speak a protocol inside that pair (a core
+  speaks every version of its ``SUPPORTED_PROTOCOLS``: needle-core 0.2 drives protocol-1 backends too);
 - a requirement on another package of this tree (needle-dist on needle-nn and needle-data) has both
   bounds too and admits the version in this tree;
 - each package's CHANGELOG.md has a section for its current version.
@@ -125,10 +126,11 @@ def check_protocol(pkg, cores):
                             f"(oldest, newest), got {claim!r}")
             continue
         for core in cores:
-            if not claim[0] <= core.protocol <= claim[1]:
+            if not any(claim[0] <= v <= claim[1] for v in core.protocols):
+                spoken = ", ".join(map(str, core.protocols))
                 problems.append(f"{pkg.name}: backend {backend!r} implements protocol {claim[0]}..{claim[1]}, but "
                                 f"needle-core {core.version} ({core.source}), admitted by its range, speaks protocol "
-                                f"{core.protocol}; narrow the needle-core range or support that protocol")
+                                f"{spoken}; narrow the needle-core range or support that protocol")
     return problems
 
 
@@ -158,11 +160,13 @@ def main(argv=None):
         print(json.dumps({"matrix": [{"package": e.package.name, "version": str(e.package.version), "claim": e.claim,
                                       "protocol": e.package.protocol_claims(),
                                       "cores": [{"version": str(c.version), "source": c.source,
-                                                 "protocol": c.protocol} for c in e.cores]} for e in entries],
+                                                 "protocol": c.protocol, "protocols": list(c.protocols)}
+                                                for c in e.cores]} for e in entries],
                           "problems": problems}, indent=2))
     else:
         builds = core_builds()
-        print("needle-core builds: " + ", ".join(f"{v} ({b.source}, protocol {b.protocol})" for v, b in builds.items()))
+        print("needle-core builds: " + ", ".join(f"{v} ({b.source}, protocol {', '.join(map(str, b.protocols))})"
+                                                 for v, b in builds.items()))
         for e in entries:
             tested = " and ".join(str(c.version) for c in e.cores) or "nothing"
             protocol = "".join(f"; {b} protocol {lo}..{hi}" for b, (lo, hi) in e.package.protocol_claims().items()

@@ -161,11 +161,23 @@ class CoreBuild:
     """A needle-core version that can be built: from a release tag or from the working tree."""
     version: Version
     tag: str | None  # None: the working tree
-    protocol: int
+    protocol: int  # PROTOCOL_VERSION: the newest protocol it speaks
+    protocols: tuple = ()  # every protocol it drives (SUPPORTED_PROTOCOLS; just ``protocol`` where absent)
+
+    def __post_init__(self):
+        if not self.protocols:
+            object.__setattr__(self, "protocols", (self.protocol,))
 
     @property
     def source(self):
         return f"tag {self.tag}" if self.tag else "working tree"
+
+
+def _core_build(version, tag, protocol_source):
+    """A CoreBuild from the text of its protocol.py (needle-core 0.2 drives protocols 1 and 2)."""
+    newest = _literal(protocol_source, "PROTOCOL_VERSION")
+    spoken = _literal(protocol_source, "SUPPORTED_PROTOCOLS")
+    return CoreBuild(version, tag, newest, tuple(spoken) if spoken else (newest,))
 
 
 def core_builds(root=ROOT):
@@ -177,8 +189,7 @@ def core_builds(root=ROOT):
     core = package(CORE, root)
     rel_version = core.version_file.relative_to(root).as_posix()
     rel_protocol = (core.path / PROTOCOL_FILE).relative_to(root).as_posix()
-    tree = CoreBuild(core.version, None, _literal((core.path / PROTOCOL_FILE).read_text(encoding="utf-8"),
-                                                 "PROTOCOL_VERSION"))
+    tree = _core_build(core.version, None, (core.path / PROTOCOL_FILE).read_text(encoding="utf-8"))
     builds = {tree.version: tree}
     try:
         tags = _git(root, "tag", "--list", tag_name(CORE, "*")).split()
@@ -189,6 +200,5 @@ def core_builds(root=ROOT):
         found = _VERSION_LINE.search(_git(root, "show", f"{tag}:{rel_version}"))
         if not found or Version(found["version"]) != named:
             raise ValueError(f"tag {tag}: {rel_version} there says {found and found['version']!r}, not {named}")
-        builds[named] = CoreBuild(named, tag, _literal(_git(root, "show", f"{tag}:{rel_protocol}"),
-                                                       "PROTOCOL_VERSION"))
+        builds[named] = _core_build(named, tag, _git(root, "show", f"{tag}:{rel_protocol}"))
     return dict(sorted(builds.items()))

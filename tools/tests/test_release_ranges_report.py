@@ -58,6 +58,21 @@ def test_outside_a_range_missing_dependency_and_protocol(installed):
     assert len(problems) == 4
 
 
+def test_protocol_1_and_protocol_2_backends_both_fit_a_core_that_speaks_both(installed):
+    from needle.backend_ndarray.protocol import SUPPORTED_PROTOCOLS
+    assert SUPPORTED_PROTOCOLS == (1, 2)
+    installed({"needle-core": [], "needle-toy-protocol1": ["needle-core>=0.1,<0.3"],
+               "needle-cpu": ["needle-core>=0.2,<0.3"]},
+              [fake_ep("toy_p1", (1, 1), dist="needle-toy-protocol1"), fake_ep("cpu", (2, 2))])
+    versions = {"needle-core": "0.2.0", "needle-toy-protocol1": "0.1.1", "needle-cpu": "0.2.0"}
+    requires, protocols, problems = main.version_ranges(versions)
+    assert protocols == {"toy_p1": [1, 1], "cpu": [2, 2]} and problems == []
+    lines = main._render_distributions({"distributions": versions, "requires": requires, "protocols": protocols,
+                                        "compatibility": problems})
+    assert "  backend protocol ranges: toy_p1 1..1, cpu 2..2 (needle-core speaks 1, 2)" in lines
+    assert lines[-1] == "  every installed combination is inside the declared ranges"
+
+
 @pytest.mark.parametrize("version, spec, inside", [
     ("0.1.0", ">=0.1,<0.2", True), ("0.1.9", ">=0.1,<0.2", True), ("0.2.0", ">=0.1,<0.2", False),
     ("0.0.9", ">=0.1", False), ("0.1", "==0.1.0", True), ("1.0.0", "!=1.0", False), ("0.1.0", ">0.1", False),

@@ -38,10 +38,11 @@ def write_package(root, name, module, version, deps=(), changelog=None, backends
     return path
 
 
-def write_core(root, version, protocol=1):
+def write_core(root, version, protocol=1, spoken=None):
     path = write_package(root, "needle-core", "needle", version, deps=["numpy>=1.22"])
     (path / "src/needle/backend_ndarray").mkdir(exist_ok=True)
-    (path / "src/needle/backend_ndarray/protocol.py").write_text(f"PROTOCOL_VERSION = {protocol}\n")
+    text = f"PROTOCOL_VERSION = {protocol}\n" + (f"SUPPORTED_PROTOCOLS = {spoken!r}\n" if spoken else "")
+    (path / "src/needle/backend_ndarray/protocol.py").write_text(text)
     return path
 
 
@@ -130,6 +131,23 @@ def test_backend_protocol_claim_must_cover_every_admitted_core(tree):
     problems = problems_of(tree)
     assert any("implements protocol 1..1" in p and "needle-core 0.2.0" in p for p in problems), problems
     assert not any("needle-core 0.1.0" in p for p in problems)
+
+
+def test_a_core_that_still_drives_protocol_1_admits_a_protocol_1_backend(tree):
+    # needle-core 0.2 speaks protocol 2 and still drives protocol-1 backends (SUPPORTED_PROTOCOLS = (1, 2)).
+    write_core(tree, "0.2.0", protocol=2, spoken=(1, 2))
+    write_package(tree, "needle-old", "needle_old", "0.1.1", deps=["needle-core>=0.2,<0.3"], backends=["old"],
+                  protocol=(1, 1))
+    write_package(tree, "needle-new", "needle_new", "0.2.0", deps=["needle-core>=0.2,<0.3"], backends=["new"],
+                  protocol=(2, 2))
+    entries, problems = check_compat.matrix(tree)
+    assert problems == []
+    assert [c.protocols for c in entries[0].cores] == [(1, 2)]
+    write_package(tree, "needle-future", "needle_future", "0.1.0", deps=["needle-core>=0.2,<0.3"], backends=["f"],
+                  protocol=(3, 3))
+    assert [p for p in problems_of(tree) if "needle-future" in p] == [
+        "needle-future: backend 'f' implements protocol 3..3, but needle-core 0.2.0 (working tree), admitted by its "
+        "range, speaks protocol 1, 2; narrow the needle-core range or support that protocol"]
 
 
 def test_backend_without_protocol_claim_is_refused(tree):

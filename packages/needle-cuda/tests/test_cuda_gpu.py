@@ -1,5 +1,8 @@
 """GPU tests of needle-cuda: every kernel runs on a CUDA device and is compared with numpy.
 
+Float kernels at awkward sizes, accuracy bounds, matmul, transfers and devices are here; every
+protocol-2 kernel on every dtype is in test_cuda_kernels.py (its "gpu" parameter).
+
 Without CuPy or a GPU every test here is SKIPPED with the reason from
 ``needle_cuda.unavailable_reason()`` (shown by ``pytest -rs``); none of them is emulated on
 the CPU. The backend-independent conformance suite (``pytest --pyargs needle.testing`` with
@@ -118,14 +121,28 @@ def test_out_of_bounds_view_is_refused_before_launch():
 # ---- elementwise and reductions -------------------------------------------------------------
 BINARY = {"ewise_add": np.add, "ewise_sub": np.subtract, "ewise_mul": np.multiply, "ewise_div": np.divide,
           "ewise_maximum": np.maximum, "ewise_power": np.power,
-          "ewise_eq": lambda a, b: (a == b).astype(a.dtype), "ewise_ge": lambda a, b: (a >= b).astype(a.dtype)}
+          "ewise_minimum": np.minimum, "ewise_eq": np.equal, "ewise_ge": np.greater_equal, "ewise_ne": np.not_equal,
+          "ewise_lt": np.less, "ewise_le": np.less_equal, "ewise_gt": np.greater}
 SCALAR = {"scalar_add": np.add, "scalar_mul": np.multiply, "scalar_div": np.divide, "scalar_power": np.power,
           "scalar_maximum": np.maximum, "scalar_rsub": lambda a, v: v - a, "scalar_rdiv": lambda a, v: v / a,
-          "scalar_eq": lambda a, v: (a == v).astype(a.dtype), "scalar_ge": lambda a, v: (a >= v).astype(a.dtype)}
+          "scalar_minimum": np.minimum, "scalar_eq": np.equal, "scalar_ge": np.greater_equal, "scalar_ne": np.not_equal,
+          "scalar_lt": np.less, "scalar_le": np.less_equal, "scalar_gt": np.greater}
 UNARY = {"ewise_log": np.log, "ewise_exp": np.exp, "ewise_tanh": np.tanh, "ewise_neg": np.negative,
-         "ewise_sqrt": np.sqrt, "ewise_relu": lambda a: np.maximum(a, 0),
+         "ewise_sqrt": np.sqrt, "ewise_relu": lambda a: np.maximum(a, 0), "ewise_abs": np.abs,
          "ewise_sigmoid": lambda a: 1 / (1 + np.exp(-a.astype(np.float64)))}
 POSITIVE = {"ewise_power", "scalar_power", "ewise_log", "ewise_sqrt", "scalar_rdiv", "ewise_div"}
+COMPARISONS = {f"{kind}_{op}" for kind in ("ewise", "scalar") for op in ("eq", "ne", "lt", "le", "gt", "ge")}
+
+
+def _out_dtype(name, dtype):
+    return "bool" if name in COMPARISONS else dtype  # protocol 2: comparisons write bool
+
+
+def _check(got, expected, dtype):
+    if got.dtype == bool:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -136,9 +153,9 @@ def test_binary_kernels(name, n, dtype):
     a, b = _data(n, dtype, 4, low), _data(n, dtype, 5, low)
     if n > 2:
         b[::3] = a[::3]  # ties, so eq/ge see both outcomes
-    out = _backend.Array(n, dtype)
+    out = _backend.Array(n, _out_dtype(name, dtype))
     getattr(_backend, name)(_up(a, dtype), _up(b, dtype), out)
-    np.testing.assert_allclose(_down(out), BINARY[name](a, b), **_tol(dtype))
+    _check(_down(out), BINARY[name](a, b), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -149,11 +166,11 @@ def test_scalar_kernels(name, n, dtype):
     value = 1.5
     if n > 2:
         a[::4] = value
-    out = _backend.Array(n, dtype)
+    out = _backend.Array(n, _out_dtype(name, dtype))
     getattr(_backend, name)(_up(a, dtype), value, out)
     expected = SCALAR[name](a, a.dtype.type(value))
-    assert _down(out).dtype == np.dtype(dtype)  # a Python float never promotes float32
-    np.testing.assert_allclose(_down(out), expected, **_tol(dtype))
+    assert _down(out).dtype == np.dtype(_out_dtype(name, dtype))  # a Python float never promotes float32
+    _check(_down(out), expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -232,25 +249,25 @@ def test_tiled_kernel_split_into_several_launches(monkeypatch):
 
 # ---- compilation cache, transfers, devices --------------------------------------------------------
 def test_kernels_are_created_once_and_reused():
-    a = _up(np.arange(10.0), "float32")
+    a = _up(np.zeros(10), "float32")
     out = _backend.Array(10)
-    _backend.ewise_eq(a, a, out)
-    first = _kernels.elementwise("needle_ewise_eq")
+    _backend.ewise_sigmoid(a, out)
+    first = _kernels.elementwise("needle_ewise_sigmoid")
     for _ in range(3):
-        _backend.ewise_eq(a, a, out)
-    assert _kernels.elementwise("needle_ewise_eq") is first
-    assert _kernels.cached_kernels().count("needle_ewise_eq") == 1
-    np.testing.assert_array_equal(_down(out), np.ones(10, np.float32))
+        _backend.ewise_sigmoid(a, out)
+    assert _kernels.elementwise("needle_ewise_sigmoid") is first
+    assert _kernels.cached_kernels().count("needle_ewise_sigmoid") == 1
+    np.testing.assert_array_equal(_down(out), np.full(10, 0.5, np.float32))
 
 
 def test_kernels_make_no_host_transfers():
     a, b = _up(_data(4096, "float32", 15, 0.5), "float32"), _up(_data(4096, "float32", 16, 0.5), "float32")
-    out = _backend.Array(4096)
+    out, mask = _backend.Array(4096), _backend.Array(4096, "bool")
     _backend.reset_transfer_stats()
     for name in sorted(BINARY):
-        getattr(_backend, name)(a, b, out)
+        getattr(_backend, name)(a, b, mask if name in COMPARISONS else out)
     for name in sorted(SCALAR):
-        getattr(_backend, name)(a, 2.0, out)
+        getattr(_backend, name)(a, 2.0, mask if name in COMPARISONS else out)
     for name in sorted(UNARY):
         getattr(_backend, name)(a, out)
     _backend.compact(a, out, (64, 64), (1, 64), 0)

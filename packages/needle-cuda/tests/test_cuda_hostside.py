@@ -30,7 +30,6 @@ def fresh(monkeypatch):
     """Forget cached probes and devices before and after a test that replaces the CuPy seams."""
     def clear():
         _cupy.reset()
-        _backend._CP = None
         _backend._bound.clear()
         backends.reset()
     clear()
@@ -130,12 +129,14 @@ def test_registry_finds_the_cuda_backend(fresh):
 
 
 def test_protocol_surface_is_complete():
-    assert _backend.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+    assert _backend.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION == 2
     assert protocol.missing_kernels(_backend) == []
     # Every optional kernel except convolution, which goes through core's im2col + cuBLAS matmul.
-    expected = [k for k in protocol.OPTIONAL_KERNELS if k != "conv2d_nhwc"]
+    expected = [k for k in protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2 if k != "conv2d_nhwc"]
     assert protocol.optional_kernels(_backend) == expected
-    assert _backend.DTYPES == ("float32", "float64")
+    assert _backend.DTYPES == ("float32", "float64", "int32", "int64", "uint8", "bool")
+    assert set(_backend.DTYPES) == set(protocol.ALL_DTYPES)
+    assert _backend.FUSED_DTYPES == ()
     for ns in (_backend.for_device(0), _backend.for_device(3)):
         assert protocol.missing_kernels(ns) == []
         assert protocol.optional_kernels(ns) == expected
@@ -237,8 +238,9 @@ def test_kernel_use_without_cupy_raises_the_reason(fresh):
 
 def test_dtype_is_checked_before_cupy_is_needed(fresh):
     fresh.setattr(_cupy, "_import_cupy", _missing_cupy)
-    for bad in ("int32", "float16", "bogus", np.int64):
-        with pytest.raises(TypeError, match=r"needle-cuda supports dtypes \('float32', 'float64'\)"):
+    for bad in ("int8", "float16", "bogus", np.complex64):
+        with pytest.raises(TypeError, match=r"needle-cuda supports dtypes \('float32', 'float64', 'int32', 'int64', "
+                                            r"'uint8', 'bool'\), got dtype="):
             _backend.Array(4, bad)
 
 
@@ -368,19 +370,63 @@ def test_tiled_matmul_source_compiles_with_nvrtc(dtype):
     assert b".shared" in ptx  # the tiles really live in shared memory
 
 
-@pytest.mark.parametrize("name", sorted(_kernels.ELEMENTWISE))
-@pytest.mark.parametrize("ctype", ["float", "double"])
-def test_fused_elementwise_operations_compile_with_nvrtc(name, ctype):
-    # CuPy wraps `operation` in a loop with `typedef <ctype> T;` and the parameters as locals;
-    # this wraps it the same way to check the C++ of the operation, for both dtypes.
+#: The C type CuPy gives each dtype (``typedef <ctype> T``) in the fused kernels.
+CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "uint8": "unsigned char",
+          "bool": "bool"}
+#: The dtypes each fused kernel is called with: name -> [(type parameter -> dtype)].
+FUSED_TYPES = {
+    "needle_ewise_sigmoid": [{"T": d} for d in ("float32", "float64")],
+    "needle_where": [{"T": d} for d in CTYPES],
+    "needle_abs_signed": [{"T": d} for d in ("int32", "int64")],
+    "needle_cast_float_to_int": [{"X": x, "Y": y} for x in ("float32", "float64") for y in ("int32", "int64", "uint8")],
+}
+
+
+def test_every_fused_kernel_has_its_dtypes_listed():
+    assert sorted(FUSED_TYPES) == sorted(_kernels.ELEMENTWISE)
+
+
+@pytest.mark.parametrize("name,types", [(n, t) for n, ts in sorted(FUSED_TYPES.items()) for t in ts],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(v.values()))
+def test_fused_elementwise_operations_compile_with_nvrtc(name, types):
+    # CuPy wraps `operation` in a loop with a typedef per type parameter and the parameters as locals;
+    # this wraps it the same way to check the C++ of the operation, for each dtype it is used with.
     nvrtc = _nvrtc()
     in_params, out_params, operation = _kernels.ELEMENTWISE[name]
-    ins = [p.split()[1] for p in in_params.split(",")]
-    outs = [p.split()[1] for p in out_params.split(",")]
-    args = ", ".join([f"const T* in_{n}" for n in ins] + [f"T* out_{n}" for n in outs] + ["long long size"])
-    body = "".join(f"T {n} = in_{n}[i]; " for n in ins) + "".join(f"T {n}; " for n in outs)
-    store = "".join(f"out_{n}[i] = {n}; " for n in outs)
-    source = (f"typedef {ctype} T;\nextern \"C\" __global__ void {name}({args}) {{\n"
+    ins = [p.split() for p in in_params.split(",")]
+    outs = [p.split() for p in out_params.split(",")]
+    typedefs = "".join(f"typedef {CTYPES[d]} {t};\n" for t, d in types.items())
+    args = ", ".join([f"const {t}* in_{n}" for t, n in ins] + [f"{t}* out_{n}" for t, n in outs] + ["long long size"])
+    body = "".join(f"{t} {n} = in_{n}[i]; " for t, n in ins) + "".join(f"{t} {n}; " for t, n in outs)
+    store = "".join(f"out_{n}[i] = {n}; " for _, n in outs)
+    source = (f"{typedefs}extern \"C\" __global__ void {name}({args}) {{\n"
               f"long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; if (i >= size) return;\n"
               f"{body}\n{operation};\n{store}\n}}\n")
     assert name.encode() in _compile(nvrtc, source, name)
+
+
+# ---- the conformance suite on the numpy stand-in for CuPy ----------------------------------------
+SUITE_ON_STAND_IN = """
+import importlib.util, sys, pytest
+spec = importlib.util.spec_from_file_location("cuda_stand_in", {conftest!r})
+stand_in = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stand_in)
+from needle_cuda import _cupy
+fake = stand_in.make_fake_cupy()
+_cupy._import_cupy = lambda: fake
+_cupy.reset()
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--pyargs", "needle.testing"]))
+"""
+
+
+def test_conformance_suite_passes_on_the_numpy_stand_in(tmp_path):
+    # needle's backend-independent suite, every kernel through needle-cuda's Python on numpy buffers:
+    # it checks the wiring (dtypes, views, argument order, index checks) that the GPU run relies on.
+    script = tmp_path / "suite_on_stand_in.py"
+    script.write_text(SUITE_ON_STAND_IN.format(conftest=str(PACKAGE_ROOT / "tests" / "conftest.py")))
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=dict(env, NEEDLE_TEST_BACKENDS="cuda"))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]

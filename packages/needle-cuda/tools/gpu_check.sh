@@ -139,7 +139,7 @@ else
 fi
 
 # ---- the checks ----------------------------------------------------------------------------------
-step "needle-cuda tests (host-side + GPU)" 150 "$OUT/cuda_tests.log" "${PYTEST[@]}" packages/needle-cuda/tests
+step "needle-cuda tests (host-side + GPU)" 240 "$OUT/cuda_tests.log" "${PYTEST[@]}" packages/needle-cuda/tests
 step "conformance suite on cuda" 180 "$OUT/conformance.log" \
     env NEEDLE_TEST_BACKENDS=cuda "${PYTEST[@]}" --pyargs needle.testing
 step "needle-nn tests on cuda" 150 "$OUT/nn_tests.log" \

@@ -14,4 +14,5 @@ def _load():
 @hookimpl
 def needle_backends():
     """The one backend of this distribution."""
-    return [BackendSpec(name="toy", load=_load, description="example third-party backend (numpy, float32)")]
+    return [BackendSpec(name="toy", load=_load,
+                        description="example third-party backend (numpy: float32, int64, bool)")]

@@ -50,6 +50,7 @@ def collect():
             if reason is None:
                 from .backend_ndarray import protocol
                 row["dtypes"] = list(dev.dtypes)
+                row["protocol"] = getattr(dev.mod, "PROTOCOL_VERSION", None)
                 row["optional_kernels"] = protocol.optional_kernels(dev.mod)
             rows.append(row)
         for name in sorted(registry.conflicts):
@@ -183,8 +184,10 @@ def _render_distributions(info):
             for n, v in info["distributions"].items()]
     out = _table(rows, ["NAME", "VERSION", "REQUIRES"])
     if info.get("protocols"):
+        from .backend_ndarray.protocol import SUPPORTED_PROTOCOLS
         out.append("  backend protocol ranges: " + ", ".join(f"{b} {lo}..{hi}" for b, (lo, hi) in
-                                                             info["protocols"].items()))
+                                                             info["protocols"].items())
+                   + f" (needle-core speaks {', '.join(map(str, SUPPORTED_PROTOCOLS))})")
     problems = info.get("compatibility", [])
     out += [f"  OUTSIDE DECLARED RANGES: {p}" for p in problems] or ["  every installed combination is inside "
                                                                       "the declared ranges"]
@@ -318,8 +321,8 @@ def _describe_module(module, say):
     say(f"  optional kernels  provided: {', '.join(provided) or 'none'}")
     say(f"                    core fallback: {', '.join(fallback) or 'none'}")
     advertised = list(getattr(module, "OPTIONAL_KERNELS", ()))
-    unknown = [k for k in advertised if k not in protocol.OPTIONAL_KERNELS]
-    absent = [k for k in advertised if k in protocol.OPTIONAL_KERNELS and k not in provided]
+    unknown = [k for k in advertised if k not in protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2]
+    absent = [k for k in advertised if k not in unknown and k not in provided]
     if unknown:
         say(f"  note: OPTIONAL_KERNELS lists names core does not know (never called): {', '.join(unknown)}")
     if absent:

@@ -2,13 +2,17 @@
 
 Importing this module does not import CuPy; the first buffer allocation does (through
 :mod:`needle_cuda._cupy`), so the registry can load it and ask :func:`unavailable_reason`
-on a machine with no CuPy or no GPU. Kernels are CuPy ufuncs (one launch each), fused
-``needle_*`` ElementwiseKernels where a composition would take several launches, cuBLAS for
-matmul, and the shared-memory tiled kernel when ``MATMUL_IMPL`` is ``"tiled"``.
+on a machine with no CuPy or no GPU. It implements protocol 2 on the six dtypes: the
+elementwise kernels live in :mod:`needle_cuda._elementwise` (CuPy ufuncs, one launch each, and
+fused ``needle_*`` ElementwiseKernels), the reductions and row gather/scatter in
+:mod:`needle_cuda._reductions`; here are the buffers, strided copies and matmul (cuBLAS for
+floats, or the shared-memory tiled kernel when ``MATMUL_IMPL`` is ``"tiled"``; CuPy's integer
+kernel for integers).
 
-Host <-> device copies happen only in :func:`from_numpy` and :func:`to_numpy`, and each is
-counted (:func:`transfer_stats`), so a test can prove the hot path makes none. Shapes,
-strides and scalars reach kernels as launch parameters, never as copied arrays.
+Host <-> device copies happen only in :func:`from_numpy` and :func:`to_numpy` (and one scalar
+per index check of ``gather_rows``/``scatter_add_rows``), and each is counted
+(:func:`transfer_stats`), so a test can prove the hot path makes none. Shapes, strides and
+scalars reach kernels as launch parameters, never as copied arrays.
 
 Module-level kernels run on CuPy's current device (device 0 unless changed). Use
 :func:`for_device` for a namespace bound to device ``i``.
@@ -19,33 +23,38 @@ import os
 import types
 
 import numpy as np
-from needle.backend_ndarray.protocol import OPTIONAL_KERNELS, REQUIRED_KERNELS
+from needle.backend_ndarray.protocol import OPTIONAL_KERNELS, OPTIONAL_KERNELS_V2, required_kernels
 
 from . import _cupy, _kernels, _views
 from ._cupy import CudaUnavailableError, device_count, unavailable_reason
+from ._elementwise import (  # noqa: F401  (protocol kernels: this module is the protocol object)
+    cast, ewise_abs, ewise_add, ewise_and, ewise_div, ewise_eq, ewise_exp, ewise_ge, ewise_gt, ewise_le, ewise_log,
+    ewise_lt, ewise_maximum, ewise_minimum, ewise_mul, ewise_ne, ewise_neg, ewise_not, ewise_or, ewise_power,
+    ewise_relu, ewise_sigmoid, ewise_sqrt, ewise_sub, ewise_tanh, ewise_xor, scalar_add, scalar_div, scalar_eq,
+    scalar_ge, scalar_gt, scalar_le, scalar_lt, scalar_maximum, scalar_minimum, scalar_mul, scalar_ne, scalar_power,
+    scalar_rdiv, scalar_rsub, where, _wrapping,
+)
+from ._reductions import (  # noqa: F401
+    gather_rows, reduce_argmax, reduce_argmin, reduce_max, reduce_min, reduce_sum, scatter_add_rows,
+)
+from ._transfers import count as _count
+from ._transfers import reset_transfer_stats, transfer_stats
 
-PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
+PROTOCOL_VERSION = 2  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
-__all__ = ["PROTOCOL_VERSION", "DTYPES", "Array", "CudaUnavailableError", "unavailable_reason", "device_count"]
+__all__ = ["PROTOCOL_VERSION", "DTYPES", "FUSED_DTYPES", "Array", "CudaUnavailableError", "unavailable_reason",
+           "device_count"]
 
-DTYPES = ("float32", "float64")
+#: Every dtype of protocol 2; each kernel runs on the dtypes the protocol gives it.
+DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
+#: No kernel of ``protocol.FUSED_KERNELS`` yet (nor ``conv2d_nhwc``): core composes them on every dtype.
+FUSED_DTYPES = ()
 
 #: Environment variable choosing the matmul implementation at import: ``cublas`` (default) or ``tiled``.
 MATMUL_ENV = "NEEDLE_CUDA_MATMUL"
 MATMUL_IMPLS = ("cublas", "tiled")
 #: Edge of the tiled matmul's shared-memory tiles.
 TILE_SIZE = __tile_size__ = _kernels.TILE
-
-_CP = None
-
-
-def _cp():
-    """CuPy, imported on first use (raises CudaUnavailableError with the reason when missing)."""
-    global _CP
-    if _CP is None:
-        _CP = _cupy.require()
-    return _CP
-
 
 def _dtype_name(dtype):
     try:
@@ -55,6 +64,9 @@ def _dtype_name(dtype):
     if name not in DTYPES:
         raise TypeError(f"needle-cuda supports dtypes {DTYPES}, got dtype={dtype!r}")
     return name
+
+
+_cp = _cupy.cp
 
 
 # ---- buffers and transfers --------------------------------------------------------------
@@ -97,26 +109,6 @@ class Array:
 
     def __repr__(self):
         return f"needle_cuda.Array(size={self.size}, dtype={self.dtype!r}, device={self.device_id})"
-
-
-_TRANSFERS = {"h2d": 0, "h2d_bytes": 0, "d2h": 0, "d2h_bytes": 0}
-
-
-def transfer_stats():
-    """Host<->device copies made so far: counts and bytes each way (copies of 0 bytes are not counted)."""
-    return dict(_TRANSFERS)
-
-
-def reset_transfer_stats():
-    """Zero the counters of :func:`transfer_stats`."""
-    for key in _TRANSFERS:
-        _TRANSFERS[key] = 0
-
-
-def _count(direction, nbytes):
-    if nbytes:
-        _TRANSFERS[direction] += 1
-        _TRANSFERS[direction + "_bytes"] += int(nbytes)
 
 
 def _view(a, shape, strides, offset, what):
@@ -185,99 +177,6 @@ def scalar_setitem(size, value, out, shape, strides, offset):
     _view(out, shape, strides, offset, "scalar_setitem").fill(value)
 
 
-# ---- elementwise ---------------------------------------------------------------------------
-# Compact in, compact out: each is one CuPy ufunc launch (compiled by CuPy, cached per dtype),
-# or one fused needle_* kernel. Scalars are cast to the buffer's dtype so a float32 array never
-# promotes, and travel as kernel arguments.
-def _binary(ufunc):
-    def kernel(a, b, out):
-        getattr(_cp(), ufunc)(a.array, b.array, out=out.array)
-    kernel.__doc__ = f"out = {ufunc}(a, b), elementwise."
-    return kernel
-
-
-def _scalar(ufunc, reverse=False):
-    def kernel(a, val, out):
-        val = out.array.dtype.type(val)
-        args = (val, a.array) if reverse else (a.array, val)
-        getattr(_cp(), ufunc)(*args, out=out.array)
-    kernel.__doc__ = f"out = {ufunc}({'val, a' if reverse else 'a, val'}), elementwise."
-    return kernel
-
-
-def _unary(ufunc):
-    def kernel(a, out):
-        getattr(_cp(), ufunc)(a.array, out=out.array)
-    kernel.__doc__ = f"out = {ufunc}(a), elementwise."
-    return kernel
-
-
-def _fused(name, with_scalar=False, unary=False):
-    if unary:
-        def kernel(a, out):
-            _kernels.elementwise(name)(a.array, out.array)
-    elif with_scalar:
-        def kernel(a, val, out):
-            _kernels.elementwise(name)(a.array, out.array.dtype.type(val), out.array)
-    else:
-        def kernel(a, b, out):
-            _kernels.elementwise(name)(a.array, b.array, out.array)
-    kernel.__doc__ = f"The fused kernel {name}: {_kernels.ELEMENTWISE[name][2]}."
-    return kernel
-
-
-ewise_add = _binary("add")
-ewise_sub = _binary("subtract")
-ewise_mul = _binary("multiply")
-ewise_div = _binary("divide")
-ewise_maximum = _binary("maximum")
-ewise_power = _binary("power")
-ewise_eq = _fused("needle_ewise_eq")
-ewise_ge = _fused("needle_ewise_ge")
-
-scalar_add = _scalar("add")
-scalar_mul = _scalar("multiply")
-scalar_div = _scalar("divide")
-scalar_power = _scalar("power")
-scalar_maximum = _scalar("maximum")
-scalar_rsub = _scalar("subtract", reverse=True)
-scalar_rdiv = _scalar("divide", reverse=True)
-scalar_eq = _fused("needle_scalar_eq", with_scalar=True)
-scalar_ge = _fused("needle_scalar_ge", with_scalar=True)
-
-ewise_log = _unary("log")
-ewise_exp = _unary("exp")
-ewise_tanh = _unary("tanh")
-ewise_neg = _unary("negative")
-ewise_sqrt = _unary("sqrt")
-ewise_sigmoid = _fused("needle_ewise_sigmoid", unary=True)
-
-
-def ewise_relu(a, out):
-    """out = maximum(a, 0) (NaN stays NaN, as in numpy)."""
-    _cp().maximum(a.array, out.array.dtype.type(0), out=out.array)
-
-
-# ---- reductions -----------------------------------------------------------------------------
-def reduce_sum(a, out, reduce_size):
-    """Sum over contiguous groups of ``reduce_size`` elements (a CuPy reduction kernel)."""
-    if out.size == 0:
-        return
-    if reduce_size == 0:
-        out.array.fill(0)
-        return
-    _cp().sum(a.array[: out.size * reduce_size].reshape(out.size, reduce_size), axis=1, out=out.array)
-
-
-def reduce_max(a, out, reduce_size):
-    """Maximum over contiguous groups of ``reduce_size`` elements."""
-    if out.size == 0:
-        return
-    if reduce_size == 0:
-        raise ValueError("reduce_max: zero-size reduction has no maximum")
-    _cp().amax(a.array[: out.size * reduce_size].reshape(out.size, reduce_size), axis=1, out=out.array)
-
-
 # ---- matmul ---------------------------------------------------------------------------------
 def _parse_matmul_impl(value, source="matmul implementation"):
     name = (value or "cublas").strip().lower()
@@ -324,12 +223,14 @@ def _check_matmul(a, b, out, batch, m, n, p):
 
 
 def matmul_cublas(a, b, out, m, n, p):
-    """(m, n) @ (n, p) through cuBLAS (``cupy.matmul``)."""
+    """(m, n) @ (n, p) through ``cupy.matmul``: cuBLAS for floats, CuPy's integer kernel for integers."""
     matmul_batched_cublas(a, b, out, 1, m, n, p)
 
 
 def matmul_batched_cublas(a, b, out, batch, m, n, p):
-    """(batch, m, n) @ (batch, n, p) through cuBLAS (one strided-batched GEMM)."""
+    """(batch, m, n) @ (batch, n, p) through ``cupy.matmul``: one strided-batched cuBLAS GEMM for floats;
+    for integers CuPy's own kernel on the unsigned view of the buffers, so that sums of products wrap
+    modulo 2**bits (defined unsigned overflow; the same bits as the signed result)."""
     _check_matmul(a, b, out, batch, m, n, p)
     if batch * m * p == 0:
         return
@@ -339,8 +240,8 @@ def matmul_batched_cublas(a, b, out, batch, m, n, p):
     if n == 0:
         result.fill(0)  # an empty inner product is 0; cuBLAS is not asked
         return
-    _cp().matmul(a.array[: batch * m * n].reshape(lead + (m, n)), b.array[: batch * n * p].reshape(lead + (n, p)),
-                 out=result)
+    _cp().matmul(_wrapping(a.array[: batch * m * n]).reshape(lead + (m, n)),
+                 _wrapping(b.array[: batch * n * p]).reshape(lead + (n, p)), out=_wrapping(result))
 
 
 def matmul_tiled(a, b, out, m, n, p):
@@ -349,7 +250,10 @@ def matmul_tiled(a, b, out, m, n, p):
 
 
 def matmul_batched_tiled(a, b, out, batch, m, n, p):
-    """(batch, m, n) @ (batch, n, p) with the tiled kernel, the batch on gridDim.z."""
+    """(batch, m, n) @ (batch, n, p) with the tiled kernel, the batch on gridDim.z (floats; integers go
+    through :func:`matmul_batched_cublas`, CuPy's integer kernel)."""
+    if out.dtype not in _kernels.CTYPES:
+        return matmul_batched_cublas(a, b, out, batch, m, n, p)
     _check_matmul(a, b, out, batch, m, n, p)
     _kernels.launch_tiled(a.array, b.array, out.array, batch, m, n, p)
 
@@ -388,8 +292,8 @@ def use_device(index):
 
 
 #: Every kernel a device-bound namespace runs under its device (optional ones this module defines).
-KERNELS = tuple(n for n in REQUIRED_KERNELS if n != "Array") + tuple(
-    n for n in OPTIONAL_KERNELS if n in globals()) + (
+KERNELS = tuple(n for n in required_kernels(PROTOCOL_VERSION) if n != "Array") + tuple(
+    n for n in OPTIONAL_KERNELS + OPTIONAL_KERNELS_V2 if n in globals()) + (
     "matmul_cublas", "matmul_tiled", "matmul_batched_cublas", "matmul_batched_tiled")
 
 _bound = {}
@@ -422,7 +326,8 @@ def _make_namespace(index):
         return reason
 
     ns = types.SimpleNamespace(
-        PROTOCOL_VERSION=PROTOCOL_VERSION, DTYPES=DTYPES, TILE_SIZE=TILE_SIZE, DEVICE_INDEX=index,
+        PROTOCOL_VERSION=PROTOCOL_VERSION, DTYPES=DTYPES, FUSED_DTYPES=FUSED_DTYPES, TILE_SIZE=TILE_SIZE,
+        DEVICE_INDEX=index,
         Array=bound_array, unavailable_reason=bound_reason, device_count=device_count,
         transfer_stats=transfer_stats, reset_transfer_stats=reset_transfer_stats,
         get_matmul_impl=get_matmul_impl, set_matmul_impl=set_matmul_impl, matmul_impl=matmul_impl,

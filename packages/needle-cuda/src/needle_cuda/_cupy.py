@@ -13,6 +13,7 @@ TOOLKIT_HINT = ("pip install needle-cuda[cuda12] or [cuda13] (brings the CUDA li
                 "or install the CUDA toolkit matching your CuPy wheel")
 
 _state = None  # (cupy module or None, device count, reason or None) once probed
+_module = None  # the CuPy module once require() succeeded: the kernels' fast path
 
 
 class CudaUnavailableError(RuntimeError):
@@ -82,6 +83,14 @@ def require():
     return cupy
 
 
+def cp():
+    """CuPy for the kernels: :func:`require` once, then the cached module (one global read a call)."""
+    global _module
+    if _module is None:
+        _module = require()
+    return _module
+
+
 def unavailable_reason():
     """None when CuPy imports and sees at least one GPU, else a sentence saying why not."""
     return load()[2]
@@ -94,5 +103,5 @@ def device_count():
 
 def reset():
     """Forget the cached probe (tests use this after replacing the seams above)."""
-    global _state
-    _state = None
+    global _state, _module
+    _state = _module = None

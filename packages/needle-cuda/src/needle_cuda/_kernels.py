@@ -16,15 +16,23 @@ MAX_GRID_YZ = 65535
 #: CUDA's limit on gridDim.x.
 MAX_GRID_X = 2**31 - 1
 
-#: Fused elementwise kernels: name -> (in_params, out_params, operation). Each replaces two to
-#: four CuPy ufunc launches (a comparison would otherwise produce a bool array and then cast it).
+#: Fused elementwise kernels: name -> (in_params, out_params, operation). Each does in one launch
+#: what CuPy's ufuncs would do in several, or without the undefined behaviour of a plain C++ cast
+#: or negation. Every one reads element i and then writes element i only, so ``out`` may be one of
+#: the inputs (the protocol's aliasing rule).
 ELEMENTWISE = {
-    "needle_ewise_eq": ("T x, T y", "T z", "z = (x == y) ? (T)1 : (T)0"),
-    "needle_ewise_ge": ("T x, T y", "T z", "z = (x >= y) ? (T)1 : (T)0"),
-    "needle_scalar_eq": ("T x, T v", "T z", "z = (x == v) ? (T)1 : (T)0"),
-    "needle_scalar_ge": ("T x, T v", "T z", "z = (x >= v) ? (T)1 : (T)0"),
     # 0.5 * (1 + tanh(x / 2)): finite for every finite x, unlike 1 / (1 + exp(-x)).
     "needle_ewise_sigmoid": ("T x", "T z", "z = (T)0.5 * tanh((T)0.5 * x) + (T)0.5"),
+    # where(cond, a, b): cupy.where has no `out`, and two copyto calls are not alias-safe.
+    "needle_where": ("bool c, T x, T y", "T z", "z = c ? x : y"),
+    # |x| of a signed integer: negated through unsigned arithmetic, so |INT_MIN| wraps to INT_MIN
+    # (as in numpy) instead of being the undefined behaviour of -INT_MIN.
+    "needle_abs_signed": ("T x", "T z", "z = x < 0 ? (T)(0ull - (unsigned long long)x) : x"),
+    # float -> integer, truncating toward zero. A C++ cast of NaN or of a value whose truncation is out
+    # of range is undefined behaviour; here NaN gives 0 and such values saturate ([lo, hi] are the
+    # float bounds of the values that truncate into range, worked out on the host).
+    "needle_cast_float_to_int": ("X x, X lo, X hi, Y ymin, Y ymax", "Y z",
+                                 "z = (x != x) ? (Y)0 : (x <= lo) ? ymin : (x >= hi) ? ymax : (Y)x"),
 }
 
 #: C type of each supported dtype, and the suffix of its tiled-matmul kernel name.

@@ -1,3 +1,3 @@
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 # Oldest and newest needle backend-protocol version (needle.backend_ndarray.protocol) this release implements.
-SUPPORTED_PROTOCOL = (1, 1)
+SUPPORTED_PROTOCOL = (2, 2)

@@ -151,8 +151,6 @@ class NDArray:
         device = device or backends.default_device()
         if dtype is None:
             dtype = _dtypes.of_value(other, "float64" if "float64" in device.dtypes else _DEFAULT_DTYPE)
-            if dtype not in device.dtypes and device.protocol < 2:
-                dtype = _DEFAULT_DTYPE  # a float-only (protocol-1) backend: numbers become float32, as before
         else:
             dtype = _dtypes.name(dtype)
         device.check_dtype(dtype)
