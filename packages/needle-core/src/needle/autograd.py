@@ -234,6 +234,11 @@ class Tensor(Value):
             raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
         if value.dtype != self.dtype:
             raise TypeError(f"Tensor.data: new value has dtype {value.dtype}, tensor has {self.dtype}")
+        if value.shape != self.shape:
+            raise ValueError(f"Tensor.data: new value has shape {value.shape}, tensor has {self.shape}")
+        if value.device != self.device:
+            raise ValueError(f"Tensor.data: new value is on {value.device}, tensor is on {self.device}; "
+                             f"move it with .to(device) first")
         self.cached_data = value.realize_cached_data()
 
     def detach(self):

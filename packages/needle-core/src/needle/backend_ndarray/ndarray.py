@@ -76,6 +76,39 @@ def compact_strides(shape):
     return _compact_layout(shape)[0]
 
 
+def _check_shape(shape, op):
+    """``shape`` as a tuple of ints >= 0, or a ValueError naming ``op``."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        out = tuple(int(s) for s in shape if isinstance(s, (int, np.integer)) and not isinstance(s, bool))
+    except TypeError:
+        out = None
+    if out is None or len(out) != len(tuple(shape)) or any(s < 0 for s in out):
+        raise ValueError(f"{op}: shape must be a tuple of ints >= 0, got {shape!r}")
+    return out
+
+
+def _check_view(op, shape, strides, offset, size):
+    """Raise ValueError unless the view (shape, strides, offset) lies inside a buffer of ``size`` elements."""
+    if len(strides) != len(shape):
+        raise ValueError(f"{op}: shape {shape} and strides {tuple(strides)} differ in length")
+    if not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise ValueError(f"{op}: offset must be an int >= 0, got {offset!r}")
+    if 0 in shape:
+        return
+    lo = hi = int(offset)
+    for n, st in zip(shape, strides):
+        reach = (n - 1) * int(st)
+        if reach < 0:
+            lo += reach
+        else:
+            hi += reach
+    if lo < 0 or hi >= size:
+        raise ValueError(f"{op}: the view shape {shape}, strides {tuple(strides)}, offset {offset} reaches outside "
+                         f"its buffer of {size} elements")
+
+
 def normalize_axes(axes, ndim, name="axes", shape=None, op=None):
     """Return ``axes`` (int, tuple or None) as a sorted tuple of non-negative ints.
 
@@ -87,6 +120,8 @@ def normalize_axes(axes, ndim, name="axes", shape=None, op=None):
     given = axes  # error messages show the argument as the caller wrote it
     if isinstance(axes, (int, np.integer)):
         axes = (int(axes),)
+    if not isinstance(axes, (tuple, list)) or not all(isinstance(a, (int, np.integer)) for a in axes):
+        raise TypeError(f"{op + ': ' if op else ''}{name} must be an int, a tuple of ints or None, got {given!r}")
     out = []
     for ax in axes:
         if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
@@ -175,7 +210,19 @@ class NDArray:
 
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset=0, dtype=_DEFAULT_DTYPE):
-        """Create an NDArray over ``handle`` (or over a new buffer when it is None)."""
+        """Create an NDArray over ``handle`` (or over a new buffer when it is None).
+
+        A view over a given ``handle`` is checked to stay inside it (any backend: a view that
+        reaches outside its buffer is a ValueError, never a read of foreign memory).
+        """
+        shape = _check_shape(shape, "make")
+        if handle is not None:
+            _check_view("make", shape, compact_strides(shape) if strides is None else strides, offset, handle.size)
+        return NDArray._view(shape, strides, device, handle, offset, dtype)
+
+    @staticmethod
+    def _view(shape, strides=None, device=None, handle=None, offset=0, dtype=_DEFAULT_DTYPE):
+        """``make`` without the checks, for views this module derives from valid ones."""
         array = object.__new__(NDArray)
         array._shape = shape = tuple(shape)
         array._strides = compact_strides(shape) if strides is None else tuple(strides)
@@ -297,7 +344,8 @@ class NDArray:
         """True when the array is row-major contiguous and covers its whole buffer."""
         compact = self._compact
         if compact is None:
-            compact = self._compact = self._strides == compact_strides(self._shape) and self.size == self._handle.size
+            compact = self._compact = (self._offset == 0 and self._strides == compact_strides(self._shape)
+                                       and self.size == self._handle.size)
         return compact
 
     def compact(self):
@@ -308,10 +356,14 @@ class NDArray:
         return self if compact else self.copy()
 
     def as_strided(self, shape, strides):
-        """A view with the given shape and strides (in elements) over the same buffer."""
+        """A view with the given shape and strides (in elements) over the same buffer; a view that
+        would reach outside the buffer is a ValueError."""
+        shape = _check_shape(shape, "as_strided")
+        strides = tuple(strides)
         if len(shape) != len(strides):
-            raise ValueError(f"as_strided: shape {tuple(shape)} and strides {tuple(strides)} differ in length")
-        return NDArray.make(shape, strides=strides, device=self._device, handle=self._handle, offset=self._offset)
+            raise ValueError(f"as_strided: shape {shape} and strides {strides} differ in length")
+        _check_view("as_strided", shape, strides, self._offset, self._handle.size)
+        return NDArray._view(shape, strides, self._device, self._handle, self._offset)
 
     def reshape(self, new_shape):
         """Reshape; a view for compact arrays, a copy otherwise. One -1 is inferred."""
@@ -329,20 +381,23 @@ class NDArray:
             raise ValueError(f"reshape: cannot reshape array of shape {self._shape} "
                              f"(size {self.size}) into {new_shape} (size {prod(new_shape)})")
         src = self if self._strides == compact_strides(self._shape) else self.compact()
-        return NDArray.make(new_shape, device=self._device, handle=src._handle, offset=src._offset)
+        return NDArray._view(new_shape, None, self._device, src._handle, src._offset)
 
     def permute(self, new_axes):
-        """Reorder the axes (a view)."""
+        """Reorder the axes (a view); ``new_axes`` is a permutation of the axes (negative ones count
+        from the end)."""
         new_axes = tuple(new_axes)
-        if sorted(a % max(self.ndim, 1) for a in new_axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: axes {new_axes} are not a permutation of {self.ndim} axes")
-        new_axes = tuple(a % self.ndim for a in new_axes)
-        return self.as_strided(tuple(self._shape[a] for a in new_axes),
-                               tuple(self._strides[a] for a in new_axes))
+        ndim = self.ndim
+        if (not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in new_axes)
+                or sorted(a % ndim for a in new_axes) != list(range(ndim))):
+            raise ValueError(f"permute: axes {new_axes} are not a permutation of the {ndim} axes of shape {self._shape}")
+        new_axes = tuple(int(a) % ndim for a in new_axes)
+        return NDArray._view(tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes),
+                             self._device, self._handle, self._offset)
 
     def broadcast_to(self, new_shape):
         """A view of shape ``new_shape`` (numpy rules, leading axes may be added)."""
-        new_shape = tuple(new_shape)
+        new_shape = _check_shape(new_shape, "broadcast_to")
         lead = len(new_shape) - self.ndim
         if lead < 0:
             raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
@@ -354,7 +409,7 @@ class NDArray:
                 strides.append(0)
             else:
                 raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
-        return self.as_strided(new_shape, tuple(strides))
+        return NDArray._view(new_shape, tuple(strides), self._device, self._handle, self._offset)
 
     def flip(self, axes):
         """Reverse the order of elements along ``axes`` (a view with negative strides)."""
@@ -364,11 +419,14 @@ class NDArray:
             if self._shape[ax] > 0:
                 offset += (self._shape[ax] - 1) * strides[ax]
             strides[ax] = -strides[ax]
-        return NDArray.make(self._shape, strides=tuple(strides), device=self._device,
-                            handle=self._handle, offset=offset)
+        return NDArray._view(self._shape, tuple(strides), self._device, self._handle, offset)
 
     def pad(self, axes):
-        """Zero-pad: ``axes`` holds one (before, after) pair per dimension."""
+        """Zero-pad: ``axes`` holds one (before, after) pair of ints >= 0 per dimension."""
+        if not isinstance(axes, (tuple, list)) or not all(
+                isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(w, (int, np.integer)) and w >= 0
+                                                                     for w in p) for p in axes):
+            raise ValueError(f"pad: axes must be one (before, after) pair of ints >= 0 per axis, got {axes!r}")
         if len(axes) != self.ndim:
             raise ValueError(f"pad: need one (before, after) pair per axis of shape {self._shape}, got {axes}")
         new_shape = tuple(s + lo + hi for s, (lo, hi) in zip(self._shape, axes))
@@ -405,8 +463,7 @@ class NDArray:
             strides.append(self._strides[dim] * step)
             if length:
                 offset += start * self._strides[dim]
-        return NDArray.make(tuple(shape), strides=tuple(strides), device=self._device,
-                            handle=self._handle, offset=offset)
+        return NDArray._view(tuple(shape), tuple(strides), self._device, self._handle, offset)
 
     def basic_index(self, idx):
         """numpy basic indexing (ints drop the axis, slices, ``...``, ``None``) as a view."""
@@ -448,8 +505,7 @@ class NDArray:
             else:
                 raise TypeError(f"only ints, slices, None and ... are valid indices, got {type(i).__name__}")
             dim += 1
-        return NDArray.make(tuple(shape), strides=tuple(strides), device=self._device,
-                            handle=self._handle, offset=offset)
+        return NDArray._view(tuple(shape), tuple(strides), self._device, self._handle, offset)
 
     def __setitem__(self, idxs, other):
         self._assign(self[idxs], other)
@@ -824,7 +880,8 @@ class NDArray:
             raise ValueError(f"relu_backward: gradient of shape {shape} for an array of shape {self._shape}")
         kernel = self._device.fused("ewise_relu_backward", self._dtype)
         if kernel is None or grad._dtype != self._dtype:
-            return grad * (self > 0.0)
+            # where, not a multiply by the mask: a NaN gradient at an inactive unit gives 0, as the kernels do
+            return where(self > 0.0, grad, 0.0)
         out = NDArray._fresh(self._shape, self._device, self._dtype)
         kernel(self.compact()._handle, grad.compact()._handle, out._handle)
         return out
@@ -898,6 +955,10 @@ class NDArray:
 
         One pass with the backend's optional ``matmul_bias`` kernel, else a matmul and a broadcast add.
         """
+        if self.ndim != 2 or getattr(other, "ndim", 0) != 2 or not isinstance(bias, NDArray):
+            raise ValueError(f"matmul_bias: needs a (m, n) array, a (n, p) NDArray and a bias NDArray of p "
+                             f"elements, got shapes {self._shape}, {getattr(other, 'shape', other)!r} and "
+                             f"{getattr(bias, 'shape', bias)!r}")
         m, n = self._shape
         p = other._shape[1]
         if other._shape[0] != n or bias.size != p:

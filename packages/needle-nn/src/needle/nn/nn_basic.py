@@ -15,6 +15,8 @@ class _Stateless(Module):
 
 
 def _check_last_dim(layer, x, expected):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: expected a Tensor input, got {type(x).__name__}; wrap it with ndl.Tensor(x)")
     if not x.shape or x.shape[-1] != expected:
         raise ValueError(f"{layer}: input of shape {x.shape} must have {expected} features on its last axis")
 
@@ -109,6 +111,9 @@ class Sequential(Module):
 
     def __init__(self, *modules, device=None, dtype="float32"):
         super().__init__()
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(module).__name__}, not a Module")
         self.modules = list(modules)
 
     def forward(self, x):
