@@ -2,8 +2,9 @@
 
 Each fake plugin is a ``*.dist-info`` folder (METADATA + entry_points.txt) plus a module in a
 temporary folder put on PYTHONPATH, as in test_registry_cli.py: nothing is installed. The fake
-backends start from needle.testing's minimal reference backend (required kernels only, float32)
-and break one thing each, so the expected verdict of every line is known in advance.
+backends start from needle.testing's minimal reference backend (protocol 2, required kernels only,
+every dtype but float64) and break one thing each, so the expected verdict of every line is known in
+advance.
 """
 import json
 import os
@@ -57,6 +58,10 @@ CHANGES = {
     "fakeold": """
     names["PROTOCOL_VERSION"] = 0
 """,
+    # A protocol-1 backend: core offers it float32 only, and checks it as protocol 1.
+    "fakev1": """
+    names["PROTOCOL_VERSION"] = 1
+""",
     "fakebadload": """
     raise ImportError("libtoy.so: cannot open shared object file")
 """,
@@ -71,13 +76,13 @@ CHANGES = {
 
 BROKEN = 'raise ImportError("needle_fakebroken needs libwidget")\n'
 
-LABELS = [  # every smoke check, in the order they print
+LABELS = [  # every NDArray smoke check (float dtypes), in the order they print
     "round trip (from_numpy, to_numpy)",
     "compact of a transposed view",
     "compact of a sliced view (offset, step)",
     "ewise add, with a broadcast row",
     "scalar mul, add, div, power",
-    "comparisons give 1.0 / 0.0",
+    "comparisons (>=, ==)",
     "exp, log, tanh",
     "matmul (5x7 @ 7x3)",
     "reduce sum over axis 1",
@@ -85,9 +90,33 @@ LABELS = [  # every smoke check, in the order they print
     "setitem of a strided slice, and of a scalar",
 ]
 
-OPTIONAL = ["ewise_sub", "scalar_rsub", "scalar_rdiv", "ewise_neg", "ewise_sqrt", "ewise_sigmoid", "ewise_relu",
-            "ewise_power", "matmul_batched", "conv2d_nhwc"]
+
+
+def kernel_labels(dtype):
+    """The raw-kernel smoke checks of a protocol-2 backend on ``dtype``, in the order they print."""
+    labels = ["(kernels) round trip, compact of a strided view", "(kernels) comparisons write bool",
+              "(kernels) cast to float32 and back", "(kernels) where, minimum, reduce_min",
+              "(kernels) argmax, argmin into int64"]
+    if dtype != "bool":
+        labels.append("(kernels) add, mul, sum (integers wrap)")
+    if dtype not in ("float32", "float64"):
+        labels.append("(kernels) and, or, xor, not")
+    return labels
+
+
+def all_labels(dtypes):
+    """``{(dtype, label)}`` of every smoke check a protocol-2 backend of ``dtypes`` prints."""
+    return {(d, label) for d in dtypes for label in (LABELS if d in ("float32", "float64") else []) + kernel_labels(d)}
+
+
+OPTIONAL_V1 = ["ewise_sub", "scalar_rsub", "scalar_rdiv", "ewise_neg", "ewise_sqrt", "ewise_sigmoid", "ewise_relu",
+               "ewise_power", "matmul_batched", "conv2d_nhwc"]
+OPTIONAL_V2 = ["ewise_ne", "ewise_lt", "ewise_le", "ewise_gt", "scalar_ne", "scalar_lt", "scalar_le", "scalar_gt",
+               "ewise_abs", "gather_rows", "scatter_add_rows"]
+OPTIONAL = OPTIONAL_V1 + OPTIONAL_V2
 NUMPY_OPTIONAL = [k for k in OPTIONAL if k != "conv2d_nhwc"]  # numpy convolves through core's im2col
+NUMPY_DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
+REFERENCE_DTYPES = ("float32", "int32", "int64", "uint8", "bool")
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +183,14 @@ def test_numpy_backend_passes_through_the_real_command():
     lines = done.stdout.splitlines()
     assert lines[0] == "needle check: backend 'numpy', device cpu_numpy()"
     assert field(lines, "distribution").startswith("needle-core")
-    assert field(lines, "protocol version").startswith("1 (")
-    assert field(lines, "protocol version").endswith("speaks 1, 2): ok (floats only: protocol 1)")
-    assert field(lines, "dtypes") == "float32, float64"
-    assert field(lines, "required kernels") == "26 of 26 present"
+    assert field(lines, "protocol version").startswith("2 (")
+    assert field(lines, "protocol version").endswith("speaks 1, 2): ok")
+    assert field(lines, "dtypes") == ", ".join(NUMPY_DTYPES)
+    assert field(lines, "required kernels") == "37 of 37 present"
     assert field(lines, "optional kernels") == "provided: " + ", ".join(NUMPY_OPTIONAL)
     assert "core fallback: conv2d_nhwc" in lines[lines.index(next(x for x in lines if "optional kernels" in x)) + 1]
-    assert verdicts(lines) == {(dtype, label): "PASS" for dtype in ("float32", "float64") for label in LABELS}
-    assert lines[-1] == "PASS: backend 'numpy' loads and all 22 smoke checks pass"
+    assert verdicts(lines) == dict.fromkeys(all_labels(NUMPY_DTYPES), "PASS")
+    assert lines[-1] == "PASS: backend 'numpy' loads and all 61 smoke checks pass"
     # The alias resolves to the same backend.
     alias = subprocess.run([sys.executable, "-m", "needle", "check", "np"], capture_output=True, text=True, timeout=120)
     assert alias.returncode == 0 and alias.stdout.splitlines()[0] == lines[0]
@@ -171,11 +200,22 @@ def test_minimal_backend_passes_and_lists_every_optional_kernel_as_fallback(repo
     status, lines = reports["fakemin"]
     assert status == 0, lines
     assert field(lines, "distribution") == "needle-fakemin 1.0 (entry point 'fakemin' -> fakemin_plugin)"
-    assert field(lines, "dtypes") == "float32"
-    assert field(lines, "required kernels") == "26 of 26 present"
+    assert field(lines, "dtypes") == ", ".join(REFERENCE_DTYPES)
+    assert field(lines, "required kernels") == "37 of 37 present"
     assert field(lines, "optional kernels") == "provided: none"
     assert any(line.strip() == "core fallback: " + ", ".join(OPTIONAL) for line in lines)
-    assert verdicts(lines) == {("float32", label): "PASS" for label in LABELS}
+    assert verdicts(lines) == dict.fromkeys(all_labels(REFERENCE_DTYPES), "PASS")
+    assert lines[-1] == "PASS: backend 'fakemin' loads and all 44 smoke checks pass"
+
+
+def test_a_protocol_1_backend_is_checked_as_protocol_1_on_its_floats(reports):
+    status, lines = reports["fakev1"]
+    assert status == 0, lines
+    assert field(lines, "protocol version").endswith("speaks 1, 2): ok (floats only: protocol 1)")
+    assert field(lines, "required kernels") == "26 of 26 present"  # protocol 1's list, not 2's
+    assert any(line.strip() == "core fallback: " + ", ".join(OPTIONAL_V1) for line in lines)
+    assert verdicts(lines) == {("float32", label): "PASS" for label in LABELS}  # no kernel checks: protocol 2's
+    assert lines[-1] == "PASS: backend 'fakev1' loads and all 11 smoke checks pass"
 
 
 def test_optional_kernels_provided_and_advertising_mistakes_are_reported(reports):
@@ -189,16 +229,20 @@ def test_optional_kernels_provided_and_advertising_mistakes_are_reported(reports
 
 
 @pytest.mark.parametrize("name, failing", [
-    ("fakewrongadd", {"ewise add, with a broadcast row", "comparisons give 1.0 / 0.0", "exp, log, tanh"}),
+    ("fakewrongadd", {"ewise add, with a broadcast row", "exp, log, tanh",
+                      "(kernels) add, mul, sum (integers wrap)"}),
     ("fakeflatcompact", {"compact of a transposed view", "compact of a sliced view (offset, step)",
-                         "ewise add, with a broadcast row", "reduce max over axis 0"}),
+                         "ewise add, with a broadcast row", "reduce max over axis 0",
+                         "(kernels) round trip, compact of a strided view"}),
     ("fakeraise", {"reduce max over axis 0"}),
 ])
 def test_a_wrong_kernel_fails_exactly_the_checks_that_use_it(reports, name, failing):
     status, lines = reports[name]
     assert status == 1
-    assert verdicts(lines) == {("float32", label): "FAIL" if label in failing else "PASS" for label in LABELS}
-    assert lines[-1] == f"FAIL: {len(failing)} of {len(LABELS)} smoke checks failed on backend {name!r}"
+    expected = {key: "FAIL" if key[1] in failing else "PASS" for key in all_labels(REFERENCE_DTYPES)}
+    assert verdicts(lines) == expected
+    count = sum(v == "FAIL" for v in expected.values())
+    assert lines[-1] == f"FAIL: {count} of {len(expected)} smoke checks failed on backend {name!r}"
 
 
 def test_a_raising_kernel_shows_the_exception(reports):
@@ -210,7 +254,7 @@ def test_a_raising_kernel_shows_the_exception(reports):
 def test_missing_required_kernels_are_named_and_nothing_runs(reports):
     status, lines = reports["fakethin"]
     assert status == 1
-    assert field(lines, "required kernels") == "24 of 26 present; MISSING: matmul, reduce_max"
+    assert field(lines, "required kernels") == "35 of 37 present; MISSING: matmul, reduce_max"
     assert verdicts(lines) == {}
     assert lines[-1] == ("FAIL: backend 'fakethin' cannot be used: backend 'fakethin' from distribution "
                          "'needle-fakethin' lacks required kernels: matmul, reduce_max; try "
@@ -266,6 +310,6 @@ def test_load_failures_and_unknown_names_exit_nonzero_with_the_reason(reports):
 def test_exit_status_of_the_command_line_follows_the_verdict(site):
     done = run(site, "-m", "needle", "check", "fakewrongadd")
     assert done.returncode == 1
-    assert done.stdout.splitlines()[-1] == "FAIL: 3 of 11 smoke checks failed on backend 'fakewrongadd'"
+    assert done.stdout.splitlines()[-1] == "FAIL: 6 of 44 smoke checks failed on backend 'fakewrongadd'"
     done = run(site, "-m", "needle", "check", "fakemin")
     assert done.returncode == 0, done.stdout

@@ -4,7 +4,7 @@ author runs it (a test file and a conftest registering the backend, in a fresh p
 - A backend whose ``ewise_div`` is reciprocal-then-multiply (``out = 1 / b; out *= a``) is right
   whenever ``out`` is a buffer of its own, and wrong for ``a /= b``: the aliasing checks fail
   on it, and nothing else does (issue 15: such a backend passed the whole suite and trained Adam
-  wrongly).
+  wrongly); the last test shows that Adam step.
 - A protocol-1 backend (float dtypes, comparisons as 1.0/0.0 masks, no protocol-2 kernel) passes,
   its protocol-2 kernels skipped with the reason.
 """
@@ -12,6 +12,14 @@ import os
 import re
 import subprocess
 import sys
+import types
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle.backend_ndarray import numpy_backend
+from needle.testing import register_test_backend
 
 CONFTEST = '''
 import types
@@ -95,3 +103,46 @@ def test_a_protocol_1_backend_passes_with_float_masks(tmp_path):
     assert counts["passed"] > 200, out
     assert "protocol-1 backend: no protocol-2 kernel cast" in out, out
     assert "protocol-1 backend: no protocol-2 kernel where" in out, out
+
+
+def _reciprocal_div_backend():
+    mod = types.ModuleType("reciprocal_div_adam")
+    mod.__dict__.update({k: v for k, v in vars(numpy_backend).items() if not k.startswith("__")})
+
+    def ewise_div(a, b, out):  # out = 1 / b; out *= a: wrong when out is a
+        np.divide(1, b.array, out=out.array)
+        np.multiply(out.array, a.array, out=out.array)
+
+    mod.ewise_div = ewise_div
+    return mod
+
+
+def _adam_oracle(w, x, steps, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam on loss (w . x)**2 in float64, written out from its formulas."""
+    w, m, v = w.astype(np.float64), np.zeros(w.shape), np.zeros(w.shape)
+    for t in range(1, steps + 1):
+        g = 2 * (w * x).sum() * x
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g ** 2
+        w = w - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+    return w
+
+
+def test_the_reciprocal_division_trains_adam_wrongly():
+    pytest.importorskip("needle.optim", reason="needs needle-nn")
+    w0, x0 = np.array([[1.0, -2.0, 3.0]], np.float32), np.array([[0.5, 1.5, -1.0]], np.float32)
+
+    def adam(dev, steps=2):
+        w = ndl.Tensor(w0, device=dev, requires_grad=True)
+        x = ndl.Tensor(x0, device=dev)
+        opt = ndl.optim.Adam([w], lr=0.1)
+        for _ in range(steps):
+            opt.reset_grad()
+            ((w * x).sum() ** 2).backward()
+            opt.step()
+        return w.numpy()
+
+    expected = _adam_oracle(w0, x0, steps=2, lr=0.1)
+    np.testing.assert_allclose(adam(ndl.cpu_numpy()), expected, rtol=1e-5)
+    bad = register_test_backend("reciprocal_div_adam", _reciprocal_div_backend())
+    got = adam(bad)
+    assert not np.allclose(got, expected, rtol=1e-2), f"the in-place division went unnoticed: {got} == {expected}"

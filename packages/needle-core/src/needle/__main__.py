@@ -269,8 +269,9 @@ def _smoke_cases(nd, dev, dtype):
         ("ewise add, with a broadcast row", lambda: ((arr(x) + arr(y) + arr(row)).numpy(), x + y + row)),
         ("scalar mul, add, div, power", lambda: ((((arr(x) * 2.5 + 1.0) / 4.0) ** 2.0).numpy(),
                                                   ((x * 2.5 + 1) / 4) ** 2)),
-        ("comparisons give 1.0 / 0.0", lambda: (((arr(x) >= arr(y)) + (arr(x) == arr(y))).numpy(),
-                                                (x >= y).astype(dtype) + (x == y).astype(dtype))),
+        # A mask as 1.0/0.0 (protocol 1) or bool (protocol 2): compared as numbers of dtype either way.
+        ("comparisons (>=, ==)", lambda: ((arr(x) >= arr(y)).numpy().astype(dtype) + (arr(x) == arr(y)).numpy()
+                                          .astype(dtype), (x >= y).astype(dtype) + (x == y).astype(dtype))),
         ("exp, log, tanh", lambda: ((arr(x).exp() + (arr(x) * arr(x) + 1.0).log() + arr(x).tanh()).numpy(),
                                     np.exp(x) + np.log(x * x + 1) + np.tanh(x))),
         ("matmul (5x7 @ 7x3)", lambda: ((arr(m) @ arr(k)).numpy(), m @ k)),
@@ -300,6 +301,105 @@ def _smoke_test(dev, dtype):
     return results
 
 
+def _kernel_values(dtype, seed, small=False):
+    """12 values of ``dtype`` for the kernel smoke checks: integers include the type's extremes
+    (so sums and products wrap) unless ``small`` (then every value survives a cast to float32 and back)."""
+    rng = np.random.RandomState(seed)
+    if dtype == "bool":
+        return rng.randint(0, 2, 12).astype(bool)
+    if dtype in ("float32", "float64"):
+        return rng.uniform(-3, 3, 12).astype(dtype)
+    info = np.iinfo(dtype)
+    x = rng.randint(max(int(info.min), -100), 101, 12).astype(dtype)
+    if not small:
+        x[:2] = info.max, info.min
+    return x
+
+
+def _kernel_smoke_cases(dev, dtype):
+    """``(label, thunk)`` pairs on the raw protocol-2 kernels of ``dtype`` (no NDArray): each thunk
+    returns (the kernels' result as numpy, numpy's answer)."""
+    from .backend_ndarray.protocol import FLOAT_DTYPES
+    x, y = _kernel_values(dtype, 1), _kernel_values(dtype, 2)
+    y[::3] = x[::3]  # ties
+    small = _kernel_values(dtype, 3, small=True)
+
+    def buf(a, dt=dtype):
+        out = dev.Array(a.size, dt)
+        dev.from_numpy(np.ascontiguousarray(a, dtype=dt), out)
+        return out
+
+    def read(b):
+        return np.asarray(dev.to_numpy(b, (b.size,), (1,), 0))
+
+    def run(kernel, *args, size=12, out_dtype=dtype):
+        out = dev.Array(size, out_dtype)
+        kernel(*args, out)
+        return read(out)
+
+    def compact():
+        out = dev.Array(6, dtype)
+        dev.compact(buf(x), out, (3, 2), (4, 2), 1)
+        view = x[[1 + 4 * i + 2 * j for i in range(3) for j in range(2)]]  # shape (3, 2), strides (4, 2), offset 1
+        return np.concatenate([read(buf(x)), read(out)]), np.concatenate([x, view])
+
+    def where_min():
+        cond = x > y
+        got = [run(dev.where, buf(cond, "bool"), buf(x), buf(y)), run(dev.ewise_minimum, buf(x), buf(y)),
+               run(lambda a, o: dev.reduce_min(a, o, 4), buf(x), size=3)]
+        return np.concatenate(got), np.concatenate([np.where(cond, x, y), np.minimum(x, y), x.reshape(3, 4).min(1)])
+
+    def args():
+        got = [run(lambda a, o, kernel=kernel: kernel(a, o, 4), buf(x), size=3, out_dtype="int64")
+               for kernel in (dev.reduce_argmax, dev.reduce_argmin)]
+        return np.concatenate(got), np.concatenate([x.reshape(3, 4).argmax(1), x.reshape(3, 4).argmin(1)])
+
+    cases = [
+        ("(kernels) round trip, compact of a strided view", compact),
+        ("(kernels) comparisons write bool", lambda: (
+            np.concatenate([run(dev.ewise_ge, buf(x), buf(y), out_dtype="bool"),
+                            run(dev.scalar_eq, buf(x), x[0].item(), out_dtype="bool")]),
+            np.concatenate([x >= y, x == x[0]]))),
+        ("(kernels) cast to float32 and back", lambda: (
+            run(dev.cast, buf(run(dev.cast, buf(small), out_dtype="float32"), "float32")), small)),
+        ("(kernels) where, minimum, reduce_min", where_min),
+        ("(kernels) argmax, argmin into int64", args),
+    ]
+    if dtype != "bool":
+        cases.append(("(kernels) add, mul, sum (integers wrap)", lambda: (
+            np.concatenate([run(dev.ewise_add, buf(x), buf(y)), run(dev.ewise_mul, buf(x), buf(y)),
+                            run(lambda a, o: dev.reduce_sum(a, o, 4), buf(x), size=3)]),
+            np.concatenate([x + y, x * y, x.reshape(3, 4).sum(1, dtype=dtype)]))))
+    if dtype not in FLOAT_DTYPES:
+        cases.append(("(kernels) and, or, xor, not", lambda: (
+            np.concatenate([run(dev.ewise_and, buf(x), buf(y)), run(dev.ewise_or, buf(x), buf(y)),
+                            run(dev.ewise_xor, buf(x), buf(y)), run(dev.ewise_not, buf(x))]),
+            np.concatenate([x & y, x | y, x ^ y, ~x]))))
+    return cases
+
+
+def _kernel_smoke_test(dev, dtype):
+    """``(label, None or why it failed)`` per kernel smoke case of ``dtype``, in order."""
+    from ._registry import describe_exception
+    results = []
+    for label, case in _kernel_smoke_cases(dev, dtype):
+        try:
+            with np.errstate(over="ignore"):  # numpy's own answer wraps too
+                got, expected = case()
+            expected = np.asarray(expected)
+            got = np.asarray(got)
+            if got.dtype != expected.dtype:
+                raise AssertionError(f"result has dtype {got.dtype}, expected {expected.dtype}")
+            if got.dtype.kind == "f":
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+            else:
+                np.testing.assert_array_equal(got, expected)
+            results.append((label, None))
+        except Exception as exc:  # a kernel bug is a FAIL line, not a crash of the command
+            results.append((label, " ".join(describe_exception(exc).split())[:300]))
+    return results
+
+
 def _describe_module(module, say):
     """Print what ``module`` provides against the protocol."""
     from . import __version__
@@ -317,12 +417,13 @@ def _describe_module(module, say):
     say(f"  required kernels  {total - len(missing)} of {total} present"
         + (f"; MISSING: {', '.join(missing)}" if missing else ""))
     provided = protocol.optional_kernels(module)
-    fallback = [k for k in protocol.OPTIONAL_KERNELS if k not in provided]
+    known = protocol.OPTIONAL_KERNELS + (protocol.OPTIONAL_KERNELS_V2 if ok and version >= 2 else ())
+    fallback = [k for k in known if k not in provided]
     say(f"  optional kernels  provided: {', '.join(provided) or 'none'}")
     say(f"                    core fallback: {', '.join(fallback) or 'none'}")
     advertised = list(getattr(module, "OPTIONAL_KERNELS", ()))
-    unknown = [k for k in advertised if k not in protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2]
-    absent = [k for k in advertised if k not in unknown and k not in provided]
+    unknown = [k for k in advertised if k not in known]
+    absent = [k for k in advertised if k in known and k not in provided]
     if unknown:
         say(f"  note: OPTIONAL_KERNELS lists names core does not know (never called): {', '.join(unknown)}")
     if absent:
@@ -367,8 +468,11 @@ def check(name, say=print):
         return 1
     say(f"smoke test on {dev!r}, compared with numpy:")
     failed = total = 0
+    # NDArray operations on the float dtypes; on a protocol-2 backend, its new kernels on every dtype.
+    protocol_2 = getattr(module, "PROTOCOL_VERSION", 1) >= 2
     for dtype in dev.dtypes:
-        for label, problem in _smoke_test(dev, dtype):
+        results = _smoke_test(dev, dtype) if dtype in ("float32", "float64") else []
+        for label, problem in results + (_kernel_smoke_test(dev, dtype) if protocol_2 else []):
             total += 1
             failed += problem is not None
             say(f"  {'PASS' if problem is None else 'FAIL'}  {dtype:<8} {label}" + (f": {problem}" if problem else ""))

@@ -76,16 +76,20 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #: Protocol 2, what changes (read with the protocol-1 list above, which stays):
 #:
 #: - ``DTYPES`` may hold any of :data:`ALL_DTYPES`; ``Array(size, dtype)`` makes a buffer of each.
+#:   A protocol-2 ``DTYPES`` holds ``"bool"`` and ``"int64"`` besides ``"float32"``: comparisons write
+#:   bool buffers and ``reduce_argmax``/``argmin`` int64 ones (the conformance suite checks it).
 #:   ``to_numpy`` returns an array of the buffer's dtype (``bool`` buffers: numpy ``bool``);
 #:   ``from_numpy`` receives an array already of ``out``'s dtype. Scalars (``val`` of ``scalar_*``,
 #:   ``fill``, ``scalar_setitem``) arrive as a Python ``int`` for integer and bool buffers and a
-#:   Python ``float`` for float buffers, already in range of the dtype (core checks).
+#:   Python ``float`` for float buffers, already in range of the dtype (core checks); a kernel uses
+#:   ``val`` as a value of the buffer's dtype (a float32 kernel compares with float32(val)).
 #: - Kernels that run on EVERY declared dtype: ``Array, from_numpy, to_numpy, fill, compact,
 #:   ewise_setitem, scalar_setitem, cast, where``, the comparisons, ``ewise_/scalar_maximum`` and
-#:   ``ewise_/scalar_minimum``, ``reduce_max``, ``reduce_min``, ``reduce_argmax``, ``reduce_argmin``.
+#:   ``ewise_/scalar_minimum``, ``reduce_max``, ``reduce_min``, ``reduce_argmax``, ``reduce_argmin``,
+#:   and the optional ``gather_rows``.
 #:   On every declared dtype but ``bool`` (core maps bool arithmetic to the logical kernels):
 #:   ``ewise_add, ewise_mul, scalar_add, scalar_mul, matmul, reduce_sum`` and the optional
-#:   ``ewise_sub, scalar_rsub, ewise_neg, ewise_abs, matmul_batched``. Integer arithmetic wraps
+#:   ``ewise_sub, scalar_rsub, ewise_neg, ewise_abs, matmul_batched, scatter_add_rows``. Integer arithmetic wraps
 #:   modulo 2**bits (no trap, no undefined behaviour: C/C++ backends compute signed sums and
 #:   products in unsigned arithmetic). On the float dtypes only: ``ewise_div, scalar_div,
 #:   scalar_rdiv, scalar_power, ewise_power, ewise_log, ewise_exp, ewise_tanh, ewise_sqrt,
@@ -101,8 +105,9 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   Both propagate NaN, as numpy's ``maximum``/``minimum`` do.
 #: - ``cast(a, out)``: ``out[i] = a[i]`` converted to ``out``'s dtype (``a`` and ``out`` of any two
 #:   declared dtypes, same size). Float to integer truncates toward zero; NaN, inf and values out
-#:   of the target's range give an unspecified value, never a crash or undefined behaviour; to
-#:   bool is ``!= 0`` (NaN is True); from bool gives 0 and 1.
+#:   of the target's range (from any source dtype: a float64 beyond float32's range, an int64
+#:   beyond int32's) give an unspecified value, never a crash or undefined behaviour; to bool is
+#:   ``!= 0`` (NaN is True); from bool gives 0 and 1.
 #: - ``where(cond, a, b, out)``: ``out[i] = a[i] if cond[i] else b[i]``; ``cond`` a bool buffer,
 #:   ``a``, ``b`` and ``out`` of one dtype, all compact of one size.
 #: - ``reduce_min(a, out, reduce_size)``: as ``reduce_max``. ``reduce_argmax(a, out, reduce_size)``
