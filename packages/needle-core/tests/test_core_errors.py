@@ -48,7 +48,8 @@ def test_mixed_float_dtypes_promote_and_gradients_keep_input_dtype():
 def test_mixed_dtypes_without_a_common_dtype_on_the_device():
     ref = register_reference_backend()  # no float64
     a = ndl.Tensor(np.ones(2, np.float32), device=ref)
-    with pytest.raises(TypeError, match=r"backend 'reference' \(device reference\(\)\) does not support dtype 'float64'; it supports float32"):
+    with pytest.raises(TypeError, match=r"backend 'reference' \(device reference\(\)\) does not support "
+                                        r"dtype 'float64'; it supports float32"):
         a.astype("float64")
 
 
@@ -64,7 +65,8 @@ def test_two_devices():
 
 def test_backend_without_dtype():
     ref = register_reference_backend()
-    with pytest.raises(TypeError, match=r"backend 'reference' \(device reference\(\)\) does not support dtype 'float64'; it supports float32"):
+    with pytest.raises(TypeError, match=r"backend 'reference' \(device reference\(\)\) does not support "
+                                        r"dtype 'float64'; it supports float32"):
         ndl.Tensor(np.ones(2), device=ref, dtype="float64")
 
 

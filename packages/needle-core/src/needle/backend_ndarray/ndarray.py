@@ -390,7 +390,8 @@ class NDArray:
         ndim = self.ndim
         if (not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in new_axes)
                 or sorted(a % ndim for a in new_axes) != list(range(ndim))):
-            raise ValueError(f"permute: axes {new_axes} are not a permutation of the {ndim} axes of shape {self._shape}")
+            raise ValueError(f"permute: axes {new_axes} are not a permutation of the {ndim} axes "
+                             f"of shape {self._shape}")
         new_axes = tuple(int(a) % ndim for a in new_axes)
         return NDArray._view(tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes),
                              self._device, self._handle, self._offset)
