@@ -134,7 +134,11 @@ inline storage_t<To> convert(storage_t<From> x) {
   if constexpr (To == DType::kBool) {
     return R(x != 0);  // NaN != 0: True
   } else if constexpr (From == DType::kBool) {
-    return R(x != 0);
+    return R(std::int32_t(std::min<std::uint8_t>(x, 1)));  // this form vectorises (x != 0 does not, to floats)
+  } else if constexpr (std::is_floating_point_v<S> && std::is_same_v<R, std::uint8_t>) {
+    S c = x >= S(0) ? x : S(0);  // NaN fails both compares: 0
+    c = c <= S(255) ? c : S(255);
+    return R(std::int32_t(c));  // through int32: vectorises
   } else if constexpr (std::is_floating_point_v<S> && !std::is_floating_point_v<R>) {
     constexpr S lo = S(std::numeric_limits<R>::min());  // 0 or -2**(bits-1): exact in S
     constexpr S hi = std::is_signed_v<R> ? -lo : S(std::numeric_limits<R>::max()) + S(1);  // 2**bits(-1): exact
@@ -194,13 +198,19 @@ void cast_kernel(const void* a_, void* out_, i64 n) {
   for (i64 i = 0; i < n; ++i) out[i] = convert<From, To>(a[i]);
 }
 
+// where only moves bits: the elements are handled as unsigned words of their width, and the select
+// is a mask (a ?: on elements wider than the byte of cond does not vectorise with GCC 12).
 template <DType D>
 void where_kernel(const std::uint8_t* cond, const void* a_, const void* b_, void* out_, i64 n) {
-  using T = storage_t<D>;
-  const T* a = static_cast<const T*>(a_);
-  const T* b = static_cast<const T*>(b_);
-  T* out = static_cast<T*>(out_);
-  for (i64 i = 0; i < n; ++i) out[i] = cond[i] != 0 ? a[i] : b[i];
+  using M = std::conditional_t<sizeof(storage_t<D>) == 1, std::uint8_t,
+                               std::conditional_t<sizeof(storage_t<D>) == 4, std::uint32_t, std::uint64_t>>;
+  const M* a = static_cast<const M*>(a_);
+  const M* b = static_cast<const M*>(b_);
+  M* out = static_cast<M*>(out_);
+  for (i64 i = 0; i < n; ++i) {
+    const M m = M(M(0) - M(cond[i] != 0));
+    out[i] = M((a[i] & m) | (b[i] & M(~m)));
+  }
 }
 
 // ---- one row of a reduction
