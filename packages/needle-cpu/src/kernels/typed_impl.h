@@ -256,7 +256,7 @@ storage_t<D> row_extreme(const storage_t<D>* a, i64 n) {
     }
     return T(r != 0);
   } else if constexpr (std::is_floating_point_v<T>) {
-    constexpr int L = 128 / sizeof(T);
+    constexpr int L = 32;  // not 16 for double: GCC 12 unrolls a 16-lane loop fully and then cannot vectorise it
     using Flag = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
     T m = a[0];
     bool nan = a[0] != a[0];
