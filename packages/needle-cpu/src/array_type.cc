@@ -11,23 +11,45 @@ constexpr long long kMaxElements = 1LL << 58;  // as the bindings: keeps index m
 
 ArrayObject* as_array(PyObject* self) { return reinterpret_cast<ArrayObject*>(self); }
 
-// True when `dtype` (None: the default) names float32; sets a TypeError and returns false otherwise.
-bool check_dtype(PyObject* dtype) {
-  if (dtype == nullptr || (PyUnicode_Check(dtype) && PyUnicode_CompareWithASCIIString(dtype, "float32") == 0))
-    return true;
-  bool ok = false;  // anything numpy reads as float32 (np.float32, np.dtype("float32"), ...) is fine
-  if (PyObject* numpy = PyImport_ImportModule("numpy")) {
-    if (PyObject* parsed = PyObject_CallMethod(numpy, "dtype", "O", dtype)) {
-      if (PyObject* name = PyObject_GetAttrString(parsed, "name")) {
-        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "float32") == 0;
-        Py_DECREF(name);
-      }
-      Py_DECREF(parsed);
+using needle_cpu::DType;
+
+constexpr DType kDTypes[] = {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kUint8, DType::kBool};
+
+// The dtype a name (str) stands for; false when it names none of ours.
+bool dtype_from_name(PyObject* name, DType* out) {
+  for (DType d : kDTypes)
+    if (PyUnicode_CompareWithASCIIString(name, needle_cpu::dtype_name(d)) == 0) {
+      *out = d;
+      return true;
     }
-    Py_DECREF(numpy);
+  return false;
+}
+
+// Reads `dtype` (not given: float32) into *out; sets a TypeError and returns false when it is none of
+// the six names (a str, or anything numpy.dtype reads as one of them: np.int32, np.dtype("bool"), ...).
+bool parse_dtype(PyObject* dtype, DType* out) {
+  *out = DType::kFloat32;
+  if (dtype == nullptr) return true;
+  if (PyUnicode_Check(dtype) && PyUnicode_CompareWithASCIIString(dtype, "float32") == 0) return true;  // the common case
+  if (PyUnicode_Check(dtype) && dtype_from_name(dtype, out)) return true;
+  bool ok = false;
+  if (dtype != Py_None) {  // numpy reads None as float64: refuse it
+    if (PyObject* numpy = PyImport_ImportModule("numpy")) {
+      if (PyObject* parsed = PyObject_CallMethod(numpy, "dtype", "O", dtype)) {
+        if (PyObject* name = PyObject_GetAttrString(parsed, "name")) {
+          ok = PyUnicode_Check(name) && dtype_from_name(name, out);
+          Py_DECREF(name);
+        }
+        Py_DECREF(parsed);
+      }
+      Py_DECREF(numpy);
+    }
+    PyErr_Clear();
   }
-  PyErr_Clear();
-  if (!ok) PyErr_Format(PyExc_TypeError, "needle-cpu supports dtypes ('float32',), got dtype=%R", dtype);
+  if (!ok)
+    PyErr_Format(PyExc_TypeError,
+                 "needle-cpu supports dtypes ('float32', 'float64', 'int32', 'int64', 'uint8', 'bool'), got dtype=%R",
+                 dtype);
   return ok;
 }
 
@@ -36,7 +58,8 @@ PyObject* array_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject *size = nullptr, *dtype = nullptr;
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:Array", const_cast<char**>(keywords), &size, &dtype))
     return nullptr;
-  if (!check_dtype(dtype)) return nullptr;
+  DType dt;
+  if (!parse_dtype(dtype, &dt)) return nullptr;
   PyObject* index = PyNumber_Index(size);
   if (index == nullptr) {
     PyErr_Clear();
@@ -50,11 +73,11 @@ PyObject* array_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject* self = type->tp_alloc(type, 0);
   if (self == nullptr) return nullptr;
   try {
-    new (as_array(self)->storage) Buffer(n);
+    new (as_array(self)->storage) Buffer(n, dt);
   } catch (const std::bad_alloc&) {
     type->tp_free(self);  // no Buffer was made: skip array_dealloc
-    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld float32 elements (%lld bytes)", n,
-                        n * 4LL);
+    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld %s elements (%lld bytes)", n,
+                        needle_cpu::dtype_name(dt), n * static_cast<long long>(needle_cpu::itemsize(dt)));
   }
   return self;
 }
@@ -65,23 +88,25 @@ void array_dealloc(PyObject* self) {
 }
 
 PyObject* array_repr(PyObject* self) {
-  return PyUnicode_FromFormat("needle_cpu.Array(size=%lld, dtype='float32')",
-                              static_cast<long long>(as_array(self)->buffer().size()));
+  const Buffer& b = as_array(self)->buffer();
+  return PyUnicode_FromFormat("needle_cpu.Array(size=%lld, dtype='%s')", static_cast<long long>(b.size()),
+                              needle_cpu::dtype_name(b.dtype()));
 }
 
-// The buffer protocol: a writable 1-D float32 view, so numpy.asarray(buf) shares the memory.
+// The buffer protocol: a writable 1-D view of the buffer's dtype, so numpy.asarray(buf) shares the memory.
 int array_getbuffer(PyObject* self, Py_buffer* view, int flags) {
   ArrayObject* obj = as_array(self);
   const Buffer& b = obj->buffer();
   obj->shape[0] = static_cast<Py_ssize_t>(b.size());
-  obj->strides[0] = sizeof(float);
+  const Py_ssize_t item = static_cast<Py_ssize_t>(needle_cpu::itemsize(b.dtype()));
+  obj->strides[0] = item;
   view->obj = self;
   Py_INCREF(self);
-  view->buf = b.data();
-  view->len = static_cast<Py_ssize_t>(b.size() * sizeof(float));
+  view->buf = b.raw();
+  view->len = static_cast<Py_ssize_t>(b.nbytes());
   view->readonly = 0;
-  view->itemsize = sizeof(float);
-  view->format = (flags & PyBUF_FORMAT) ? const_cast<char*>("f") : nullptr;
+  view->itemsize = item;
+  view->format = (flags & PyBUF_FORMAT) ? const_cast<char*>(needle_cpu::dtype_format(b.dtype())) : nullptr;
   view->ndim = 1;
   view->shape = (flags & PyBUF_ND) ? obj->shape : nullptr;
   view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? obj->strides : nullptr;
@@ -93,14 +118,24 @@ int array_getbuffer(PyObject* self, Py_buffer* view, int flags) {
 PyBufferProcs array_as_buffer = {array_getbuffer, nullptr};
 
 PyObject* array_ptr(PyObject* self, PyObject*) {
-  return PyLong_FromUnsignedLongLong(reinterpret_cast<std::uintptr_t>(as_array(self)->buffer().data()));
+  return PyLong_FromUnsignedLongLong(reinterpret_cast<std::uintptr_t>(as_array(self)->buffer().raw()));
 }
 
 PyObject* array_size(PyObject* self, void*) {
   return PyLong_FromLongLong(static_cast<long long>(as_array(self)->buffer().size()));
 }
 
-PyObject* array_dtype(PyObject*, void*) { return PyUnicode_FromString("float32"); }
+// Interned names: .dtype is read on hot paths.
+PyObject* array_dtype(PyObject* self, void*) {
+  static PyObject* names[needle_cpu::kNumDTypes] = {};
+  const int d = static_cast<int>(as_array(self)->buffer().dtype());
+  if (names[d] == nullptr) {
+    names[d] = PyUnicode_InternFromString(needle_cpu::dtype_name(static_cast<DType>(d)));
+    if (names[d] == nullptr) return nullptr;
+  }
+  Py_INCREF(names[d]);
+  return names[d];
+}
 
 PyMethodDef array_methods[] = {
     {"ptr", array_ptr, METH_NOARGS, "Address of the first element."},
@@ -120,7 +155,8 @@ PyTypeObject ArrayType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 void add_array_type(pybind11::module_& m) {
   ArrayType.tp_name = "needle_cpu._core.Array";
   ArrayType.tp_doc =
-      "A 64-byte aligned flat float32 buffer: Array(size, dtype='float32').\n\n"
+      "A 64-byte aligned flat buffer: Array(size, dtype='float32'), dtype one of float32, float64, int32,\n"
+      "int64, uint8, bool (one byte, 0 or 1).\n\n"
       "Supports the buffer protocol, so numpy.asarray(buf) is a zero-copy view.";
   ArrayType.tp_basicsize = sizeof(ArrayObject);
   ArrayType.tp_flags = Py_TPFLAGS_DEFAULT;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <optional>
 #include <sstream>
@@ -25,9 +26,12 @@
 #include "kernels/softmax_xent.h"
 #include "kernels/strided.h"
 #include "kernels/threads.h"
+#include "kernels/typed.h"
 
 namespace py = pybind11;
 using needle_cpu::Buffer;
+using needle_cpu::DType;
+using needle_cpu::DTypeSet;
 using i64 = std::int64_t;
 
 namespace {
@@ -100,41 +104,214 @@ struct MaybeRelease {
   }
 };
 
-bool overlaps(const Buffer& x, const Buffer& y) { return &x == &y || x.data() == y.data(); }
+bool overlaps(const Buffer& x, const Buffer& y) { return &x == &y || x.raw() == y.raw(); }
+
+// ---- dtype checks: a buffer of the wrong dtype is a TypeError naming the kernel, the argument and
+// the dtypes (kernels never reinterpret bytes).
+constexpr DType kF32 = DType::kFloat32;
+
+std::string dtype_list(DTypeSet set) {
+  std::string r;
+  for (int d = 0; d < needle_cpu::kNumDTypes; ++d)
+    if (needle_cpu::contains(set, DType(d))) r += std::string(r.empty() ? "" : ", ") + needle_cpu::dtype_name(DType(d));
+  return r;
+}
+
+[[noreturn]] void dtype_fail(const char* kernel, const char* arg, const Buffer& b, const std::string& expected) {
+  throw py::type_error(std::string(kernel) + ": " + arg + " has dtype " + needle_cpu::dtype_name(b.dtype()) +
+                       ", expected " + expected);
+}
+
+void need_dtype_in(const char* kernel, const char* arg, const Buffer& b, DTypeSet allowed) {
+  if (needle_cpu::contains(allowed, b.dtype())) return;
+  const bool one = (allowed & (allowed - 1)) == 0;
+  dtype_fail(kernel, arg, b, one ? dtype_list(allowed) : "one of (" + dtype_list(allowed) + ")");
+}
+
+void need_dtype(const char* kernel, const char* arg, const Buffer& b, DType want) {
+  if (b.dtype() != want) dtype_fail(kernel, arg, b, needle_cpu::dtype_name(want));
+}
+
+void need_same_dtype(const char* kernel, const char* arg, const Buffer& b, const char* ref_arg, const Buffer& ref) {
+  if (b.dtype() != ref.dtype())
+    dtype_fail(kernel, arg, b, std::string(needle_cpu::dtype_name(ref.dtype())) + " (the dtype of " + ref_arg + ")");
+}
+
+// The fused kernels (protocol.FUSED_KERNELS), conv2d_nhwc and matmul_tiled run on float32 only.
+void need_float32(const char* kernel, std::initializer_list<std::pair<const char*, const Buffer*>> args) {
+  for (auto [name, b] : args)
+    if (b != nullptr && b->dtype() != kF32)
+      dtype_fail(kernel, name, *b, "float32 (needle-cpu's fused kernels run on FUSED_DTYPES = ('float32',))");
+}
+
+// A Python scalar as an element of dtype `dt`: a float (or int) for float buffers; an int in range
+// for integer and bool buffers (an int64 never goes through a double).
+needle_cpu::Scalar to_scalar(const char* kernel, DType dt, py::handle val) {
+  needle_cpu::Scalar s{};
+  if (needle_cpu::is_float(dt)) {
+    const double d = PyFloat_Check(val.ptr()) ? PyFloat_AS_DOUBLE(val.ptr()) : PyFloat_AsDouble(val.ptr());
+    if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    if (dt == kF32) s.f32 = static_cast<float>(d);
+    else s.f64 = d;
+    return s;
+  }
+  if (!PyLong_Check(val.ptr()) && !(PyIndex_Check(val.ptr()) && !PyFloat_Check(val.ptr())))
+    throw py::type_error(std::string(kernel) + ": val must be an int for a " + needle_cpu::dtype_name(dt) +
+                         " buffer, got " + py::repr(val).cast<std::string>());
+  py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(val.ptr()));
+  if (!index) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  long long lo = std::numeric_limits<long long>::min(), hi = std::numeric_limits<long long>::max();
+  if (dt == DType::kBool) lo = 0, hi = 1;
+  else if (dt == DType::kUint8) lo = 0, hi = 255;
+  else if (dt == DType::kInt32) lo = std::numeric_limits<std::int32_t>::min(), hi = std::numeric_limits<std::int32_t>::max();
+  if (overflow || v < lo || v > hi)
+    fail(std::string(kernel) + ": val=" + py::repr(val).cast<std::string>() + " is out of range for " +
+         needle_cpu::dtype_name(dt) + " [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (dt == DType::kInt64) s.i64 = v;
+  else if (dt == DType::kInt32) s.i32 = static_cast<std::int32_t>(v);
+  else s.u8 = static_cast<std::uint8_t>(v);
+  return s;
+}
+
+float to_float(py::handle val) {
+  const double d = PyFloat_Check(val.ptr()) ? PyFloat_AS_DOUBLE(val.ptr()) : PyFloat_AsDouble(val.ptr());
+  if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<float>(d);
+}
 
 using needle_cpu::Binary;
 using needle_cpu::ScalarOp;
+using needle_cpu::TBinary;
+using needle_cpu::TCompare;
+using needle_cpu::TScalar;
+using needle_cpu::TUnary;
 using needle_cpu::Unary;
+constexpr int kNoFast = -1;  // no float32 SIMD kernel of its own: float32 goes through the typed table
 
-void def_binary(py::module_& m, const char* name, Binary op, const char* doc) {
-  m.def(name, [name, op](const Buffer& a, const Buffer& b, Buffer& out) {
+// out = op(a, b), one dtype throughout; float32 goes to its SIMD kernel (ewise.h) when it has one.
+void def_binary(py::module_& m, const char* name, TBinary op, int fast, const char* doc) {
+  m.def(name, [name, op, fast](const Buffer& a, const Buffer& b, Buffer& out) {
     need_size(name, "a", a, out.size(), true);
     need_size(name, "b", b, out.size(), true);
+    if (fast != kNoFast && a.dtype() == kF32 && b.dtype() == kF32 && out.dtype() == kF32) {
+      MaybeRelease gil(out.size());
+      needle_cpu::ewise_binary(Binary(fast), a.data(), b.data(), out.data(), out.size());
+      return;
+    }
+    need_dtype_in(name, "a", a, needle_cpu::dtypes_of(op));
+    need_same_dtype(name, "b", b, "a", a);
+    need_same_dtype(name, "out", out, "a", a);
     MaybeRelease gil(out.size());
-    needle_cpu::ewise_binary(op, a.data(), b.data(), out.data(), out.size());
+    needle_cpu::typed_binary(op, a.dtype(), a.raw(), b.raw(), out.raw(), out.size());
   }, py::arg("a"), py::arg("b"), py::arg("out"), doc);
 }
 
-void def_scalar(py::module_& m, const char* name, ScalarOp op, const char* doc) {
-  m.def(name, [name, op](const Buffer& a, double val, Buffer& out) {
+// out (bool) = a op b. `legacy` (eq, ge): a float32 out of float32 inputs gets protocol 1's 1.0/0.0
+// mask, so a core that still speaks protocol 1 keeps working (remove once core is on protocol 2).
+void def_compare(py::module_& m, const char* name, TCompare op, int legacy, const char* doc) {
+  m.def(name, [name, op, legacy](const Buffer& a, const Buffer& b, Buffer& out) {
     need_size(name, "a", a, out.size(), true);
+    need_size(name, "b", b, out.size(), true);
+    need_same_dtype(name, "b", b, "a", a);
+    if (legacy != kNoFast && out.dtype() == kF32 && a.dtype() == kF32) {
+      MaybeRelease gil(out.size());
+      needle_cpu::ewise_binary(Binary(legacy), a.data(), b.data(), out.data(), out.size());
+      return;
+    }
+    need_dtype(name, "out", out, DType::kBool);
     MaybeRelease gil(out.size());
-    needle_cpu::ewise_scalar(op, a.data(), static_cast<float>(val), out.data(), out.size());
+    needle_cpu::typed_compare(op, a.dtype(), a.raw(), b.raw(), out.as<std::uint8_t>(), out.size());
+  }, py::arg("a"), py::arg("b"), py::arg("out"), doc);
+}
+
+void def_scalar(py::module_& m, const char* name, TScalar op, int fast, const char* doc) {
+  m.def(name, [name, op, fast](const Buffer& a, py::handle val, Buffer& out) {
+    need_size(name, "a", a, out.size(), true);
+    if (fast != kNoFast && a.dtype() == kF32 && out.dtype() == kF32) {
+      const float v = to_float(val);
+      MaybeRelease gil(out.size());
+      needle_cpu::ewise_scalar(ScalarOp(fast), a.data(), v, out.data(), out.size());
+      return;
+    }
+    need_dtype_in(name, "a", a, needle_cpu::dtypes_of(op));
+    need_same_dtype(name, "out", out, "a", a);
+    const needle_cpu::Scalar v = to_scalar(name, a.dtype(), val);
+    MaybeRelease gil(out.size());
+    needle_cpu::typed_scalar(op, a.dtype(), a.raw(), v, out.raw(), out.size());
   }, py::arg("a"), py::arg("val"), py::arg("out"), doc);
 }
 
-void def_unary(py::module_& m, const char* name, Unary op, const char* doc) {
-  m.def(name, [name, op](const Buffer& a, Buffer& out) {
+void def_scalar_compare(py::module_& m, const char* name, TCompare op, int legacy, const char* doc) {
+  m.def(name, [name, op, legacy](const Buffer& a, py::handle val, Buffer& out) {
     need_size(name, "a", a, out.size(), true);
+    if (legacy != kNoFast && out.dtype() == kF32 && a.dtype() == kF32) {  // protocol 1's float mask (def_compare)
+      const float v = to_float(val);
+      MaybeRelease gil(out.size());
+      needle_cpu::ewise_scalar(ScalarOp(legacy), a.data(), v, out.data(), out.size());
+      return;
+    }
+    need_dtype(name, "out", out, DType::kBool);
+    const needle_cpu::Scalar v = to_scalar(name, a.dtype(), val);
     MaybeRelease gil(out.size());
-    needle_cpu::ewise_unary(op, a.data(), out.data(), out.size());
+    needle_cpu::typed_scalar_compare(op, a.dtype(), a.raw(), v, out.as<std::uint8_t>(), out.size());
+  }, py::arg("a"), py::arg("val"), py::arg("out"), doc);
+}
+
+void def_unary(py::module_& m, const char* name, TUnary op, int fast, const char* doc) {
+  m.def(name, [name, op, fast](const Buffer& a, Buffer& out) {
+    need_size(name, "a", a, out.size(), true);
+    if (fast != kNoFast && a.dtype() == kF32 && out.dtype() == kF32) {
+      MaybeRelease gil(out.size());
+      needle_cpu::ewise_unary(Unary(fast), a.data(), out.data(), out.size());
+      return;
+    }
+    need_dtype_in(name, "a", a, needle_cpu::dtypes_of(op));
+    need_same_dtype(name, "out", out, "a", a);
+    MaybeRelease gil(out.size());
+    needle_cpu::typed_unary(op, a.dtype(), a.raw(), out.raw(), out.size());
   }, py::arg("a"), py::arg("out"), doc);
+}
+
+// out[i] = op over a[i * reduce_size : (i + 1) * reduce_size]; out of a's dtype (argmax/argmin: int64).
+void def_reduce(py::module_& m, const char* name, int op, bool arg, const char* doc) {
+  m.def(name, [name, op, arg](const Buffer& a, Buffer& out, i64 reduce_size) {
+    count_arg(name, "reduce_size", reduce_size);
+    const bool sum = !arg && needle_cpu::TReduce(op) == needle_cpu::TReduce::kSum;
+    if (!sum && reduce_size == 0 && out.size() > 0)
+      fail(std::string(name) + ": zero-size reduction (reduce_size=0) has no " + (name + 7));  // "max", "argmin", ...
+    need_size(name, "a", a, product(name, {out.size(), reduce_size}), false);
+    if (overlaps(a, out) && (arg || reduce_size != 1)) fail(std::string(name) + ": out must not be a");
+    need_dtype_in(name, "a", a, arg ? needle_cpu::kAllDTypes : needle_cpu::dtypes_of(needle_cpu::TReduce(op)));
+    if (arg) need_dtype(name, "out", out, DType::kInt64);
+    else need_same_dtype(name, "out", out, "a", a);
+    MaybeRelease gil(out.size() * reduce_size);
+    if (arg) {
+      needle_cpu::typed_arg(needle_cpu::TArg(op), a.dtype(), a.raw(), out.as<i64>(), out.size(), reduce_size);
+    } else if (a.dtype() == kF32 && op != int(needle_cpu::TReduce::kMin)) {  // float32 sum/max: ewise.h's kernels
+      if (sum) needle_cpu::reduce_sum(a.data(), out.data(), out.size(), reduce_size);
+      else needle_cpu::reduce_max(a.data(), out.data(), out.size(), reduce_size);
+    } else {
+      needle_cpu::typed_reduce(needle_cpu::TReduce(op), a.dtype(), a.raw(), out.raw(), out.size(), reduce_size);
+    }
+  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), doc);
 }
 
 // out = a @ b (+ bias), or transpose(a) @ b when `a_transposed` (a is then n x m), computed into a
 // scratch buffer when out overlaps an input.
 void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 m, i64 n, i64 p,
                  bool a_transposed = false) {
+  if (a.dtype() != kF32) {  // the other dtypes (the caller checked them): typed.h's blocked kernel
+    const bool alias = overlaps(a, out) || overlaps(b, out);
+    MaybeRelease gil(product("matmul", {m, n, p}));
+    if (!alias) return needle_cpu::typed_matmul(a.dtype(), a.raw(), b.raw(), out.raw(), m, n, p);
+    Buffer tmp(m * p, a.dtype());
+    needle_cpu::typed_matmul(a.dtype(), a.raw(), b.raw(), tmp.raw(), m, n, p);
+    std::memcpy(out.raw(), tmp.raw(), tmp.nbytes());
+    return;
+  }
   bool alias = overlaps(a, out) || overlaps(b, out) || (bias && overlaps(*bias, out));
   MaybeRelease gil(product("matmul", {m, n, p}));
   auto run = [&](float* c) {
@@ -175,122 +352,197 @@ void check_class_labels(const char* kernel, const Buffer& labels, i64 m, i64 k) 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "needle-cpu kernels (float32, flat buffers); see needle_cpu._backend for the protocol module";
+  m.doc() = "needle-cpu kernels (flat buffers of float32, float64, int32, int64, uint8, bool); see needle_cpu._backend\n"
+            "for the protocol module";
+  m.attr("FUSED_DTYPES") = py::make_tuple("float32");
 
   needle_cpu_py::add_array_type(m);  // Array: a plain CPython type (array_type.h)
 
   m.def("from_numpy", [](const py::object& src, Buffer& out) {
-    auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(src);
-    if (!arr) {
-      PyErr_Clear();
-      throw py::type_error("from_numpy: cannot convert " + py::repr(py::type::of(src)).cast<std::string>() + " to float32");
-    }
-    if (arr.size() != out.size())
-      fail("from_numpy: array has " + std::to_string(arr.size()) + " elements, buffer out has " + std::to_string(out.size()));
-    MaybeRelease gil(out.size());
-    needle_cpu::copy(arr.data(), out.data(), out.size());
-  }, py::arg("np_array"), py::arg("out"), "Copy a numpy array (any layout; converted to float32) into out.");
+    needle_cpu::visit_dtype(out.dtype(), [&](auto tag) {
+      constexpr DType D = decltype(tag)::value;
+      // bool buffers read numpy bool (0/1 bytes); the rest their own C type.
+      using NpT = std::conditional_t<D == DType::kBool, bool, needle_cpu::storage_t<D>>;
+      auto arr = py::array_t<NpT, py::array::c_style | py::array::forcecast>::ensure(src);
+      if (!arr) {
+        PyErr_Clear();
+        throw py::type_error("from_numpy: cannot convert " + py::repr(py::type::of(src)).cast<std::string>() + " to " +
+                             needle_cpu::dtype_name(D));
+      }
+      if (arr.size() != out.size())
+        fail("from_numpy: array has " + std::to_string(arr.size()) + " elements, buffer out has " +
+             std::to_string(out.size()));
+      MaybeRelease gil(out.size());
+      needle_cpu::copy_bytes(arr.data(), out.raw(), out.nbytes());
+    });
+  }, py::arg("np_array"), py::arg("out"),
+     "Copy a numpy array (any layout; converted to out's dtype) into out.");
 
   m.def("to_numpy", [](const Buffer& a, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
     i64 n;
     auto view = checked_view("to_numpy", "a", a, shape, strides, offset, &n);
-    py::array_t<float> result(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-    float* dst = result.mutable_data();
-    {
-      MaybeRelease gil(n);
-      if (n > 0) needle_cpu::compact(a.data(), dst, view);
-    }
-    return result;
+    return needle_cpu::visit_dtype(a.dtype(), [&](auto tag) -> py::array {
+      constexpr DType D = decltype(tag)::value;
+      using NpT = std::conditional_t<D == DType::kBool, bool, needle_cpu::storage_t<D>>;
+      py::array_t<NpT> result(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+      void* dst = result.mutable_data();
+      {
+        MaybeRelease gil(n);
+        if (n > 0) needle_cpu::compact(a.raw(), dst, view, needle_cpu::itemsize(D));
+      }
+      return std::move(result);
+    });
   }, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
-     "A new numpy array holding the strided view (strides in elements) of a.");
+     "A new numpy array (of a's dtype) holding the strided view (strides in elements) of a.");
 
-  m.def("fill", [](Buffer& out, double value) {
+  m.def("fill", [](Buffer& out, py::handle value) {
+    if (out.dtype() == kF32) {
+      const float v = to_float(value);
+      MaybeRelease gil(out.size());
+      needle_cpu::fill(out.data(), v, out.size());
+      return;
+    }
+    const needle_cpu::Scalar v = to_scalar("fill", out.dtype(), value);
     MaybeRelease gil(out.size());
-    needle_cpu::fill(out.data(), static_cast<float>(value), out.size());
+    needle_cpu::typed_fill(out.dtype(), v, out.raw(), out.size());
   }, py::arg("out"), py::arg("value"), "Set every element of out to value.");
 
   m.def("compact", [](const Buffer& a, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
     i64 n;
     auto view = checked_view("compact", "a", a, std::move(shape), std::move(strides), offset, &n);
     need_size("compact", "out", out, n, true);
+    need_same_dtype("compact", "out", out, "a", a);
+    const std::size_t item = needle_cpu::itemsize(a.dtype());
     MaybeRelease gil(n);
     if (overlaps(a, out)) {  // gathering a buffer into itself: go through a copy
-      Buffer tmp(n);
-      needle_cpu::compact(a.data(), tmp.data(), view);
-      needle_cpu::copy(tmp.data(), out.data(), n);
+      Buffer tmp(n, a.dtype());
+      needle_cpu::compact(a.raw(), tmp.raw(), view, item);
+      needle_cpu::copy_bytes(tmp.raw(), out.raw(), tmp.nbytes());
     } else {
-      needle_cpu::compact(a.data(), out.data(), view);
+      needle_cpu::compact(a.raw(), out.raw(), view, item);
     }
   }, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
-     "Gather the strided view of a into the compact buffer out.");
+     "Gather the strided view of a into the compact buffer out (of a's dtype).");
 
   m.def("ewise_setitem", [](const Buffer& a, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
     i64 n;
     auto view = checked_view("ewise_setitem", "out", out, std::move(shape), std::move(strides), offset, &n);
     need_size("ewise_setitem", "a", a, n, false);
+    need_same_dtype("ewise_setitem", "a", a, "out", out);
+    const std::size_t item = needle_cpu::itemsize(a.dtype());
     MaybeRelease gil(n);
     if (overlaps(a, out)) {
-      Buffer tmp(n);
-      needle_cpu::copy(a.data(), tmp.data(), n);
-      needle_cpu::ewise_setitem(tmp.data(), out.data(), view);
+      Buffer tmp(n, a.dtype());
+      needle_cpu::copy_bytes(a.raw(), tmp.raw(), tmp.nbytes());
+      needle_cpu::ewise_setitem(tmp.raw(), out.raw(), view, item);
     } else {
-      needle_cpu::ewise_setitem(a.data(), out.data(), view);
+      needle_cpu::ewise_setitem(a.raw(), out.raw(), view, item);
     }
   }, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
-     "Scatter the compact buffer a into the strided view of out.");
+     "Scatter the compact buffer a into the strided view of out (same dtype).");
 
-  m.def("scalar_setitem", [](i64 size, double val, Buffer& out, std::vector<i64> shape, std::vector<i64> strides, i64 offset) {
+  m.def("scalar_setitem", [](i64 size, py::handle val, Buffer& out, std::vector<i64> shape, std::vector<i64> strides,
+                             i64 offset) {
     count_arg("scalar_setitem", "size", size);
     i64 n;
     auto view = checked_view("scalar_setitem", "out", out, std::move(shape), std::move(strides), offset, &n);
+    const needle_cpu::Scalar v = to_scalar("scalar_setitem", out.dtype(), val);
     MaybeRelease gil(n);
-    needle_cpu::scalar_setitem(static_cast<float>(val), out.data(), view);
+    needle_cpu::scalar_setitem(&v, out.raw(), view, needle_cpu::itemsize(out.dtype()));
   }, py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
      "Set the strided view of out to val (size, the view's element count, is implied by shape).");
 
-  def_binary(m, "ewise_add", Binary::kAdd, "out = a + b");
-  def_binary(m, "ewise_sub", Binary::kSub, "out = a - b");
-  def_binary(m, "ewise_mul", Binary::kMul, "out = a * b");
-  def_binary(m, "ewise_div", Binary::kDiv, "out = a / b");
-  def_binary(m, "ewise_maximum", Binary::kMaximum, "out = maximum(a, b) (nan propagates)");
-  def_binary(m, "ewise_eq", Binary::kEq, "out = 1.0 where a == b else 0.0");
-  def_binary(m, "ewise_ge", Binary::kGe, "out = 1.0 where a >= b else 0.0");
-  def_binary(m, "ewise_power", Binary::kPower, "out = a ** b");
-  def_binary(m, "ewise_relu_backward", Binary::kReluBackward,
-             "Fused ReLU gradient: out = b where a > 0 else 0 (a: the ReLU input, b: the output gradient).");
+  def_binary(m, "ewise_add", TBinary::kAdd, int(Binary::kAdd), "out = a + b (integers wrap)");
+  def_binary(m, "ewise_sub", TBinary::kSub, int(Binary::kSub), "out = a - b (integers wrap)");
+  def_binary(m, "ewise_mul", TBinary::kMul, int(Binary::kMul), "out = a * b (integers wrap)");
+  def_binary(m, "ewise_div", TBinary::kDiv, int(Binary::kDiv), "out = a / b (float dtypes)");
+  def_binary(m, "ewise_maximum", TBinary::kMaximum, int(Binary::kMaximum), "out = maximum(a, b) (nan propagates)");
+  def_binary(m, "ewise_minimum", TBinary::kMinimum, kNoFast, "out = minimum(a, b) (nan propagates)");
+  def_binary(m, "ewise_power", TBinary::kPower, int(Binary::kPower), "out = a ** b (float dtypes)");
+  def_binary(m, "ewise_and", TBinary::kAnd, kNoFast, "out = a & b: bitwise on integers, logical on bool");
+  def_binary(m, "ewise_or", TBinary::kOr, kNoFast, "out = a | b: bitwise on integers, logical on bool");
+  def_binary(m, "ewise_xor", TBinary::kXor, kNoFast, "out = a ^ b: bitwise on integers, logical on bool");
 
-  def_scalar(m, "scalar_add", ScalarOp::kAdd, "out = a + val");
-  def_scalar(m, "scalar_mul", ScalarOp::kMul, "out = a * val");
-  def_scalar(m, "scalar_div", ScalarOp::kDiv, "out = a / val");
-  def_scalar(m, "scalar_power", ScalarOp::kPower, "out = a ** val");
-  def_scalar(m, "scalar_maximum", ScalarOp::kMaximum, "out = maximum(a, val)");
-  def_scalar(m, "scalar_eq", ScalarOp::kEq, "out = 1.0 where a == val else 0.0");
-  def_scalar(m, "scalar_ge", ScalarOp::kGe, "out = 1.0 where a >= val else 0.0");
-  def_scalar(m, "scalar_rsub", ScalarOp::kRsub, "out = val - a");
-  def_scalar(m, "scalar_rdiv", ScalarOp::kRdiv, "out = val / a");
+  def_compare(m, "ewise_eq", TCompare::kEq, int(Binary::kEq), "out (bool) = a == b");
+  def_compare(m, "ewise_ne", TCompare::kNe, kNoFast, "out (bool) = a != b (True for nan)");
+  def_compare(m, "ewise_lt", TCompare::kLt, kNoFast, "out (bool) = a < b");
+  def_compare(m, "ewise_le", TCompare::kLe, kNoFast, "out (bool) = a <= b");
+  def_compare(m, "ewise_gt", TCompare::kGt, kNoFast, "out (bool) = a > b");
+  def_compare(m, "ewise_ge", TCompare::kGe, int(Binary::kGe), "out (bool) = a >= b");
 
-  def_unary(m, "ewise_neg", Unary::kNeg, "out = -a");
-  def_unary(m, "ewise_log", Unary::kLog, "out = log(a)");
-  def_unary(m, "ewise_exp", Unary::kExp, "out = exp(a)");
-  def_unary(m, "ewise_tanh", Unary::kTanh, "out = tanh(a)");
-  def_unary(m, "ewise_sqrt", Unary::kSqrt, "out = sqrt(a)");
-  def_unary(m, "ewise_sigmoid", Unary::kSigmoid, "out = 1 / (1 + exp(-a))");
-  def_unary(m, "ewise_relu", Unary::kRelu, "out = maximum(a, 0)");
+  m.def("ewise_relu_backward", [](const Buffer& a, const Buffer& b, Buffer& out) {
+    const char* k = "ewise_relu_backward";
+    need_size(k, "a", a, out.size(), true);
+    need_size(k, "b", b, out.size(), true);
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
+    MaybeRelease gil(out.size());
+    needle_cpu::ewise_binary(Binary::kReluBackward, a.data(), b.data(), out.data(), out.size());
+  }, py::arg("a"), py::arg("b"), py::arg("out"),
+     "Fused ReLU gradient: out = b where a > 0 else 0 (a: the ReLU input, b: the output gradient).");
+
+  def_scalar(m, "scalar_add", TScalar::kAdd, int(ScalarOp::kAdd), "out = a + val (integers wrap)");
+  def_scalar(m, "scalar_mul", TScalar::kMul, int(ScalarOp::kMul), "out = a * val (integers wrap)");
+  def_scalar(m, "scalar_div", TScalar::kDiv, int(ScalarOp::kDiv), "out = a / val (float dtypes)");
+  def_scalar(m, "scalar_power", TScalar::kPower, int(ScalarOp::kPower), "out = a ** val (float dtypes)");
+  def_scalar(m, "scalar_maximum", TScalar::kMaximum, int(ScalarOp::kMaximum), "out = maximum(a, val)");
+  def_scalar(m, "scalar_minimum", TScalar::kMinimum, kNoFast, "out = minimum(a, val)");
+  def_scalar(m, "scalar_rsub", TScalar::kRsub, int(ScalarOp::kRsub), "out = val - a (integers wrap)");
+  def_scalar(m, "scalar_rdiv", TScalar::kRdiv, int(ScalarOp::kRdiv), "out = val / a (float dtypes)");
+
+  def_scalar_compare(m, "scalar_eq", TCompare::kEq, int(ScalarOp::kEq), "out (bool) = a == val");
+  def_scalar_compare(m, "scalar_ne", TCompare::kNe, kNoFast, "out (bool) = a != val (True for nan)");
+  def_scalar_compare(m, "scalar_lt", TCompare::kLt, kNoFast, "out (bool) = a < val");
+  def_scalar_compare(m, "scalar_le", TCompare::kLe, kNoFast, "out (bool) = a <= val");
+  def_scalar_compare(m, "scalar_gt", TCompare::kGt, kNoFast, "out (bool) = a > val");
+  def_scalar_compare(m, "scalar_ge", TCompare::kGe, int(ScalarOp::kGe), "out (bool) = a >= val");
+
+  def_unary(m, "ewise_neg", TUnary::kNeg, int(Unary::kNeg), "out = -a (integers wrap)");
+  def_unary(m, "ewise_abs", TUnary::kAbs, kNoFast, "out = |a| (abs of the smallest signed integer wraps to itself)");
+  def_unary(m, "ewise_not", TUnary::kNot, kNoFast, "out = ~a: bitwise on integers, logical on bool");
+  def_unary(m, "ewise_log", TUnary::kLog, int(Unary::kLog), "out = log(a)");
+  def_unary(m, "ewise_exp", TUnary::kExp, int(Unary::kExp), "out = exp(a)");
+  def_unary(m, "ewise_tanh", TUnary::kTanh, int(Unary::kTanh), "out = tanh(a)");
+  def_unary(m, "ewise_sqrt", TUnary::kSqrt, int(Unary::kSqrt), "out = sqrt(a)");
+  def_unary(m, "ewise_sigmoid", TUnary::kSigmoid, int(Unary::kSigmoid), "out = 1 / (1 + exp(-a))");
+  def_unary(m, "ewise_relu", TUnary::kRelu, int(Unary::kRelu), "out = maximum(a, 0)");
+
+  m.def("cast", [](const Buffer& a, Buffer& out) {
+    need_size("cast", "a", a, out.size(), true);
+    MaybeRelease gil(out.size());
+    needle_cpu::typed_cast(a.dtype(), out.dtype(), a.raw(), out.raw(), out.size());
+  }, py::arg("a"), py::arg("out"),
+     "out = a converted to out's dtype: floats to integers truncate (nan gives 0, values beyond the range its\n"
+     "nearest end), integers narrow by wrapping, to bool is != 0, from bool 0 and 1.");
+
+  m.def("where", [](const Buffer& cond, const Buffer& a, const Buffer& b, Buffer& out) {
+    for (auto [name, buf] : {std::pair<const char*, const Buffer*>{"cond", &cond}, {"a", &a}, {"b", &b}})
+      need_size("where", name, *buf, out.size(), true);
+    need_dtype("where", "cond", cond, DType::kBool);
+    need_same_dtype("where", "b", b, "a", a);
+    need_same_dtype("where", "out", out, "a", a);
+    MaybeRelease gil(out.size());
+    needle_cpu::typed_where(a.dtype(), cond.as<std::uint8_t>(), a.raw(), b.raw(), out.raw(), out.size());
+  }, py::arg("cond"), py::arg("a"), py::arg("b"), py::arg("out"), "out = a where cond else b (cond: bool).");
 
   m.def("matmul", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
     count_arg("matmul", "m", m_); count_arg("matmul", "n", n); count_arg("matmul", "p", p);
     need_size("matmul", "a", a, product("matmul", {m_, n}), false);
     need_size("matmul", "b", b, product("matmul", {n, p}), false);
     need_size("matmul", "out", out, product("matmul", {m_, p}), false);
+    need_dtype_in("matmul", "a", a, needle_cpu::kNumericDTypes);
+    need_same_dtype("matmul", "b", b, "a", a);
+    need_same_dtype("matmul", "out", out, "a", a);
     matmul_into(a, b, nullptr, out, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
-     "out (m x p) = a (m x n) @ b (n x p), compact row-major; packed AVX-512/AVX2 GEMM, threaded.");
+     "out (m x p) = a (m x n) @ b (n x p), compact row-major, any dtype but bool (integers wrap); float32:\n"
+     "packed AVX-512/AVX2 GEMM, threaded.");
 
   m.def("matmul_tn", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
     count_arg("matmul_tn", "m", m_); count_arg("matmul_tn", "n", n); count_arg("matmul_tn", "p", p);
     need_size("matmul_tn", "a", a, product("matmul_tn", {n, m_}), false);
     need_size("matmul_tn", "b", b, product("matmul_tn", {n, p}), false);
     need_size("matmul_tn", "out", out, product("matmul_tn", {m_, p}), false);
+    need_float32("matmul_tn", {{"a", &a}, {"b", &b}, {"out", &out}});
     matmul_into(a, b, nullptr, out, m_, n, p, true);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (m x p) = transpose(a) @ b with a (n x m) and b (n x p) compact: a weight gradient x^T @ g "
@@ -302,6 +554,7 @@ PYBIND11_MODULE(_core, m) {
     need_size("matmul_bias", "b", b, product("matmul_bias", {n, p}), false);
     need_size("matmul_bias", "bias", bias, p, false);
     need_size("matmul_bias", "out", out, product("matmul_bias", {m_, p}), false);
+    need_float32("matmul_bias", {{"a", &a}, {"b", &b}, {"bias", &bias}, {"out", &out}});
     matmul_into(a, b, &bias, out, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("bias"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "Fused linear layer: out (m x p) = a (m x n) @ b (n x p) + bias (p,) broadcast over rows.");
@@ -312,7 +565,25 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "a", a, product(k, {batch, m_, n}), false);
     need_size(k, "b", b, product(k, {batch, n, p}), false);
     need_size(k, "out", out, product(k, {batch, m_, p}), false);
+    need_dtype_in(k, "a", a, needle_cpu::kNumericDTypes);
+    need_same_dtype(k, "b", b, "a", a);
+    need_same_dtype(k, "out", out, "a", a);
     i64 total = product(k, {batch, m_, p});
+    if (a.dtype() != kF32) {  // one product after another, each threaded (typed.h)
+      const bool alias = overlaps(a, out) || overlaps(b, out);
+      std::optional<Buffer> tmp;
+      if (alias) tmp.emplace(total, a.dtype());
+      char* dst = static_cast<char*>(alias ? tmp->raw() : out.raw());
+      const char* pa = static_cast<const char*>(a.raw());
+      const char* pb = static_cast<const char*>(b.raw());
+      const i64 item = static_cast<i64>(needle_cpu::itemsize(a.dtype()));
+      MaybeRelease gil(product(k, {batch, m_, n, p}));
+      for (i64 i = 0; i < batch; ++i)
+        needle_cpu::typed_matmul(a.dtype(), pa + i * m_ * n * item, pb + i * n * p * item, dst + i * m_ * p * item, m_,
+                                 n, p);
+      if (alias) std::memcpy(out.raw(), tmp->raw(), tmp->nbytes());
+      return;
+    }
     if (overlaps(a, out) || overlaps(b, out)) {
       Buffer tmp(total);
       { MaybeRelease gil(product(k, {batch, m_, n, p})); needle_cpu::sgemm_batched(batch, m_, n, p, a.data(), b.data(), tmp.data()); }
@@ -334,6 +605,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "b", b, product(k, {n, p}), false);
     need_size(k, "out", out, product(k, {m_, p}), false);
     if (overlaps(a, out) || overlaps(b, out)) fail("matmul_tiled: out must not be a or b");
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
     MaybeRelease gil(product(k, {m_, n, p}));
     needle_cpu::matmul_tiled(a.data(), b.data(), out.data(), m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
@@ -355,28 +627,65 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "b", b, product(k, {kh, kw, c_in, c_out}), false);
     need_size(k, "out", out, product(k, {n, ho, wo, c_out}), false);
     if (overlaps(a, out) || overlaps(b, out)) fail("conv2d_nhwc: out must not be a or b");
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
     MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
     needle_cpu::conv2d_nhwc(a.data(), b.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
      py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
      "NHWC convolution of the padded input a (n, h, w, c_in) with b (kh, kw, c_in, c_out), strides (sh, sw).");
 
-  m.def("reduce_sum", [](const Buffer& a, Buffer& out, i64 reduce_size) {
-    count_arg("reduce_sum", "reduce_size", reduce_size);
-    need_size("reduce_sum", "a", a, product("reduce_sum", {out.size(), reduce_size}), false);
-    if (overlaps(a, out) && reduce_size != 1) fail("reduce_sum: out must not be a");
-    MaybeRelease gil(out.size() * reduce_size);
-    needle_cpu::reduce_sum(a.data(), out.data(), out.size(), reduce_size);
-  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]).");
+  using needle_cpu::TArg;
+  using needle_cpu::TReduce;
+  def_reduce(m, "reduce_sum", int(TReduce::kSum), false,
+             "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]) (all dtypes but bool; integers wrap).");
+  def_reduce(m, "reduce_max", int(TReduce::kMax), false,
+             "out[i] = max(a[i*reduce_size:(i+1)*reduce_size]) (nan propagates; bool: any).");
+  def_reduce(m, "reduce_min", int(TReduce::kMin), false,
+             "out[i] = min(a[i*reduce_size:(i+1)*reduce_size]) (nan propagates; bool: all).");
+  def_reduce(m, "reduce_argmax", int(TArg::kArgmax), true,
+             "out[i] (int64) = index of the first maximum of a[i*reduce_size:(i+1)*reduce_size] (the first nan if any).");
+  def_reduce(m, "reduce_argmin", int(TArg::kArgmin), true,
+             "out[i] (int64) = index of the first minimum of a[i*reduce_size:(i+1)*reduce_size] (the first nan if any).");
 
-  m.def("reduce_max", [](const Buffer& a, Buffer& out, i64 reduce_size) {
-    count_arg("reduce_max", "reduce_size", reduce_size);
-    if (reduce_size == 0 && out.size() > 0) fail("reduce_max: zero-size reduction (reduce_size=0) has no maximum");
-    need_size("reduce_max", "a", a, product("reduce_max", {out.size(), reduce_size}), false);
-    if (overlaps(a, out) && reduce_size != 1) fail("reduce_max: out must not be a");
-    MaybeRelease gil(out.size() * reduce_size);
-    needle_cpu::reduce_max(a.data(), out.data(), out.size(), reduce_size);
-  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), "out[i] = max(a[i*reduce_size:(i+1)*reduce_size]).");
+  m.def("gather_rows", [](const Buffer& a, const Buffer& idx, Buffer& out, i64 rows, i64 row_size, i64 count) {
+    const char* k = "gather_rows";
+    count_arg(k, "rows", rows); count_arg(k, "row_size", row_size); count_arg(k, "count", count);
+    need_size(k, "a", a, product(k, {rows, row_size}), false);
+    need_size(k, "idx", idx, count, false);
+    need_size(k, "out", out, product(k, {count, row_size}), false);
+    need_dtype(k, "idx", idx, DType::kInt64);
+    need_same_dtype(k, "out", out, "a", a);
+    if (overlaps(a, out) || overlaps(idx, out)) fail("gather_rows: out must not be a or idx");
+    const i64 bad = needle_cpu::first_bad_index(idx.as<i64>(), count, rows);
+    if (bad >= 0)
+      throw py::index_error("gather_rows: idx[" + std::to_string(bad) + "] = " + std::to_string(idx.as<i64>()[bad]) +
+                            " is out of range for " + std::to_string(rows) + " rows");
+    MaybeRelease gil(product(k, {count, row_size}));
+    needle_cpu::gather_rows(a.dtype(), a.raw(), idx.as<i64>(), out.raw(), row_size, count);
+  }, py::arg("a"), py::arg("idx"), py::arg("out"), py::arg("rows"), py::arg("row_size"), py::arg("count"),
+     "out row i = a row idx[i] for i < count (rows of row_size elements; idx int64, each in [0, rows), else\n"
+     "IndexError naming the first bad one, raised before anything is written).");
+
+  m.def("scatter_add_rows", [](const Buffer& g, const Buffer& idx, Buffer& out, i64 rows, i64 row_size, i64 count) {
+    const char* k = "scatter_add_rows";
+    count_arg(k, "rows", rows); count_arg(k, "row_size", row_size); count_arg(k, "count", count);
+    need_size(k, "g", g, product(k, {count, row_size}), false);
+    need_size(k, "idx", idx, count, false);
+    need_size(k, "out", out, product(k, {rows, row_size}), false);
+    need_dtype(k, "idx", idx, DType::kInt64);
+    need_dtype_in(k, "g", g, needle_cpu::kNumericDTypes);
+    need_same_dtype(k, "out", out, "g", g);
+    if (overlaps(g, out) || overlaps(idx, out)) fail("scatter_add_rows: out must not be g or idx");
+    const i64 bad = needle_cpu::first_bad_index(idx.as<i64>(), count, rows);
+    if (bad >= 0)
+      throw py::index_error("scatter_add_rows: idx[" + std::to_string(bad) + "] = " +
+                            std::to_string(idx.as<i64>()[bad]) + " is out of range for " + std::to_string(rows) +
+                            " rows");
+    MaybeRelease gil(product(k, {count, row_size}));
+    needle_cpu::scatter_add_rows(g.dtype(), g.raw(), idx.as<i64>(), out.raw(), row_size, count);
+  }, py::arg("g"), py::arg("idx"), py::arg("out"), py::arg("rows"), py::arg("row_size"), py::arg("count"),
+     "out row idx[i] += g row i for i < count (repeated indices accumulate, out is not cleared; all dtypes but\n"
+     "bool; each index in [0, rows), else IndexError naming the first bad one, raised before anything is written).");
 
   // ---- fused LSTM cell (lstm.h); x/out and g_out/d_gates are (steps, batch, width) sequences, step t used
   m.def("lstm_cell_forward", [](Buffer& gates, const Buffer& x, const Buffer& c_prev, Buffer& c, Buffer& tc, Buffer& h,
@@ -390,6 +699,7 @@ PYBIND11_MODULE(_core, m) {
       need_size(k, name, *b, cell, false);
     need_size(k, "out", out, product(k, {t + 1, cell}), false);
     lstm_distinct_outputs(k, {&gates, &c, &tc, &h, &out}, {&x, &c_prev});
+    need_float32(k, {{"gates", &gates}, {"x", &x}, {"c_prev", &c_prev}, {"c", &c}, {"tc", &tc}, {"h", &h}, {"out", &out}});
     MaybeRelease gil(wide);
     needle_cpu::lstm_cell_forward(gates.data(), x.data() + t * wide, c_prev.data(), c.data(), tc.data(), h.data(),
                                   out.data() + t * cell, batch, hid);
@@ -410,6 +720,8 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "dg", dg, wide, false);
     need_size(k, "d_gates", d_gates, product(k, {t + 1, wide}), false);
     lstm_distinct_outputs(k, {&dc, &dg, &d_gates}, {&dh, &g_out, &act, &c_prev, &tc});
+    need_float32(k, {{"dh", &dh}, {"g_out", &g_out}, {"act", &act}, {"c_prev", &c_prev}, {"tc", &tc}, {"dc", &dc},
+                     {"dg", &dg}, {"d_gates", &d_gates}});
     MaybeRelease gil(wide);
     needle_cpu::lstm_cell_backward(dh.data(), g_out.data() + t * cell, act.data(), c_prev.data(), tc.data(), dc.data(),
                                    dg.data(), d_gates.data() + t * wide, batch, hid);
@@ -429,6 +741,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "probs", probs, total, false);
     need_size(kn, "loss_rows", loss_rows, m_, false);
     lstm_distinct_outputs(kn, {&probs, &loss_rows}, {&z, &labels});
+    need_float32(kn, {{"z", &z}, {"labels", &labels}, {"probs", &probs}, {"loss_rows", &loss_rows}});
     check_class_labels(kn, labels, m_, k);
     MaybeRelease gil(total);
     needle_cpu::softmax_xent_forward(z.data(), labels.data(), probs.data(), loss_rows.data(), m_, k);
@@ -446,6 +759,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "scale", scale, 1, false);
     need_size(kn, "out", out, total, false);
     lstm_distinct_outputs(kn, {&out}, {&probs, &labels, &scale});
+    need_float32(kn, {{"probs", &probs}, {"labels", &labels}, {"scale", &scale}, {"out", &out}});
     check_class_labels(kn, labels, m_, k);
     const float s = scale.data()[0];
     MaybeRelease gil(total);
@@ -467,6 +781,7 @@ PYBIND11_MODULE(_core, m) {
       fail("adam_step: bias corrections must be > 0, got bias_c1=" + std::to_string(bias_c1) +
            ", bias_c2=" + std::to_string(bias_c2));
     lstm_distinct_outputs(k, {&m_, &v, &out}, {&param, &grad});
+    need_float32(k, {{"param", &param}, {"grad", &grad}, {"m", &m_}, {"v", &v}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::adam_step(param.data(), grad.data(), m_.data(), v.data(), out.data(), n, lr, beta1, beta2, eps,
                           weight_decay, bias_c1, bias_c2, decoupled);
@@ -485,6 +800,7 @@ PYBIND11_MODULE(_core, m) {
     else if (momentum != 0) fail("sgd_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer u");
     if (u) lstm_distinct_outputs(k, {u, &out}, {&param, &grad});
     else lstm_distinct_outputs(k, {&out}, {&param, &grad});
+    need_float32(k, {{"param", &param}, {"grad", &grad}, {"u", u}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::sgd_step(param.data(), grad.data(), u ? u->data() : nullptr, out.data(), n, lr, momentum, weight_decay);
   }, py::arg("param"), py::arg("grad"), py::arg("u"), py::arg("out"), py::arg("lr"), py::arg("momentum"),
@@ -501,6 +817,7 @@ PYBIND11_MODULE(_core, m) {
     else if (momentum != 0) fail("rmsprop_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer buf");
     if (buf) lstm_distinct_outputs(k, {&v, buf, &out}, {&param, &grad});
     else lstm_distinct_outputs(k, {&v, &out}, {&param, &grad});
+    need_float32(k, {{"param", &param}, {"grad", &grad}, {"v", &v}, {"buf", buf}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::rmsprop_step(param.data(), grad.data(), v.data(), buf ? buf->data() : nullptr, out.data(), n, lr, alpha,
                              eps, weight_decay, momentum);

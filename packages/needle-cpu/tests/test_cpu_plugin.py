@@ -9,7 +9,7 @@ def test_device_enabled_and_default():
     dev = needle.device("cpu")
     assert dev.enabled(), dev.disabled_reason
     assert needle.cpu() == dev
-    assert dev.dtypes == ("float32",)
+    assert set(dev.dtypes) == {"float32", "float64", "int32", "int64", "uint8", "bool"}  # protocol 2
 
 
 def test_protocol_surface():

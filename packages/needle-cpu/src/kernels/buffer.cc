@@ -44,8 +44,8 @@ Cache& cache() {
 
 }  // namespace
 
-float* alloc_floats(std::size_t n) {
-  std::size_t bytes = size_class((n ? n : 1) * sizeof(float));
+void* alloc_bytes(std::size_t n) {
+  std::size_t bytes = size_class(n ? n : 1);
 #ifndef NEEDLE_CPU_NO_BUFFER_CACHE
   if (bytes >= kCacheMin) {
     Cache& c = cache();
@@ -55,7 +55,7 @@ float* alloc_floats(std::size_t n) {
       void* p = it->second.back();
       it->second.pop_back();
       c.held -= bytes;
-      return static_cast<float*>(p);
+      return p;
     }
   }
 #endif
@@ -71,12 +71,12 @@ float* alloc_floats(std::size_t n) {
 #ifdef MADV_HUGEPAGE
   if (bytes >= kHugeMin) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
 #endif
-  return static_cast<float*>(p);
+  return p;
 }
 
-void free_floats(float* p, std::size_t n) noexcept {
+void free_bytes(void* p, std::size_t n) noexcept {
   if (p == nullptr) return;
-  std::size_t bytes = size_class((n ? n : 1) * sizeof(float));
+  std::size_t bytes = size_class(n ? n : 1);
 #ifndef NEEDLE_CPU_NO_BUFFER_CACHE
   if (bytes >= kCacheMin) {
     Cache& c = cache();

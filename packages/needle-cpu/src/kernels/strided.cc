@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/threads.h"
 
@@ -36,9 +37,9 @@ View simplify(const View& v) {
 enum class Mode { kGather, kScatter, kFill };
 
 // Walk flat indices [lo, hi) of the view; `inner` handles one run along the last axis.
-template <Mode M>
-void walk(const View& v, i64 lo, i64 hi, const float* compact_in, float* compact_out, float* strided,
-          const float* strided_in, float value) {
+template <Mode M, class T>
+void walk(const View& v, i64 lo, i64 hi, const T* compact_in, T* compact_out, T* strided, const T* strided_in,
+          T value) {
   const int nd = static_cast<int>(v.shape.size());
   i64 idx[64];
   i64 pos = v.offset;
@@ -53,18 +54,18 @@ void walk(const View& v, i64 lo, i64 hi, const float* compact_in, float* compact
   while (i < hi) {
     i64 cnt = std::min(len - idx[nd - 1], hi - i);
     if (M == Mode::kGather) {
-      float* o = compact_out + i;
-      const float* s = strided_in + pos;
-      if (st == 1) std::memcpy(o, s, cnt * sizeof(float));
+      T* o = compact_out + i;
+      const T* s = strided_in + pos;
+      if (st == 1) std::memcpy(o, s, cnt * sizeof(T));
       else if (st == 0) std::fill(o, o + cnt, *s);
       else for (i64 k = 0; k < cnt; ++k) o[k] = s[k * st];
     } else if (M == Mode::kScatter) {
-      const float* a = compact_in + i;
-      float* s = strided + pos;
-      if (st == 1) std::memcpy(s, a, cnt * sizeof(float));
+      const T* a = compact_in + i;
+      T* s = strided + pos;
+      if (st == 1) std::memcpy(s, a, cnt * sizeof(T));
       else for (i64 k = 0; k < cnt; ++k) s[k * st] = a[k];  // st == 0: the last write wins, as in numpy
     } else {
-      float* s = strided + pos;
+      T* s = strided + pos;
       if (st == 1) std::fill(s, s + cnt, value);
       else for (i64 k = 0; k < cnt; ++k) s[k * st] = value;
     }
@@ -108,7 +109,8 @@ bool transposed_tail(const View& v) {
          v.shape[nd - 2] >= 8 && v.shape[nd - 1] >= 8;
 }
 
-void compact_transposed(const float* src, float* out, const View& v) {
+template <class E>
+void compact_transposed(const E* src, E* out, const View& v) {
   constexpr i64 T = 32;
   const int nd = static_cast<int>(v.shape.size());
   const i64 Q = v.shape[nd - 2], L = v.shape[nd - 1], sl = v.strides[nd - 1];
@@ -123,11 +125,11 @@ void compact_transposed(const float* src, float* out, const View& v) {
         base += rem % v.shape[d] * v.strides[d];
         rem /= v.shape[d];
       }
-      float* dst = out + o * Q * L;
+      E* dst = out + o * Q * L;
       for (i64 l0 = 0; l0 < L; l0 += T) {
         i64 l1 = std::min(L, l0 + T);
         for (i64 l = l0; l < l1; ++l) {
-          const float* s = src + base + l * sl;
+          const E* s = src + base + l * sl;
           for (i64 q = q0; q < q1; ++q) dst[q * L + l] = s[q];
         }
       }
@@ -135,26 +137,60 @@ void compact_transposed(const float* src, float* out, const View& v) {
   });
 }
 
-}  // namespace
-
-void compact(const float* src, float* out, const View& view) {
+template <class T>
+void compact_typed(const T* src, T* out, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
   if (n > 0 && transposed_tail(v)) return compact_transposed(src, out, v);
-  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather>(v, lo, hi, nullptr, out, nullptr, src, 0.0f); }, 16);
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather, T>(v, lo, hi, nullptr, out, nullptr, src, T()); }, 16);
 }
 
-void ewise_setitem(const float* a, float* dst, const View& view) {
+template <class T>
+void setitem_typed(const T* a, T* dst, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
-  if (overlapping(v)) return walk<Mode::kScatter>(v, 0, n, a, nullptr, dst, nullptr, 0.0f);
-  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter>(v, lo, hi, a, nullptr, dst, nullptr, 0.0f); }, 16);
+  if (overlapping(v)) return walk<Mode::kScatter, T>(v, 0, n, a, nullptr, dst, nullptr, T());
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter, T>(v, lo, hi, a, nullptr, dst, nullptr, T()); }, 16);
 }
 
-void scalar_setitem(float value, float* dst, const View& view) {
+template <class T>
+void fill_typed(T value, T* dst, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
-  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kFill>(v, lo, hi, nullptr, nullptr, dst, nullptr, value); });
+  parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kFill, T>(v, lo, hi, nullptr, nullptr, dst, nullptr, value); });
+}
+
+// Calls f with a null pointer of the unsigned word type of `itemsize` bytes (the data only moves).
+template <class F>
+void by_width(std::size_t itemsize, F&& f) {
+  if (itemsize == 1) f(static_cast<std::uint8_t*>(nullptr));
+  else if (itemsize == 4) f(static_cast<std::uint32_t*>(nullptr));
+  else f(static_cast<std::uint64_t*>(nullptr));
+}
+
+}  // namespace
+
+void compact(const void* src, void* out, const View& view, std::size_t itemsize) {
+  by_width(itemsize, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    compact_typed(static_cast<const T*>(src), static_cast<T*>(out), view);
+  });
+}
+
+void ewise_setitem(const void* a, void* dst, const View& view, std::size_t itemsize) {
+  by_width(itemsize, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    setitem_typed(static_cast<const T*>(a), static_cast<T*>(dst), view);
+  });
+}
+
+void scalar_setitem(const void* value, void* dst, const View& view, std::size_t itemsize) {
+  by_width(itemsize, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    T v;
+    std::memcpy(&v, value, sizeof(T));
+    fill_typed(v, static_cast<T*>(dst), view);
+  });
 }
 
 }  // namespace needle_cpu

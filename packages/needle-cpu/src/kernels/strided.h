@@ -1,6 +1,7 @@
-// Strided copies between a compact buffer and a strided view (shape, strides, offset in elements).
+// Strided copies (any dtype) between a compact buffer and a strided view (shape, strides, offset in elements).
 // The caller has checked that every index of the view lies inside its buffer.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -12,11 +13,12 @@ struct View {
   std::int64_t offset = 0;
 };
 
+// Elements are moved as raw `itemsize`-byte words (1, 4 or 8): these kernels serve every dtype.
 // out[i] = src[view(i)] for the view's elements in row-major order.
-void compact(const float* src, float* out, const View& view);
+void compact(const void* src, void* out, const View& view, std::size_t itemsize);
 // dst[view(i)] = a[i].
-void ewise_setitem(const float* a, float* dst, const View& view);
-// dst[view(i)] = value.
-void scalar_setitem(float value, float* dst, const View& view);
+void ewise_setitem(const void* a, void* dst, const View& view, std::size_t itemsize);
+// dst[view(i)] = *value (one element of `itemsize` bytes).
+void scalar_setitem(const void* value, void* dst, const View& view, std::size_t itemsize);
 
 }  // namespace needle_cpu

@@ -8,10 +8,13 @@ its buffers.
 """
 from . import _core
 
-PROTOCOL_VERSION = 1  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
+PROTOCOL_VERSION = 2  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
 #: dtypes this backend supports; Array(size, dtype) raises TypeError for any other.
-DTYPES = ("float32",)
+DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
+
+#: dtypes the fused kernels (protocol.FUSED_KERNELS) and conv2d_nhwc run on; their bindings refuse others.
+FUSED_DTYPES = ("float32",)
 
 #: Tile size of the course-compatible tiled matmul (``matmul_tiled``).
 __tile_size__ = _core.TILE
@@ -30,19 +33,34 @@ ewise_sub = _core.ewise_sub
 ewise_mul = _core.ewise_mul
 ewise_div = _core.ewise_div
 ewise_maximum = _core.ewise_maximum
-ewise_eq = _core.ewise_eq
-ewise_ge = _core.ewise_ge
+ewise_minimum = _core.ewise_minimum
 ewise_power = _core.ewise_power
+ewise_and = _core.ewise_and
+ewise_or = _core.ewise_or
+ewise_xor = _core.ewise_xor
+
+# Comparisons write a bool buffer (protocol 2).
+ewise_eq = _core.ewise_eq
+ewise_ne = _core.ewise_ne
+ewise_lt = _core.ewise_lt
+ewise_le = _core.ewise_le
+ewise_gt = _core.ewise_gt
+ewise_ge = _core.ewise_ge
 
 scalar_add = _core.scalar_add
 scalar_mul = _core.scalar_mul
 scalar_div = _core.scalar_div
 scalar_power = _core.scalar_power
 scalar_maximum = _core.scalar_maximum
-scalar_eq = _core.scalar_eq
-scalar_ge = _core.scalar_ge
+scalar_minimum = _core.scalar_minimum
 scalar_rsub = _core.scalar_rsub
 scalar_rdiv = _core.scalar_rdiv
+scalar_eq = _core.scalar_eq
+scalar_ne = _core.scalar_ne
+scalar_lt = _core.scalar_lt
+scalar_le = _core.scalar_le
+scalar_gt = _core.scalar_gt
+scalar_ge = _core.scalar_ge
 
 ewise_log = _core.ewise_log
 ewise_exp = _core.ewise_exp
@@ -51,6 +69,13 @@ ewise_neg = _core.ewise_neg
 ewise_sqrt = _core.ewise_sqrt
 ewise_sigmoid = _core.ewise_sigmoid
 ewise_relu = _core.ewise_relu
+ewise_abs = _core.ewise_abs
+ewise_not = _core.ewise_not
+
+cast = _core.cast
+where = _core.where
+gather_rows = _core.gather_rows
+scatter_add_rows = _core.scatter_add_rows
 
 matmul = _core.matmul
 matmul_batched = _core.matmul_batched
@@ -59,6 +84,9 @@ conv2d_nhwc = _core.conv2d_nhwc
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max
+reduce_min = _core.reduce_min
+reduce_argmax = _core.reduce_argmax
+reduce_argmin = _core.reduce_argmin
 
 # Fused kernels beyond protocol.OPTIONAL_KERNELS (core may adopt them):
 #   matmul_bias(a, b, bias, out, m, n, p): out = a @ b + bias (bias of length p on every row)

@@ -126,6 +126,8 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   rows, row_size, count)``: ``out[idx[i] row] += g[i row]`` (repeated indices accumulate; ``out``
 #:   is not cleared first). Both check every index is in ``[0, rows)`` and raise IndexError naming
 #:   the first bad one before touching memory. Without them core gathers and scatters on the host.
+#:   ``gather_rows`` runs on every declared dtype, ``scatter_add_rows`` (it adds) on every one but
+#:   bool; ``out`` of either is never ``a``/``g`` or ``idx``.
 #: - The fused kernels (:data:`FUSED_KERNELS`) and ``conv2d_nhwc`` run on the dtypes listed in the
 #:   backend's optional ``FUSED_DTYPES`` (default ``("float32",)``); core calls them for no other.
 #:   A native backend's bindings still refuse other dtypes with TypeError (never reinterpret bytes).

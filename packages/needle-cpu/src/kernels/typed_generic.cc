@@ -1,0 +1,3 @@
+// Portable kernels on every dtype (baseline ISA).
+#define NEEDLE_ISA_NS generic
+#include "kernels/typed_impl.h"
