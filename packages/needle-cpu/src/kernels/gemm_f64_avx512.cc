@@ -38,8 +38,12 @@ void tile_kernel(i64 kc, const double* __restrict Ap, i64 lda, const double* __r
 #pragma GCC unroll 2
     for (int h = 0; h < H; ++h) c[r][h] = _mm512_setzero_pd();
 
+  // A row of the tile is two cache lines (when H == 2): fetch both while the k loop runs.
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    if (H > 1) _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 8), _MM_HINT_T0);
+  }
 
 #pragma GCC unroll 2
   for (i64 k = 0; k < kc; ++k) {
