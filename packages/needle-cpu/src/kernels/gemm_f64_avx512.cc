@@ -179,6 +179,11 @@ MicroKernelF64 gemm_f64_kernel() {
   k.pack_b = pack_b_16;
   k.tile = tile;
   k.tile_row_a = any_tile<AFrom::kRows>;
+  // Deeper k slices (a 64 KiB B panel) and shorter A blocks (192 KiB) than the defaults: half the
+  // passes over C, whose rows 8-16 KiB apart (n = 1024, 2048) collide in L1. Measured on Zen 4,
+  // one thread: 50-52 -> 54-55 GFLOP/s at n = 512 and 1024 (kc 256-1024, mc 24-192 swept).
+  k.kc = 512;
+  k.mc = 48;
   return k;
 }
 
