@@ -21,6 +21,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_f64.h"
 #include "kernels/lstm.h"
 #include "kernels/optim.h"
 #include "kernels/softmax_xent.h"
@@ -347,6 +348,37 @@ void check_class_labels(const char* kernel, const Buffer& labels, i64 m, i64 k) 
   s.precision(9);
   s << kernel << ": labels must be integers in [0, " << k << "), got labels[" << bad << "] = " << labels.data()[bad];
   fail(s.str());
+}
+
+// _gemm_f64(a, b): a @ b for two C-contiguous 2-D float64 numpy arrays, into a new array (the
+// float64 GEMM, for tests and benchmarks until matmul takes dtypes).
+py::array_t<double> gemm_f64_numpy(const py::object& a_obj, const py::object& b_obj) {
+  auto checked = [](const py::object& obj, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+      throw py::type_error(std::string("_gemm_f64: ") + name + " must be a numpy array, got " +
+                           py::repr(py::type::of(obj)).cast<std::string>());
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    if (!arr.dtype().is(py::dtype::of<double>()))
+      throw py::type_error(std::string("_gemm_f64: ") + name + " must have dtype float64, got " +
+                           py::str(arr.dtype()).cast<std::string>());
+    if (arr.ndim() != 2) fail(std::string("_gemm_f64: ") + name + " must be 2-D, got " + std::to_string(arr.ndim()) + "-D");
+    if (!(arr.flags() & py::array::c_style)) fail(std::string("_gemm_f64: ") + name + " must be C-contiguous");
+    return arr;
+  };
+  py::array a = checked(a_obj, "a"), b = checked(b_obj, "b");
+  const i64 m = a.shape(0), n = a.shape(1), p = b.shape(1);
+  if (b.shape(0) != n)
+    fail("_gemm_f64: a is " + std::to_string(m) + " x " + std::to_string(n) + " but b is " +
+         std::to_string(b.shape(0)) + " x " + std::to_string(p) + " (b needs " + std::to_string(n) + " rows)");
+  py::array_t<double> c({static_cast<py::ssize_t>(m), static_cast<py::ssize_t>(p)});
+  const double* ad = static_cast<const double*>(a.data());
+  const double* bd = static_cast<const double*>(b.data());
+  double* cd = c.mutable_data();
+  i64 work;
+  if (__builtin_mul_overflow(m, n, &work) || __builtin_mul_overflow(work, p, &work)) work = kMaxElements;
+  MaybeRelease gil(work);
+  needle_cpu::gemm_f64(ad, bd, cd, m, n, p);
+  return c;
 }
 
 }  // namespace
@@ -849,4 +881,6 @@ PYBIND11_MODULE(_core, m) {
   }, "The ISAs this CPU and build can run, lowest first.");
   m.def("buffer_cache_bytes", &needle_cpu::cached_bytes, "Bytes of freed large buffers kept for reuse.");
   m.def("clear_buffer_cache", &needle_cpu::clear_cache, "Release every cached buffer to the system.");
+  m.def("_gemm_f64", &gemm_f64_numpy, py::arg("a"), py::arg("b"),
+        "a @ b for C-contiguous 2-D float64 numpy arrays, as a new array (the float64 GEMM; for tests).");
 }
