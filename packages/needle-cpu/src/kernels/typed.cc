@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu_features.h"
+#include "kernels/gemm_f64.h"
 #include "kernels/threads.h"
 
 namespace needle_cpu {
@@ -162,9 +163,10 @@ void matmul_rows(DType dt, const void* a, const void* b, void* c, i64 m, i64 n, 
 }
 }  // namespace
 
-// The float64 product. TODO(lead): the dedicated float64 GEMM (gemm_f64) replaces this call.
+// The float64 product: the packed, register-blocked GEMM of gemm_f64.h (c never overlaps a or b:
+// the bindings compute an aliased product into a scratch buffer).
 void matmul_f64(const double* a, const double* b, double* c, i64 m, i64 n, i64 p) {
-  matmul_rows(DType::kFloat64, a, b, c, m, n, p);
+  gemm_f64(a, b, c, m, n, p);
 }
 
 void typed_matmul(DType dt, const void* a, const void* b, void* c, i64 m, i64 n, i64 p) {
