@@ -11,6 +11,7 @@ import gc
 from typing import List, Optional, Tuple, Union
 
 from . import backends
+from ._dtypes import ALL as _DTYPE_NAMES
 from ._dtypes import FLOATS as _FLOATS
 from .backend_ndarray.ndarray import NDArray
 
@@ -167,6 +168,13 @@ class Value:
 _make_from_op = Value.make_from_op.__func__
 
 
+def _is_dtype_name(value):
+    """True for a dtype (a name such as "float32", or a numpy dtype or type), False for a device."""
+    if isinstance(value, str):
+        return value in _DTYPE_NAMES
+    return isinstance(value, type) or type(value).__module__.startswith("numpy")
+
+
 def _as_ndarray(array, device, dtype):
     # Without a dtype, NDArray keeps what numpy makes of ``array`` when it is float64 (a float64
     # array, a Python float, a list of floats) and the device has float64, as the course's numpy
@@ -302,12 +310,23 @@ class Tensor(Value):
             raise TypeError(f"int() needs a tensor with one element, got shape {self.shape}")
         return int(self.item())
 
-    def to(self, device):
-        """A copy on ``device`` (this tensor when already there); gradient flows back."""
-        if device == self.device:
-            return self
-        from .ops import ops_mathematic
-        return ops_mathematic.ToDevice(device)(self)
+    def to(self, device=None, dtype=None):
+        """This tensor on ``device`` and/or in ``dtype`` (itself when nothing changes); gradient flows
+        back. ``t.to("float64")`` (a dtype name as the only argument) is ``t.astype("float64")``;
+        ``t.to(device)`` takes a device or a device name."""
+        if dtype is None and device is not None and _is_dtype_name(device):
+            device, dtype = None, device
+        out = self
+        if device is not None:
+            if isinstance(device, str):
+                from .backends import device as _named_device
+                device = _named_device(device)
+            if device != self.device:
+                from .ops import ops_mathematic
+                out = ops_mathematic.ToDevice(device)(out)
+        if dtype is not None:
+            out = _ops.cast(out, dtype)
+        return out
 
     def astype(self, dtype):
         """This tensor converted to ``dtype`` (differentiable)."""

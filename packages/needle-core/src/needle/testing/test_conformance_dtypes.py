@@ -291,3 +291,12 @@ def test_bool_mask_selects_and_scatters_back(dev2, dtype):
 def test_index_out_of_range_is_an_index_error(dev2):
     with pytest.raises(IndexError, match="index 5 is out of bounds for axis 0 with size 3"):
         _t(np.zeros((3, 2)), dev2)[np.array([0, 5])]
+
+
+def test_to_takes_a_dtype_or_a_device(dev2, dtype):
+    x = _t(np.array([1.5, -2.5]), dev2, dtype=dtype)
+    assert x.to(dev2) is x and x.to(dtype) is x
+    y = x.to("int32")
+    assert y.dtype == "int32" and y.device == dev2
+    np.testing.assert_array_equal(y.numpy(), [1, -2])  # truncation toward zero, as numpy's astype
+    assert x.to(dtype="int64").dtype == "int64" and x.to(np.int64).dtype == "int64"
