@@ -1,4 +1,4 @@
-"""The "toy" backend: Needle's backend protocol 2 on flat numpy buffers of three dtypes.
+"""The "toy" backend: Needle's backend protocol 2 on flat numpy buffers of four dtypes.
 
 A protocol module is a plain module with the names below. Needle's NDArray does all the view
 logic (shapes, strides, broadcasting, slicing) and calls these kernels on flat buffers:
@@ -10,10 +10,11 @@ logic (shapes, strides, broadcasting, slicing) and calls these kernels on flat b
 - elementwise kernels get compact buffers of one size (the output's) and write every element;
   ``out`` may be one of the inputs (numpy's ufuncs with ``out=`` handle that).
 
-A backend declares the dtypes it supports: this one has float32, int64 and bool (needle refuses
-the others on this device, naming them). Each kernel runs on the dtypes the protocol gives it
-(``needle.backend_ndarray.protocol``): arithmetic on float32 and int64, division and the
-transcendental functions on float32, logical kernels on int64 and bool, comparisons write bool.
+A backend declares the dtypes it supports: this one has float32, int64, uint8 (MNIST's labels) and
+bool (needle refuses the others on this device, naming them). Each kernel runs on the dtypes the
+protocol gives it (``needle.backend_ndarray.protocol``): arithmetic on float32 and the integers,
+division and the transcendental functions on float32, logical kernels on the integers and bool,
+comparisons write bool.
 
 Only the REQUIRED kernels are here, plus one optional kernel (``ewise_relu``) to show how a
 backend speeds up what core would otherwise compose from required kernels.
@@ -23,7 +24,7 @@ import numpy as np
 # The protocol version these kernels implement; needle refuses the backend when it cannot drive it.
 PROTOCOL_VERSION = 2  # the protocol these kernels implement (a literal, so core can refuse a mismatch)
 
-DTYPES = ("float32", "int64", "bool")
+DTYPES = ("float32", "int64", "uint8", "bool")
 
 #: Optional kernels defined below (core finds them by name; listing them is for readers and tools).
 OPTIONAL_KERNELS = ("ewise_relu",)

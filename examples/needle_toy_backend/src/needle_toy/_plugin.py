@@ -15,4 +15,4 @@ def _load():
 def needle_backends():
     """The one backend of this distribution."""
     return [BackendSpec(name="toy", load=_load,
-                        description="example third-party backend (numpy: float32, int64, bool)")]
+                        description="example third-party backend (numpy: float32, int64, uint8, bool)")]
