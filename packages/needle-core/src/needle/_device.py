@@ -165,7 +165,11 @@ class BackendDevice:
     def reset_peak_memory_stats(self):
         """Start measuring the peak again from the bytes allocated now."""
         self.memory_stats()  # the same clear error where the backend tracks nothing
-        self.optional("reset_peak_memory_stats")()
+        reset = self.optional("reset_peak_memory_stats")
+        if reset is None:
+            raise NotImplementedError(f"device {self!r}: backend {self.backend_name!r} has memory_stats() but no "
+                                      f"reset_peak_memory_stats() (see protocol.MEMORY_KERNELS)")
+        reset()
 
     def empty_cache(self):
         """Give the free blocks the backend's caching allocator holds back to the system (live
