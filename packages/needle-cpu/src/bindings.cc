@@ -881,6 +881,15 @@ PYBIND11_MODULE(_core, m) {
   }, "The ISAs this CPU and build can run, lowest first.");
   m.def("buffer_cache_bytes", &needle_cpu::cached_bytes, "Bytes of freed large buffers kept for reuse.");
   m.def("clear_buffer_cache", &needle_cpu::clear_cache, "Release every cached buffer to the system.");
+  m.def("memory_stats", [] {
+    py::dict d;
+    d["allocated_bytes"] = needle_cpu::live_buffer_bytes();
+    d["peak_allocated_bytes"] = needle_cpu::peak_buffer_bytes();
+    d["reserved_bytes"] = needle_cpu::cached_bytes();
+    return d;
+  }, "Bytes of live tensor buffers, their peak since the last reset, and the free bytes the cache holds.");
+  m.def("reset_peak_memory_stats", &needle_cpu::reset_peak_buffer_bytes,
+        "Make the peak of memory_stats() the bytes of tensor buffers alive now.");
   m.def("_gemm_f64", &gemm_f64_numpy, py::arg("a"), py::arg("b"),
         "a @ b for C-contiguous 2-D float64 numpy arrays, as a new array (the float64 GEMM; for tests).");
 }

@@ -140,6 +140,25 @@ class _RawKernel:
             out[z * m * p:(z + 1) * m * p].reshape(m, p)[rows, cols] = am[rows] @ bm[:, cols]
 
 
+class _MemoryPool:
+    """CuPy's default memory pool, as far as needle-cuda uses it: numpy frees each buffer at once, so
+    the pool holds ``held[device]`` free bytes only where a test puts them; ``free_all_blocks`` drops them."""
+
+    def __init__(self):
+        self.held = {}
+        self.freed = []  # the device of each free_all_blocks call
+
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return self.held.get(_CURRENT_DEVICE[0], 0)
+
+    def free_all_blocks(self):
+        self.freed.append(_CURRENT_DEVICE[0])
+        self.held.pop(_CURRENT_DEVICE[0], None)
+
+
 def make_fake_cupy(device_count=1):
     """A module that needle_cuda can use as ``cupy``; names it does not define come from numpy."""
     fake = types.ModuleType("cupy")
@@ -149,6 +168,8 @@ def make_fake_cupy(device_count=1):
         nvrtc=types.SimpleNamespace(getVersion=lambda: (0, 0)), Device=_Device)
     fake.ndarray, fake.empty = _ndarray, _empty
     fake.ElementwiseKernel, fake.RawKernel = _ElementwiseKernel, _RawKernel
+    pool = _MemoryPool()
+    fake.get_default_memory_pool = lambda: pool
     fake.__getattr__ = lambda name: getattr(np, name)
     return fake
 

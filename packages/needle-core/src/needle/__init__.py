@@ -22,6 +22,9 @@ _EXTRAS = {"nn": "needle-nn", "optim": "needle-nn", "data": "needle-data", "dist
 
 
 def __getattr__(name):
+    if name in ("viz", "utils"):  # needle-core's own, imported on first use
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
     # ndl.nn / ndl.optim / ndl.data live in other distributions: import on first use.
     if name in _EXTRAS:
         import importlib

@@ -142,6 +142,42 @@ class BackendDevice:
             kernel = self._optional[name] = getattr(self.mod, name, None)
             return kernel
 
+    # ---- memory statistics (the backend's optional protocol.MEMORY_KERNELS) ---------------
+    def memory_stats(self):
+        """The backend's memory statistics as a dict (``allocated_bytes``, ``peak_allocated_bytes``,
+        and ``reserved_bytes`` where a caching allocator holds free blocks)."""
+        stats = self.optional("memory_stats")
+        if stats is None:
+            raise NotImplementedError(
+                f"device {self!r}: backend {self.backend_name!r} does not track memory (it has no memory_stats(), "
+                f"an optional kernel of needle.backend_ndarray.protocol.MEMORY_KERNELS)")
+        return dict(stats())
+
+    def memory_allocated(self):
+        """Bytes of this device's live tensor buffers (free blocks a caching allocator keeps are not counted)."""
+        return int(self.memory_stats()["allocated_bytes"])
+
+    def max_memory_allocated(self):
+        """The most bytes of tensor buffers alive at once since the backend loaded or the last
+        :meth:`reset_peak_memory_stats`."""
+        return int(self.memory_stats()["peak_allocated_bytes"])
+
+    def reset_peak_memory_stats(self):
+        """Start measuring the peak again from the bytes allocated now."""
+        self.memory_stats()  # the same clear error where the backend tracks nothing
+        reset = self.optional("reset_peak_memory_stats")
+        if reset is None:
+            raise NotImplementedError(f"device {self!r}: backend {self.backend_name!r} has memory_stats() but no "
+                                      f"reset_peak_memory_stats() (see protocol.MEMORY_KERNELS)")
+        reset()
+
+    def empty_cache(self):
+        """Give the free blocks the backend's caching allocator holds back to the system (live
+        tensors are untouched); a no-op where the backend keeps no cache."""
+        release = self.optional("empty_cache")
+        if release is not None:
+            release()
+
     def __getattr__(self, name):
         # Only called for attributes the device lacks. Our own slots must never recurse here.
         if name in ("_module", "_registry", "_restore", "_optional", "_dtypes", "_protocol", "_fused_dtypes",

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -42,7 +43,27 @@ Cache& cache() {
   return *c;
 }
 
+std::atomic<std::size_t> g_live_bytes{0};
+std::atomic<std::size_t> g_peak_bytes{0};
+
 }  // namespace
+
+void note_buffer_alloc(std::size_t bytes) noexcept {
+  std::size_t now = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  std::size_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void note_buffer_free(std::size_t bytes) noexcept { g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed); }
+
+std::size_t live_buffer_bytes() noexcept { return g_live_bytes.load(std::memory_order_relaxed); }
+
+std::size_t peak_buffer_bytes() noexcept { return g_peak_bytes.load(std::memory_order_relaxed); }
+
+void reset_peak_buffer_bytes() noexcept {
+  g_peak_bytes.store(g_live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
 
 void* alloc_bytes(std::size_t n) {
   std::size_t bytes = size_class(n ? n : 1);

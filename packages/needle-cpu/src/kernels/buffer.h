@@ -26,12 +26,27 @@ inline void free_floats(float* p, std::size_t n) noexcept { free_bytes(p, n * si
 std::size_t cached_bytes() noexcept;
 void clear_cache() noexcept;
 
+// Statistics of live tensor buffers (Buffer objects; kernels' scratch and the cache's held blocks
+// are not counted): bytes alive now and the most alive at once since the last reset. Updated with
+// relaxed atomics, so they cost a few nanoseconds per buffer and are exact once threads are joined.
+void note_buffer_alloc(std::size_t bytes) noexcept;
+void note_buffer_free(std::size_t bytes) noexcept;
+std::size_t live_buffer_bytes() noexcept;
+std::size_t peak_buffer_bytes() noexcept;
+// Make the peak the bytes alive now.
+void reset_peak_buffer_bytes() noexcept;
+
 // An owning, non-copyable flat buffer of `size` elements of one dtype.
 class Buffer {
  public:
   explicit Buffer(std::int64_t size, DType dtype = DType::kFloat32)
-      : size_(size), dtype_(dtype), data_(alloc_bytes(nbytes())) {}
-  ~Buffer() { free_bytes(data_, nbytes()); }
+      : size_(size), dtype_(dtype), data_(alloc_bytes(nbytes())) {
+    note_buffer_alloc(nbytes());
+  }
+  ~Buffer() {
+    free_bytes(data_, nbytes());
+    note_buffer_free(nbytes());
+  }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 

@@ -106,6 +106,12 @@ rmsprop_step = _core.rmsprop_step
 softmax_xent_forward = _core.softmax_xent_forward
 softmax_xent_backward = _core.softmax_xent_backward
 
+# Memory statistics (protocol.MEMORY_KERNELS): bytes of live Array buffers counted by the allocator
+# with atomics; empty_cache gives the allocator's cached large blocks back to the system.
+memory_stats = _core.memory_stats
+reset_peak_memory_stats = _core.reset_peak_memory_stats
+empty_cache = _core.clear_buffer_cache
+
 
 def unavailable_reason():
     """None: the portable kernels run on any CPU this extension was built for."""

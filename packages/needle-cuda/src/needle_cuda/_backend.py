@@ -76,7 +76,7 @@ class Array:
     ``device`` is a CUDA device index; None means CuPy's current device.
     """
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "_counted")
 
     def __init__(self, size, dtype="float32", device=None):
         dtype = _dtype_name(dtype)
@@ -85,10 +85,18 @@ class Array:
             raise ValueError(f"Array: size must be >= 0, got size={size}")
         cp = _cp()
         if device is None:
-            self.array = cp.empty(size, dtype=dtype)
+            self.array = array = cp.empty(size, dtype=dtype)
         else:
             with cp.cuda.Device(int(device)):
-                self.array = cp.empty(size, dtype=dtype)
+                self.array = array = cp.empty(size, dtype=dtype)
+        self._counted = _count_alloc(array.device.id, array.nbytes)  # last: __del__ uncounts what was counted
+
+    def __del__(self):
+        try:
+            index, nbytes = self._counted
+            _live_bytes[index] -= nbytes
+        except (AttributeError, TypeError):  # __init__ failed before counting; interpreter shutdown
+            pass
 
     @property
     def size(self):
@@ -109,6 +117,61 @@ class Array:
 
     def __repr__(self):
         return f"needle_cuda.Array(size={self.size}, dtype={self.dtype!r}, device={self.device_id})"
+
+
+# ---- memory statistics (protocol.MEMORY_KERNELS) -----------------------------------------
+# Live bytes of Array buffers and their peak, per device index, counted here at creation and
+# release: CuPy's pool knows its used bytes (temporaries of CuPy's own kernels included) but keeps
+# no peak. The pool gives the free bytes it holds and releases them (empty_cache).
+_live_bytes = {}
+_peak_bytes = {}
+
+
+def _count_alloc(index, nbytes):
+    live = _live_bytes[index] = _live_bytes.get(index, 0) + nbytes
+    if live > _peak_bytes.get(index, 0):
+        _peak_bytes[index] = live
+    return index, nbytes
+
+
+def _current_index():
+    return _cp().cuda.Device().id
+
+
+def _memory_stats(index):
+    cp = _cp()
+    with cp.cuda.Device(index):
+        pool = cp.get_default_memory_pool()
+        reserved = pool.total_bytes() - pool.used_bytes()
+    return {"allocated_bytes": _live_bytes.get(index, 0), "peak_allocated_bytes": _peak_bytes.get(index, 0),
+            "reserved_bytes": reserved}
+
+
+def _reset_peak_memory_stats(index):
+    _peak_bytes[index] = _live_bytes.get(index, 0)
+
+
+def _empty_cache(index):
+    cp = _cp()
+    with cp.cuda.Device(index):
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def memory_stats():
+    """Bytes of live Array buffers on the current device (``allocated_bytes``), their peak since the
+    last reset (``peak_allocated_bytes``), and the free bytes CuPy's memory pool holds there
+    (``reserved_bytes``)."""
+    return _memory_stats(_current_index())
+
+
+def reset_peak_memory_stats():
+    """Make the current device's peak the bytes allocated there now."""
+    _reset_peak_memory_stats(_current_index())
+
+
+def empty_cache():
+    """Give the free blocks of CuPy's memory pool on the current device back to CUDA."""
+    _empty_cache(_current_index())
 
 
 def _view(a, shape, strides, offset, what):
@@ -331,7 +394,9 @@ def _make_namespace(index):
         Array=bound_array, unavailable_reason=bound_reason, device_count=device_count,
         transfer_stats=transfer_stats, reset_transfer_stats=reset_transfer_stats,
         get_matmul_impl=get_matmul_impl, set_matmul_impl=set_matmul_impl, matmul_impl=matmul_impl,
-        synchronize=lambda: _on_device(index, synchronize)(), __name__=f"{__name__}.for_device({index})")
+        synchronize=lambda: _on_device(index, synchronize)(), __name__=f"{__name__}.for_device({index})",
+        memory_stats=lambda: _memory_stats(index), reset_peak_memory_stats=lambda: _reset_peak_memory_stats(index),
+        empty_cache=lambda: _empty_cache(index))
     for name in KERNELS:
         setattr(ns, name, module[name] if index == 0 else _on_device(index, module[name]))
     return ns

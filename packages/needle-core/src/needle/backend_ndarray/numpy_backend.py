@@ -25,16 +25,35 @@ DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=re.escape(__name__) + r"\Z")
 
 
+# Memory statistics (protocol.MEMORY_KERNELS): bytes of live Array buffers and their peak, counted
+# when an Array is made and when it is freed. Plain module ints: a lock or a weakref.finalize per
+# buffer would cost more than the count (concurrent threads could race a count; see the protocol).
+_live_bytes = 0
+_peak_bytes = 0
+
+
 class Array:
     """A flat buffer of ``size`` elements of ``dtype`` in host memory."""
 
-    __slots__ = ("array", "dtype")
+    __slots__ = ("array", "dtype", "_nbytes")
 
     def __init__(self, size, dtype="float32"):
+        global _live_bytes, _peak_bytes
         if dtype not in DTYPES:
             raise TypeError(f"numpy backend supports dtypes {DTYPES}, got dtype={dtype!r}")
-        self.array = np.empty(int(size), dtype=dtype)
+        self.array = array = np.empty(int(size), dtype=dtype)
         self.dtype = dtype  # a plain str: numpy's dtype.name is slow on the hot path
+        self._nbytes = nbytes = array.nbytes  # set last: __del__ uncounts only what was counted
+        _live_bytes += nbytes
+        if _live_bytes > _peak_bytes:
+            _peak_bytes = _live_bytes
+
+    def __del__(self):
+        global _live_bytes
+        try:
+            _live_bytes -= self._nbytes
+        except (AttributeError, TypeError):  # __init__ failed before counting; interpreter shutdown
+            pass
 
     @property
     def size(self):
@@ -43,6 +62,21 @@ class Array:
     def ptr(self):
         """Address of the first element, so tests can tell whether two views share memory."""
         return self.array.ctypes.data
+
+
+def memory_stats():
+    """Bytes of live Array buffers (``allocated_bytes``) and their peak (``peak_allocated_bytes``)."""
+    return {"allocated_bytes": _live_bytes, "peak_allocated_bytes": _peak_bytes}
+
+
+def reset_peak_memory_stats():
+    """Make the peak the bytes allocated now."""
+    global _peak_bytes
+    _peak_bytes = _live_bytes
+
+
+def empty_cache():
+    """Nothing to do: numpy frees each buffer when its Array goes (there is no cache)."""
 
 
 def _view(a, shape, strides, offset):

@@ -253,6 +253,27 @@ FUSED_KERNELS = (
 )
 
 
+#: Memory statistics (optional; behind ``device.memory_allocated()`` and its siblings), kept apart
+#: from OPTIONAL_KERNELS like the fused kernels. Without ``memory_stats`` core cannot know what a
+#: backend holds: the device methods raise NotImplementedError naming the backend and this tuple.
+#:
+#: - ``memory_stats()`` returns a dict with at least ``"allocated_bytes"``: the bytes of the live
+#:   ``Array`` buffers of this device (an ``Array`` of n elements of a dtype counts n * itemsize, from
+#:   its creation until it is freed; kernels' scratch memory and the free blocks an allocator keeps
+#:   for reuse do not count), and ``"peak_allocated_bytes"``: the most ``"allocated_bytes"`` has
+#:   been since the backend loaded or the last ``reset_peak_memory_stats()``. It may add
+#:   ``"reserved_bytes"``: free bytes a caching allocator holds (what ``empty_cache`` gives back).
+#:   Counts are exact when no other thread is allocating.
+#: - ``reset_peak_memory_stats()``: the peak becomes the bytes allocated now.
+#: - ``empty_cache()`` (optional even with ``memory_stats``): give the free blocks a caching
+#:   allocator holds back to the system; live buffers are untouched. Without it, a no-op.
+MEMORY_KERNELS = (
+    "memory_stats",
+    "reset_peak_memory_stats",
+    "empty_cache",
+)
+
+
 def required_kernels(version) -> tuple:
     """The kernel names a backend of protocol ``version`` must provide."""
     return REQUIRED_KERNELS + (REQUIRED_KERNELS_V2 if version >= 2 else ())
