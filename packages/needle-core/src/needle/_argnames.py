@@ -46,10 +46,8 @@ def axes_and_keepdims(who, keepdims, keepdim, **axis_spellings):
     """``(axes, keepdims)`` of a reduction from the spellings of its axes (``axes``/``axis``/``dim``,
     as keyword arguments, all UNSET meaning None: every axis) and of ``keepdims``/``keepdim``."""
     axes = None
-    for name, value in axis_spellings.items():
-        if value is not UNSET:
-            axes = one_of(who, None, **axis_spellings)
-            break
+    if any(value is not UNSET for value in axis_spellings.values()):
+        axes = one_of(who, None, **axis_spellings)
     if keepdim is UNSET:
         keepdims = False if keepdims is UNSET else keepdims
     else:
