@@ -113,6 +113,16 @@ def test_softmax_and_logsoftmax_spellings(spelling, name, ref):
     np.testing.assert_allclose(T(X).log_softmax(dim=1).numpy(), np.log(_softmax(X, 1)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["softmax", "logsoftmax"])
+def test_softmax_accepts_keepdims_like_the_reductions(name):
+    # Listed with the reductions in API.md: keepdims/keepdim are accepted and the shape is a's anyway.
+    t = T(X)
+    assert getattr(t, name)(dim=1, keepdim=True).shape == X.shape
+    assert getattr(ops, name)(t, axis=0, keepdims=False).shape == X.shape
+    with pytest.raises(TypeError, match="keepdims=.*keepdim="):
+        getattr(ops, name)(t, keepdims=True, keepdim=True)
+
+
 def test_softmax_is_stable_and_has_a_gradient():
     big = np.array([[1000.0, 0.0, -1000.0], [5.0, 5.0, 5.0]])
     np.testing.assert_allclose(ops.softmax(T(big), 1).numpy(), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-12)

@@ -531,16 +531,16 @@ class Tensor(Value):
         """``log(sum(exp(self)))`` over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``)."""
         return _ops.logsumexp(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
 
-    def logsoftmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET):
+    def logsoftmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
         """Log-softmax over ``axis`` (default the last; also ``axes=``/``dim=``): ``ops.logsoftmax``."""
-        return _ops.logsoftmax(self, axis, axes=axes, dim=dim)
+        return _ops.logsoftmax(self, axis, axes=axes, dim=dim, keepdims=keepdims, keepdim=keepdim)
 
     #: PyTorch's name for :meth:`logsoftmax`.
     log_softmax = logsoftmax
 
-    def softmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET):
+    def softmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
         """Softmax over ``axis`` (default the last; also ``axes=``/``dim=``): ``ops.softmax``."""
-        return _ops.softmax(self, axis, axes=axes, dim=dim)
+        return _ops.softmax(self, axis, axes=axes, dim=dim, keepdims=keepdims, keepdim=keepdim)
 
     def broadcast_to(self, shape):
         return _ops.broadcast_to(self, shape)

@@ -78,20 +78,24 @@ class LogSoftmax(TensorOp):
         return add(out_grad, negate(multiply(exp(node), total)))
 
 
-def logsoftmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET):
+def logsoftmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
     """Log of the softmax over ``axis`` (default: the last; an int, a tuple, or None for all), computed stably.
 
-    Also spelled ``axes=`` or ``dim=`` (two spellings of one argument are a TypeError)."""
+    Also spelled ``axes=`` or ``dim=`` (two spellings of one argument are a TypeError). ``keepdims``/
+    ``keepdim`` are accepted like the reductions' and change nothing: the result has ``a``'s shape."""
     axis = one_of("logsoftmax", -1, axis=axis, axes=axes, dim=dim)
+    one_of("logsoftmax", False, keepdims=keepdims, keepdim=keepdim)
     normalize_axes(axis, len(a.shape), "axis", a.shape, "logsoftmax")
     return LogSoftmax(axis)(a)
 
 
-def softmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET):
+def softmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
     """``exp(a) / sum(exp(a))`` over ``axis`` (default: the last; an int, a tuple, or None for all;
     also ``axes=`` or ``dim=``), as ``exp(logsoftmax(a, axis))``: stable for any magnitude, with a
-    gradient (``nn.Softmax`` and ``nn.functional.softmax`` use it)."""
+    gradient (``nn.Softmax`` and ``nn.functional.softmax`` use it). ``keepdims``/``keepdim`` are
+    accepted like the reductions' and change nothing: the result has ``a``'s shape."""
     axis = one_of("softmax", -1, axis=axis, axes=axes, dim=dim)
+    one_of("softmax", False, keepdims=keepdims, keepdim=keepdim)
     normalize_axes(axis, len(a.shape), "axis", a.shape, "softmax")
     return exp(LogSoftmax(axis)(a))
 
