@@ -6,7 +6,8 @@ same functions at top level), initialisers (``ndl.init``), devices (``ndl.cpu()`
 
 PyTorch's factories sit at the top level too: ``ndl.tensor``, ``zeros``, ``ones``, ``full``,
 ``empty``, ``arange``, ``linspace``, ``eye``, ``rand``, ``randn``, ``randint``, ``zeros_like``,
-``ones_like``, ``full_like`` (``zeros``/``ones``/``rand``/``randn``/``*_like`` are ``ndl.init``'s).
+``ones_like``, ``full_like`` (``zeros``, ``ones``, ``rand``, ``randn``, ``zeros_like`` and
+``ones_like`` are ``ndl.init``'s functions).
 """
 import pkgutil
 
