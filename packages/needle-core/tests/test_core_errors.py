@@ -22,8 +22,11 @@ def test_mismatched_shapes(fn):
 def test_matmul_shapes():
     with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(2, 3\).*not aligned"):
         T((2, 3)) @ T((2, 3))
-    with pytest.raises(ValueError, match=r"matmul.*2 dimensions.*\(3,\)"):
-        T((3,)) @ T((3, 2))
+    # 1-D operands follow numpy (API.md "PyTorch habits"): a mismatch names the shapes as given
+    with pytest.raises(ValueError, match=r"matmul.*\(3,\).*\(4, 2\).*not aligned"):
+        T((3,)) @ T((4, 2))
+    with pytest.raises(ValueError, match=r"matmul.*1 dimension.*\(\)"):
+        T(()) @ T((3, 2))
     with pytest.raises(ValueError, match=r"matmul: batch dimensions of \(2, 1, 3\) and \(3, 3, 1\)"):
         T((2, 1, 3)) @ T((3, 3, 1))
 

@@ -3,6 +3,11 @@
 ``import needle as ndl``: tensors and autograd (``ndl.Tensor``), ops (``ndl.ops`` and the
 same functions at top level), initialisers (``ndl.init``), devices (``ndl.cpu()``, ...).
 ``ndl.nn``/``ndl.optim`` come from needle-nn and ``ndl.data`` from needle-data.
+
+PyTorch's factories sit at the top level too: ``ndl.tensor``, ``zeros``, ``ones``, ``full``,
+``empty``, ``arange``, ``linspace``, ``eye``, ``rand``, ``randn``, ``randint``, ``zeros_like``,
+``ones_like``, ``full_like`` (``zeros``, ``ones``, ``rand``, ``randn``, ``zeros_like`` and
+``ones_like`` are ``ndl.init``'s functions).
 """
 import pkgutil
 
@@ -15,6 +20,8 @@ from .autograd import Tensor, TensorTuple, no_grad  # noqa: E402
 from . import ops  # noqa: E402
 from .ops import *  # noqa: E402,F401,F403
 from . import init  # noqa: E402
+from .init import ones, ones_like, rand, randn, zeros, zeros_like  # noqa: E402,F401
+from ._factories import arange, empty, eye, full, full_like, linspace, randint, tensor  # noqa: E402,F401
 from .backends import all_devices, cpu, cpu_numpy, cuda, default_device, device  # noqa: E402
 from ._seed import manual_seed  # noqa: E402
 

@@ -11,7 +11,8 @@ import gc
 from typing import List, Optional, Tuple, Union
 
 from . import backends
-from ._dtypes import ALL as _DTYPE_NAMES
+from . import _dtypes
+from ._argnames import UNSET
 from ._dtypes import FLOATS as _FLOATS
 from .backend_ndarray.ndarray import NDArray
 
@@ -168,11 +169,30 @@ class Value:
 _make_from_op = Value.make_from_op.__func__
 
 
-def _is_dtype_name(value):
-    """True for a dtype (a name such as "float32", or a numpy dtype or type), False for a device."""
-    if isinstance(value, str):
-        return value in _DTYPE_NAMES
-    return isinstance(value, type) or type(value).__module__.startswith("numpy")
+def _device_or_dtype(who, device, dtype):
+    """``(device, dtype)`` of a ``to(device=None, dtype=None)`` call, where a dtype may come first
+    (PyTorch's ``t.to(torch.float64)``): a device object, a device name, or a dtype in either slot.
+    The dtype comes back as needle's name, the device as a device."""
+    if device is not None and not isinstance(device, backends.BackendDevice):
+        if _is_dtype_like(device):
+            if dtype is not None:
+                raise TypeError(f"{who}: got two dtypes, {device!r} and dtype={dtype!r}")
+            device, dtype = None, device
+        elif isinstance(device, str):
+            device = backends.device(device)
+        else:
+            raise TypeError(f"{who}: expected a device (ndl.cpu(), 'cpu', ...) or a dtype, got {device!r}")
+    return device, None if dtype is None else _dtypes.name(dtype)
+
+
+def _is_dtype_like(value):
+    """True for what numpy reads as a dtype (``"float64"``, ``np.float32``, ``float``), not a device name."""
+    import numpy as np
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _as_ndarray(array, device, dtype):
@@ -311,26 +331,47 @@ class Tensor(Value):
         return int(self.item())
 
     def to(self, device=None, dtype=None):
-        """This tensor on ``device`` and/or in ``dtype`` (itself when nothing changes); gradient flows
-        back. ``t.to("float64")`` (a dtype name as the only argument) is ``t.astype("float64")``;
-        ``t.to(device)`` takes a device or a device name."""
-        if dtype is None and device is not None and _is_dtype_name(device):
-            device, dtype = None, device
+        """This tensor on ``device`` and/or in ``dtype`` (itself when nothing changes); differentiable.
+
+        As in PyTorch, one positional argument may be either: ``t.to(ndl.cpu())``, ``t.to("float64")``.
+        """
+        device, dtype = _device_or_dtype("Tensor.to", device, dtype)
         out = self
-        if device is not None:
-            if isinstance(device, str):
-                from .backends import device as _named_device
-                device = _named_device(device)
-            if device != self.device:
-                from .ops import ops_mathematic
-                out = ops_mathematic.ToDevice(device)(out)
         if dtype is not None:
             out = _ops.cast(out, dtype)
+        if device is not None and device != out.device:
+            from .ops import ops_mathematic
+            out = ops_mathematic.ToDevice(device)(out)
         return out
 
     def astype(self, dtype):
         """This tensor converted to ``dtype`` (differentiable)."""
         return _ops.cast(self, dtype)
+
+    # PyTorch's conversions: each is astype.
+    def float(self):
+        """This tensor as float32 (``astype("float32")``)."""
+        return _ops.cast(self, "float32")
+
+    def double(self):
+        """This tensor as float64 (``astype("float64")``)."""
+        return _ops.cast(self, "float64")
+
+    def long(self):
+        """This tensor as int64 (``astype("int64")``; no gradient flows through integers)."""
+        return _ops.cast(self, "int64")
+
+    def int(self):
+        """This tensor as int32 (``astype("int32")``; no gradient flows through integers)."""
+        return _ops.cast(self, "int32")
+
+    def bool(self):
+        """This tensor as bool (``astype("bool")``: nonzero is True)."""
+        return _ops.cast(self, "bool")
+
+    def tolist(self):
+        """The data as (nested) Python lists of Python numbers; a 0-d tensor gives a number."""
+        return self.numpy().tolist()
 
     def __repr__(self):
         return f"needle.Tensor({self.realize_cached_data().numpy()})"
@@ -451,42 +492,89 @@ class Tensor(Value):
         """This tensor limited to [lo, hi]."""
         return _ops.clip(self, lo, hi)
 
-    def argmax(self, axis=None, keepdims=False):
-        """Indices (int64) of the first maximum along ``axis`` (None: of the flattened tensor)."""
-        return _ops.argmax(self, axis, keepdims)
+    # Reductions: the ops' functions, with the course's names and PyTorch's (``dim=``, ``keepdim=``)
+    # and numpy's (``axis=``) spellings.
+    def argmax(self, axis=UNSET, keepdims=UNSET, *, axes=UNSET, dim=UNSET, keepdim=UNSET):
+        """Indices (int64) of the first maximum along ``axis`` (None: of the flattened tensor); see ``ops.argmax``."""
+        return _ops.argmax(self, axis, keepdims, axes=axes, dim=dim, keepdim=keepdim)
 
-    def argmin(self, axis=None, keepdims=False):
-        """Indices (int64) of the first minimum along ``axis`` (None: of the flattened tensor)."""
-        return _ops.argmin(self, axis, keepdims)
+    def argmin(self, axis=UNSET, keepdims=UNSET, *, axes=UNSET, dim=UNSET, keepdim=UNSET):
+        """Indices (int64) of the first minimum along ``axis`` (None: of the flattened tensor); see ``ops.argmin``."""
+        return _ops.argmin(self, axis, keepdims, axes=axes, dim=dim, keepdim=keepdim)
 
     def __getitem__(self, idx):
         return _ops.get_item(self, idx)
 
     def matmul(self, other):
+        """``self @ other`` (numpy's rules, 1-D operands included)."""
         return _ops.matmul(self, other)
 
-    def sum(self, axes=None):
-        return _ops.summation(self, axes)
+    def sum(self, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+        """Sum over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``): ``ops.summation``."""
+        return _ops.summation(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
 
-    def mean(self, axes=None):
-        return _ops.mean(self, axes)
+    def mean(self, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+        """Mean over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``): ``ops.mean``."""
+        return _ops.mean(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
 
-    def max(self, axes=None, keepdims=False):
-        return _ops.max(self, axes, keepdims)
+    def max(self, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+        """Maximum over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``): ``ops.max``
+        (the values only, not PyTorch's (values, indices))."""
+        return _ops.max(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
+
+    def min(self, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+        """Minimum over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``): ``ops.min``
+        (the values only, not PyTorch's (values, indices))."""
+        return _ops.min(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
+
+    def logsumexp(self, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+        """``log(sum(exp(self)))`` over ``axes`` (default all; also ``axis=``/``dim=``, ``keepdim=``)."""
+        return _ops.logsumexp(self, axes, keepdims, axis=axis, dim=dim, keepdim=keepdim)
+
+    def logsoftmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
+        """Log-softmax over ``axis`` (default the last; also ``axes=``/``dim=``): ``ops.logsoftmax``."""
+        return _ops.logsoftmax(self, axis, axes=axes, dim=dim, keepdims=keepdims, keepdim=keepdim)
+
+    #: PyTorch's name for :meth:`logsoftmax`.
+    log_softmax = logsoftmax
+
+    def softmax(self, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
+        """Softmax over ``axis`` (default the last; also ``axes=``/``dim=``): ``ops.softmax``."""
+        return _ops.softmax(self, axis, axes=axes, dim=dim, keepdims=keepdims, keepdim=keepdim)
 
     def broadcast_to(self, shape):
         return _ops.broadcast_to(self, shape)
 
     def reshape(self, *shape):
+        """This tensor with a new shape of the same size (``*ints`` or one tuple; one -1 is inferred)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
         return _ops.reshape(self, shape)
 
+    #: PyTorch's name for :meth:`reshape` (needle's reshape never needs a contiguous input).
+    view = reshape
+
     def transpose(self, axes=None):
+        """Swap two axes: the last two, or ``axes=(i, j)`` (the course's rule; see :meth:`permute`)."""
         return _ops.transpose(self, axes)
 
-    def permute(self, axes):
+    def permute(self, *axes):
+        """This tensor with its axes reordered: ``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
         return _ops.permute(self, axes)
+
+    def unsqueeze(self, axis=UNSET, *, dim=UNSET):
+        """This tensor with a new axis of length 1 at ``axis`` (also ``dim=``): ``ops.unsqueeze``."""
+        return _ops.unsqueeze(self, axis, dim=dim)
+
+    def squeeze(self, axis=UNSET, *, dim=UNSET):
+        """This tensor without its length-1 axes (all, or ``axis``; also ``dim=``): ``ops.squeeze``."""
+        return _ops.squeeze(self, axis, dim=dim)
+
+    def flatten(self, start=UNSET, end=UNSET, *, start_dim=UNSET, end_dim=UNSET):
+        """Axes ``start`` to ``end`` (inclusive; default all) merged into one: ``ops.flatten``."""
+        return _ops.flatten(self, start, end, start_dim=start_dim, end_dim=end_dim)
 
     def exp(self):
         return _ops.exp(self)

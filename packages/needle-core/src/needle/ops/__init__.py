@@ -1,16 +1,16 @@
 """Tensor ops. Functions use the course's names; the op classes keep theirs."""
 from .ops_logarithmic import (
-    LogSoftmax, LogSumExp, SoftmaxCrossEntropy, SoftmaxCrossEntropyLabels, logsoftmax, logsumexp,
+    LogSoftmax, LogSumExp, SoftmaxCrossEntropy, SoftmaxCrossEntropyLabels, logsoftmax, logsumexp, softmax,
     softmax_cross_entropy, softmax_cross_entropy_labels,
 )
 from .ops_mathematic import (
     AddScalar, BroadcastTo, Dilate, DivScalar, EWiseAdd, EWiseDiv, EWiseMul, EWisePow, Exp, Flip, GetItem,
-    Gather, Log, MatMul, MatMulBias, MatMulTN, Max, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
+    Gather, Log, MatMul, MatMulBias, MatMulTN, Max, Min, MulScalar, Negate, Pad, Permute, PowerScalar, RDivScalar, ReLU,
     ReLUBackward, Reshape, Cast, RPowerScalar, ScatterAddRows, ScatterItem, Sigmoid, Sqrt, Summation, Tanh, ToDevice,
     Transpose, TransposeCopy, UnDilate, add, add_scalar, broadcast_to, cast, dilate, divide, divide_scalar,
-    exp, flip, get_item, log, matmul, matmul_bias, matmul_tn, max, mean, mul_scalar, multiply, negate, pad, permute,
-    power, power_scalar, rdivide_scalar, relu, reshape, rpower_scalar, sigmoid, sqrt, summation, tanh,
-    transpose, transposed_for_backward, unbroadcast, undilate,
+    dot, exp, flatten, flip, get_item, log, matmul, matmul_bias, matmul_tn, max, mean, min, mul_scalar, multiply,
+    negate, pad, permute, power, power_scalar, rdivide_scalar, relu, reshape, rpower_scalar, sigmoid, sqrt, squeeze,
+    summation, tanh, transpose, transposed_for_backward, unbroadcast, undilate, unsqueeze,
 )
 from .ops_compare import (
     Abs, ArgReduce, Clip, Compare, Extremum, ExtremumScalar, Logical, Where, abs, argmax, argmin, clip, compare,

@@ -7,6 +7,7 @@ and ``minimum`` split the gradient evenly, ``clip`` passes it where ``lo <= a <=
 ``abs`` has gradient 0 at 0).
 """
 from .. import _dtypes
+from .._argnames import UNSET, axes_and_keepdims
 from ..autograd import NDArray, Tensor, TensorOp
 from ..backend_ndarray.ndarray import _scalar_operand, where as nd_where
 from .ops_mathematic import _check_pair, cast, unbroadcast
@@ -283,11 +284,15 @@ class ArgReduce(TensorOp):
         return None
 
 
-def argmax(a, axis=None, keepdims=False):
-    """Indices (int64) of the first maximum along ``axis`` (None: into the flattened tensor)."""
-    return ArgReduce("argmax", axis, keepdims)(a)
+def argmax(a, axis=UNSET, keepdims=UNSET, *, axes=UNSET, dim=UNSET, keepdim=UNSET):
+    """Indices (int64) of the first maximum along ``axis`` (None, the default: into the flattened
+    tensor). Also spelled ``axes=``/``dim=`` and ``keepdim=`` (two spellings are a TypeError)."""
+    axis, keepdims = axes_and_keepdims("argmax", keepdims, keepdim, axis=axis, axes=axes, dim=dim)
+    return ArgReduce("argmax", axis, bool(keepdims))(a)
 
 
-def argmin(a, axis=None, keepdims=False):
-    """Indices (int64) of the first minimum along ``axis`` (None: into the flattened tensor)."""
-    return ArgReduce("argmin", axis, keepdims)(a)
+def argmin(a, axis=UNSET, keepdims=UNSET, *, axes=UNSET, dim=UNSET, keepdim=UNSET):
+    """Indices (int64) of the first minimum along ``axis`` (None, the default: into the flattened
+    tensor). Also spelled ``axes=``/``dim=`` and ``keepdim=`` (two spellings are a TypeError)."""
+    axis, keepdims = axes_and_keepdims("argmin", keepdims, keepdim, axis=axis, axes=axes, dim=dim)
+    return ArgReduce("argmin", axis, bool(keepdims))(a)

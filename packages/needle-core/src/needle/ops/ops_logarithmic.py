@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _device
+from .._argnames import UNSET, axes_and_keepdims, one_of
 from ..autograd import NDArray, Tensor, TensorOp, is_grad_enabled
 from ..backend_ndarray.ndarray import normalize_axes
 from .ops_mathematic import (
@@ -35,13 +36,14 @@ def _softmax(z, axes):
 
 
 class LogSumExp(TensorOp):
-    """``log(sum(exp(z), axes))``."""
+    """``log(sum(exp(z), axes))`` (the reduced axes kept with length 1 when ``keepdims``)."""
 
-    def __init__(self, axes=None):
+    def __init__(self, axes=None, keepdims=False):
         self.axes = axes
+        self.keepdims = keepdims
 
     def compute(self, z: NDArray):
-        return _stable_logsumexp(z, normalize_axes(self.axes, z.ndim), keepdims=False)
+        return _stable_logsumexp(z, normalize_axes(self.axes, z.ndim), keepdims=self.keepdims)
 
     def gradient(self, out_grad, node):
         z = node.inputs[0]
@@ -50,10 +52,13 @@ class LogSumExp(TensorOp):
         return multiply(broadcast_to(reshape(out_grad, kept), z.shape), _softmax(z, axes))
 
 
-def logsumexp(a, axes=None):
-    """``log(sum(exp(a), axes))``, computed without overflow."""
+def logsumexp(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+    """``log(sum(exp(a), axes))`` over ``axes`` (int, tuple or None for all; default all), computed
+    without overflow; ``keepdims`` keeps the reduced axes with length 1. Also spelled
+    ``axis=``/``dim=`` and ``keepdim=`` (two spellings of one argument are a TypeError)."""
+    axes, keepdims = axes_and_keepdims("logsumexp", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
     normalize_axes(axes, len(a.shape), "axes", a.shape, "logsumexp")
-    return LogSumExp(axes)(a)
+    return LogSumExp(axes, bool(keepdims))(a)
 
 
 class LogSoftmax(TensorOp):
@@ -73,10 +78,26 @@ class LogSoftmax(TensorOp):
         return add(out_grad, negate(multiply(exp(node), total)))
 
 
-def logsoftmax(a, axis=-1):
-    """Log of the softmax over ``axis`` (default: the last)."""
+def logsoftmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
+    """Log of the softmax over ``axis`` (default: the last; an int, a tuple, or None for all), computed stably.
+
+    Also spelled ``axes=`` or ``dim=`` (two spellings of one argument are a TypeError). ``keepdims``/
+    ``keepdim`` are accepted like the reductions' and change nothing: the result has ``a``'s shape."""
+    axis = one_of("logsoftmax", -1, axis=axis, axes=axes, dim=dim)
+    one_of("logsoftmax", False, keepdims=keepdims, keepdim=keepdim)
     normalize_axes(axis, len(a.shape), "axis", a.shape, "logsoftmax")
     return LogSoftmax(axis)(a)
+
+
+def softmax(a, axis=UNSET, *, axes=UNSET, dim=UNSET, keepdims=UNSET, keepdim=UNSET):
+    """``exp(a) / sum(exp(a))`` over ``axis`` (default: the last; an int, a tuple, or None for all;
+    also ``axes=`` or ``dim=``), as ``exp(logsoftmax(a, axis))``: stable for any magnitude, with a
+    gradient (``nn.Softmax`` and ``nn.functional.softmax`` use it). ``keepdims``/``keepdim`` are
+    accepted like the reductions' and change nothing: the result has ``a``'s shape."""
+    axis = one_of("softmax", -1, axis=axis, axes=axes, dim=dim)
+    one_of("softmax", False, keepdims=keepdims, keepdim=keepdim)
+    normalize_axes(axis, len(a.shape), "axis", a.shape, "softmax")
+    return exp(LogSoftmax(axis)(a))
 
 
 def _composed_cross_entropy(z: NDArray, y: NDArray):

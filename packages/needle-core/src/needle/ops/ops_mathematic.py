@@ -11,6 +11,7 @@ from numbers import Number
 import numpy as np
 
 from .. import _dtypes
+from .._argnames import UNSET, axes_and_keepdims, one_of
 from ..autograd import NDArray, Tensor, TensorOp, _make_from_op, backward_memo
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
@@ -530,6 +531,51 @@ def reshape(a, shape):
     return Reshape(shape)(a)
 
 
+def _axis_arg(who, axis, ndim):
+    """``axis`` (an int in [-ndim, ndim)) as a non-negative int; a clear error otherwise."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{who}: axis must be an int, got {axis!r}")
+    if not -builtins.max(ndim, 1) <= axis < builtins.max(ndim, 1):
+        raise ValueError(f"{who}: axis {axis} is out of range for {ndim} dimensions")
+    return int(axis) % builtins.max(ndim, 1)
+
+
+def unsqueeze(a, axis=UNSET, *, dim=UNSET):
+    """``a`` with a new axis of length 1 at position ``axis`` (in [-ndim-1, ndim]; also ``dim=``),
+    as ``torch.unsqueeze`` / ``numpy.expand_dims``: a reshape (the gradient reshapes back)."""
+    axis = one_of("unsqueeze", UNSET, axis=axis, dim=dim)
+    if axis is UNSET:
+        raise TypeError("unsqueeze: missing the axis argument (axis= or dim=)")
+    axis = _axis_arg("unsqueeze", axis, a.ndim + 1)
+    return reshape(a, a.shape[:axis] + (1,) + a.shape[axis:])
+
+
+def squeeze(a, axis=UNSET, *, dim=UNSET):
+    """``a`` without axes of length 1: all of them (``axis=None``), or the axis (or tuple of axes)
+    given, where an axis whose length is not 1 stays (``torch.squeeze``). Also ``dim=``; a reshape."""
+    axis = one_of("squeeze", None, axis=axis, dim=dim)
+    if axis is None:
+        drop = {i for i, s in enumerate(a.shape) if s == 1}
+    else:
+        picked = axis if isinstance(axis, (tuple, list)) else (axis,)
+        drop = {i for i in (_axis_arg("squeeze", ax, a.ndim) for ax in picked) if a.ndim and a.shape[i] == 1}
+    return reshape(a, tuple(s for i, s in enumerate(a.shape) if i not in drop))
+
+
+def flatten(a, start=UNSET, end=UNSET, *, start_dim=UNSET, end_dim=UNSET):
+    """``a`` with axes ``start`` to ``end`` (inclusive; default all) merged into one, as
+    ``torch.flatten`` (also ``start_dim=``/``end_dim=``); a 0-d tensor becomes 1-D. A reshape."""
+    start = one_of("flatten", 0, start=start, start_dim=start_dim)
+    end = one_of("flatten", -1, end=end, end_dim=end_dim)
+    if a.ndim == 0:
+        _axis_arg("flatten", start, 1), _axis_arg("flatten", end, 1)
+        return reshape(a, (1,))
+    lo, hi = _axis_arg("flatten", start, a.ndim), _axis_arg("flatten", end, a.ndim)
+    if lo > hi:
+        raise ValueError(f"flatten: start ({start}) comes after end ({end}) for {a.ndim} dimensions")
+    return reshape(a, a.shape[:lo] + (prod(a.shape[lo:hi + 1]),) + a.shape[hi + 1:])
+
+
 class BroadcastTo(TensorOp):
     """``a`` broadcast to ``shape`` (numpy rules); the gradient sums over the broadcast axes."""
 
@@ -560,13 +606,14 @@ def _kept_shape(shape, axes):
 
 
 class Summation(TensorOp):
-    """Sum over ``axes`` (int, tuple or None for all), removing them."""
+    """Sum over ``axes`` (int, tuple or None for all), removing them (kept as length 1 with ``keepdims``)."""
 
-    def __init__(self, axes=None):
+    def __init__(self, axes=None, keepdims=False):
         self.axes = axes
+        self.keepdims = keepdims
 
     def compute(self, a: NDArray):
-        return a.sum(self.axes)
+        return a.sum(self.axes, keepdims=self.keepdims)
 
     def gradient(self, out_grad, node):
         shape = node.inputs[0].shape
@@ -574,16 +621,28 @@ class Summation(TensorOp):
         return broadcast_to(reshape(out_grad, _kept_shape(shape, axes)), shape)
 
 
-def summation(a, axes=None):
-    """Sum over ``axes`` (int, tuple or None for all); the summed axes are removed."""
+def summation(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+    """Sum over ``axes`` (int, tuple or None for all; default all); the summed axes are removed,
+    or kept with length 1 when ``keepdims`` is true.
+
+    PyTorch's and numpy's spellings work too: ``axis=`` or ``dim=`` for ``axes``, ``keepdim=`` for
+    ``keepdims`` (two spellings of one argument are a TypeError). Bool and integer tensors sum to int64.
+    """
+    if axis is not UNSET or dim is not UNSET or keepdim is not UNSET:
+        axes, keepdims = axes_and_keepdims("summation", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
+    else:  # the course's call, on every gradient of a broadcast: no resolving
+        axes = None if axes is UNSET else axes
+        keepdims = False if keepdims is UNSET else keepdims
     normalize_axes(axes, len(a.shape), "axes", a.shape, "summation")
-    return Summation(axes)(a)
+    return Summation(axes, bool(keepdims))(a)
 
 
-def mean(a, axes=None):
-    """Mean over ``axes`` (int, tuple or None for all)."""
+def mean(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
+    """Mean over ``axes`` (int, tuple or None for all; default all); ``keepdims`` keeps them with
+    length 1. Also spelled ``axis=``/``dim=`` and ``keepdim=``. The mean of integers is float32."""
+    axes, keepdims = axes_and_keepdims("mean", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
     count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape), "axes", a.shape, "mean"))
-    return divide_scalar(summation(a, axes), float(count))
+    return divide_scalar(summation(a, axes, keepdims), float(count))
 
 
 class Max(TensorOp):
@@ -597,6 +656,7 @@ class Max(TensorOp):
         return a.max(self.axes, keepdims=self.keepdims)
 
     def gradient(self, out_grad, node):
+        # Where the input equals the result (the max here, the min in Min) gets an even share.
         a = node.inputs[0].realize_cached_data()
         axes = normalize_axes(self.axes, a.ndim)
         kept = _kept_shape(a.shape, axes)
@@ -607,12 +667,37 @@ class Max(TensorOp):
         return broadcast_to(reshape(out_grad, kept), a.shape) * Tensor.make_const(share)
 
 
-def max(a, axes=None, keepdims=False):  # noqa: A001 - the course's name
-    """Maximum over ``axes`` (int, tuple or None for all)."""
-    axes_n = normalize_axes(axes, len(a.shape), "axes", a.shape, "max")
+class Min(Max):
+    """Minimum over axes; the gradient is shared evenly between tied minima (Max's rule)."""
+
+    def compute(self, a: NDArray):
+        return a.min(self.axes, keepdims=self.keepdims)
+
+
+def _extreme(op_class, who, a, axes, keepdims, axis, dim, keepdim):
+    axes, keepdims = axes_and_keepdims(who, keepdims, keepdim, axes=axes, axis=axis, dim=dim)
+    axes_n = normalize_axes(axes, len(a.shape), "axes", a.shape, who)
     if any(a.shape[i] == 0 for i in axes_n):
-        raise ValueError(f"max: zero-size reduction over axes {axes} of shape {a.shape}")
-    return Max(axes, keepdims)(a)
+        raise ValueError(f"{who}: zero-size reduction over axes {axes} of shape {a.shape}")
+    return op_class(axes, bool(keepdims))(a)
+
+
+def max(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):  # noqa: A001 - the course's name
+    """Maximum over ``axes`` (int, tuple or None for all; default all), ``keepdims`` keeping them with
+    length 1; also spelled ``axis=``/``dim=`` and ``keepdim=``. Tied maxima share the gradient evenly.
+
+    Unlike ``torch.max(x, dim)``, this returns the values only (use :func:`argmax` for the indices).
+    """
+    return _extreme(Max, "max", a, axes, keepdims, axis, dim, keepdim)
+
+
+def min(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):  # noqa: A001 - as max
+    """Minimum over ``axes`` (int, tuple or None for all; default all), ``keepdims`` keeping them with
+    length 1; also spelled ``axis=``/``dim=`` and ``keepdim=``. Tied minima share the gradient evenly.
+
+    Unlike ``torch.min(x, dim)``, this returns the values only (use :func:`argmin` for the indices).
+    """
+    return _extreme(Min, "min", a, axes, keepdims, axis, dim, keepdim)
 
 
 # ---- matmul ------------------------------------------------------------------------------------
@@ -704,18 +789,49 @@ def _matmul_grad_b(a, b, out_grad):
 
 
 def matmul(a, b):
-    """``a @ b``; operands need 2 or more axes, leading axes broadcast."""
+    """``a @ b`` with numpy's rules: 2-D or more operands multiply as (batches of) matrices, leading
+    axes broadcast; a 1-D ``a`` is a row vector and a 1-D ``b`` a column vector, whose added axis is
+    removed from the result (vector @ vector -> 0-d, matrix @ vector -> vector, vector @ matrix ->
+    vector). Gradients flow to both operands in every case."""
     a, b = _check_pair("matmul", a, b)
-    if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"matmul: operands need at least 2 dimensions, got shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                         f"({a.shape[-1]} != {b.shape[-2]})")
+    if a.ndim >= 2 and b.ndim >= 2:  # the common case
+        _check_matmul_shapes(a.shape, b.shape)
+        return _MATMUL(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    _check_matmul_shapes(a.shape if a.ndim >= 2 else (1,) + a.shape, b.shape if b.ndim >= 2 else b.shape + (1,),
+                         (a.shape, b.shape))
+    # numpy's rule: the 1-D operands get a length-1 axis, which the result then loses.
+    out = _MATMUL(reshape(a, (1,) + a.shape) if a.ndim == 1 else a, reshape(b, b.shape + (1,)) if b.ndim == 1 else b)
+    shape = out.shape
+    if b.ndim == 1:
+        shape = shape[:-1]
+    if a.ndim == 1:
+        shape = shape[:-1] if b.ndim == 1 else shape[:-2] + shape[-1:]
+    return reshape(out, shape)
+
+
+def _check_matmul_shapes(a_shape, b_shape, given=None):
+    """Check matrix shapes (a 1-D operand already given its length-1 axis; ``given``: the shapes
+    the caller passed, for the message)."""
+    shown_a, shown_b = given or (a_shape, b_shape)
+    if a_shape[-1] != b_shape[-2]:
+        raise ValueError(f"matmul: shapes {shown_a} and {shown_b} are not aligned "
+                         f"({a_shape[-1]} != {b_shape[-2]})")
     try:
-        broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        broadcast_shapes(a_shape[:-2], b_shape[:-2])
     except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
-    return _MATMUL(a, b)
+        raise ValueError(f"matmul: batch dimensions of {shown_a} and {shown_b} cannot be broadcast") from None
+
+
+def dot(a, b):
+    """The inner product of two 1-D tensors of the same length (a 0-d tensor), as ``torch.dot``."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        bad = a if not isinstance(a, Tensor) else b
+        raise TypeError(f"dot: expected Tensors, got {type(bad).__name__}")
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot: needs two 1-D tensors of the same length, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
 
 
 _MATMUL = MatMul()  # stateless: one instance serves every call
@@ -923,7 +1039,7 @@ class Pad(TensorOp):
 
 def pad(a, axes):
     """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis."""
-    if len(axes) != len(a.shape) or any(len(p) != 2 or min(p) < 0 for p in axes):
+    if len(axes) != len(a.shape) or any(len(p) != 2 or builtins.min(p) < 0 for p in axes):
         raise ValueError(f"pad: need one non-negative (before, after) pair per axis of shape {a.shape}, got {axes}")
     return Pad(axes)(a)
 

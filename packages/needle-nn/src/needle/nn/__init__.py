@@ -4,6 +4,7 @@ Course-compatible names: ``Parameter``, ``Module``, ``Identity``, ``Linear``, ``
 ``ReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``, ``Sequential``, ``Residual``, ``Dropout``,
 ``SoftmaxLoss`` (alias ``CrossEntropyLoss``), ``MSELoss``, ``BatchNorm1d``, ``LayerNorm1d``;
 ``save(state, path)`` / ``load(path)`` write and read ``.npz`` checkpoints.
+``needle.nn.functional`` holds the same layers and losses as functions (PyTorch's names).
 """
 from .checkpoint import CheckpointError, load, save
 from .nn_basic import (
@@ -13,11 +14,12 @@ from .nn_basic import (
 from .nn_module import Module, Parameter, StateDictError
 from .nn_norm import BatchNorm1d, LayerNorm1d
 from .version import __version__
+from . import functional  # noqa: E402  (after the modules: it is what they call)
 
 __all__ = [
     "BatchNorm1d", "CheckpointError", "CrossEntropyLoss", "Dropout", "Flatten", "Identity", "LayerNorm1d",
     "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
-    "SoftmaxLoss", "StateDictError", "Tanh", "__version__", "load", "save",
+    "SoftmaxLoss", "StateDictError", "Tanh", "__version__", "functional", "load", "save",
 ]
 from .nn_conv import AvgPool2d, BatchNorm2d, Conv, MaxPool2d
 from .nn_sequence import LSTM, RNN, Embedding, LSTMCell, RNNCell

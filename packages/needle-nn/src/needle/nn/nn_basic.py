@@ -4,6 +4,7 @@ import math
 from needle import init, ops
 from needle.autograd import Tensor
 
+from . import functional as F
 from .nn_module import Module, Parameter
 
 
@@ -51,15 +52,7 @@ class Linear(Module):
 
     def forward(self, X):
         _check_last_dim("Linear", X, self.in_features)
-        lead = X.shape[:-1]
-        rows = math.prod(lead)
-        # One 2-D matmul for any rank: cheaper than a batched matmul and its gradient.
-        flat = X if X.ndim == 2 else ops.reshape(X, (rows, self.in_features))
-        if self.bias is not None:  # one fused op (and kernel, where the backend has matmul_bias)
-            out = ops.matmul_bias(flat, self.weight, self.bias)
-        else:
-            out = ops.matmul(flat, self.weight)
-        return out if X.ndim == 2 else ops.reshape(out, lead + (self.out_features,))
+        return F.linear(X, self.weight, self.bias)
 
 
 class Flatten(_Stateless):
@@ -75,25 +68,25 @@ class ReLU(_Stateless):
     """``max(x, 0)``."""
 
     def forward(self, x):
-        return ops.relu(x)
+        return F.relu(x)
 
 
 class Tanh(_Stateless):
     """``tanh(x)``."""
 
     def forward(self, x):
-        return ops.tanh(x)
+        return F.tanh(x)
 
 
 class Sigmoid(_Stateless):
     """``1 / (1 + exp(-x))``."""
 
     def forward(self, x):
-        return ops.sigmoid(x)
+        return F.sigmoid(x)
 
 
 class Softmax(Module):
-    """``exp(x) / sum(exp(x))`` over ``axis`` (default the last), computed as exp(logsoftmax)."""
+    """``exp(x) / sum(exp(x))`` over ``axis`` (default the last): ``ops.softmax``, exp(logsoftmax)."""
 
     def __init__(self, axis=-1, device=None, dtype="float32"):
         super().__init__()
@@ -103,7 +96,7 @@ class Softmax(Module):
         return f"axis={self.axis}"
 
     def forward(self, x):
-        return ops.exp(ops.logsoftmax(x, self.axis))
+        return ops.softmax(x, self.axis)
 
 
 class Sequential(Module):
@@ -150,13 +143,8 @@ class Dropout(Module):
         return f"p={self.p}"
 
     def forward(self, x):
-        if not self.training:
-            return x
-        # Drawn for every p, as the course does, so that seeded runs draw the same numbers after it.
-        mask = init.randb(*x.shape, p=1.0 - self.p, device=x.device, dtype=x.dtype)
-        if self.p == 1.0:
-            return x * 0.0
-        return x * mask / (1.0 - self.p)
+        # The mask is drawn for every p, as the course does, so that seeded runs draw the same numbers after it.
+        return F.dropout(x, self.p, self.training)
 
 
 class SoftmaxLoss(_Stateless):
@@ -171,7 +159,7 @@ class SoftmaxLoss(_Stateless):
     def forward(self, logits, y):
         if logits.ndim != 2:
             raise ValueError(f"SoftmaxLoss: logits must be (batch, classes), got shape {logits.shape}")
-        return ops.softmax_cross_entropy_labels(logits, y)
+        return F.cross_entropy(logits, y)
 
 
 #: PyTorch's name for the same loss.
@@ -186,5 +174,4 @@ class MSELoss(_Stateless):
             target = Tensor(target, device=pred.device, dtype=pred.dtype, requires_grad=False)
         if pred.shape != target.shape:
             raise ValueError(f"MSELoss: pred has shape {pred.shape}, target has shape {target.shape}")
-        diff = pred - target
-        return ops.summation(diff * diff) / max(math.prod(pred.shape), 1)
+        return F.mse_loss(pred, target)

@@ -9,7 +9,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from needle.autograd import Tensor
+from needle._dtypes import FLOATS as _FLOATS
+from needle.autograd import Tensor, _device_or_dtype
 from needle.backend_ndarray.ndarray import NDArray
 
 
@@ -84,6 +85,15 @@ def _direct_modules(value, name, out):
     return out
 
 
+def _moved(data, device, dtype):
+    """The NDArray ``data`` on ``device`` and, when it holds floats, in ``dtype`` (itself when unchanged)."""
+    if dtype is not None and data.dtype in _FLOATS and data.dtype != dtype:
+        data = data.astype(dtype)
+    if device is not None and data.device != device:
+        data = data.to(device)
+    return data
+
+
 def _dtype_name(dtype):
     return np.dtype(dtype).name
 
@@ -136,6 +146,43 @@ class Module:
     def named_buffers(self):
         """``(name, Tensor)`` pairs of the registered buffers in the tree."""
         return [(name, value) for kind, name, value in _walk_module(self, "", {id(self)}) if kind == "buffer"]
+
+    def buffers(self):
+        """The list of registered buffers in the tree (BatchNorm's ``running_mean``/``running_var``)."""
+        return [value for _, value in self.named_buffers()]
+
+    def named_modules(self):
+        """``(name, Module)`` pairs of this module (named ``""``) and every sub-module below it, each
+        once, in tree order (PyTorch's ``named_modules``; names as in ``named_parameters``)."""
+        return [("", self)] + [(name, value) for kind, name, value in _walk_module(self, "", {id(self)})
+                               if kind == "module"]
+
+    def zero_grad(self):
+        """Drop the gradient of every parameter (``.grad = None``, PyTorch's default ``set_to_none``),
+        as ``Optimizer.reset_grad`` does for its parameters."""
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device=None, dtype=None):
+        """Move the parameters and buffers to ``device`` and/or convert their floats to ``dtype``, in
+        place, and return this module.
+
+        Parameters stay the same objects (an optimiser holding them keeps working: create it, or
+        move the module, before the first step, since its state stays where it was made). As in
+        PyTorch, one positional argument may be a device or a dtype (``model.to("float64")``), and
+        only float tensors change dtype (an integer buffer keeps its own).
+        """
+        device, dtype = _device_or_dtype("Module.to", device, dtype)
+        for tensor in self._state_tensors().values():
+            data = _moved(tensor.realize_cached_data(), device, dtype)
+            if data is not tensor.cached_data:
+                tensor.cached_data = data
+            grad = getattr(tensor, "grad", None)
+            if grad is not None:
+                moved = _moved(grad.realize_cached_data(), device, dtype)
+                if moved is not grad.cached_data:
+                    tensor.grad = Tensor.make_const(moved)
+        return self
 
     def register_buffer(self, name, tensor):
         """Set ``self.<name> = tensor`` and save it in the state dict (it is not a parameter)."""

@@ -129,14 +129,44 @@ class SGD(Optimizer):
             p.cached_data = w - g * self.lr
 
 
+class _DefaultBeta(float):
+    """A default ``beta1``/``beta2``: reads as its value (``beta1=0.9`` in the signature), but is
+    told apart from the same value passed explicitly, so that ``beta1=`` with ``betas=`` is an error."""
+
+    def __repr__(self):
+        return float.__repr__(self)
+
+
+_BETA1, _BETA2 = _DefaultBeta(0.9), _DefaultBeta(0.999)
+
+
+def _betas(who, beta1, beta2, betas):
+    """``(beta1, beta2)`` from the course's ``beta1``/``beta2`` or PyTorch's ``betas=(b1, b2)``."""
+    if betas is None:
+        return float(beta1), float(beta2)
+    given = [name for name, value, default in (("beta1", beta1, _BETA1), ("beta2", beta2, _BETA2))
+             if value is not default]
+    if given:
+        raise TypeError(f"{who}: got both betas= and {' and '.join(n + '=' for n in given)}, which name the same "
+                        f"arguments; give betas=(b1, b2) or beta1=/beta2=")
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return float(beta1), float(beta2)
+
+
 class Adam(Optimizer):
     """Adam with bias correction; ``weight_decay`` adds ``weight_decay * w`` to the gradient.
 
     ``m = beta1*m + (1-beta1)*g``, ``v = beta2*v + (1-beta2)*g**2`` (both start at 0),
     ``w = w - lr * (m / (1-beta1**t)) / (sqrt(v / (1-beta2**t)) + eps)``, t counting steps.
+    PyTorch's ``betas=(beta1, beta2)`` works too (giving it with ``beta1``/``beta2`` is a TypeError).
+    Note the course's default ``lr=0.01`` (PyTorch's is 1e-3).
     """
 
-    def __init__(self, params, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=0.01, beta1=_BETA1, beta2=_BETA2, eps=1e-8, weight_decay=0.0, *, betas=None):
+        beta1, beta2 = _betas(type(self).__name__, beta1, beta2, betas)
         super().__init__(params)
         _check_nonneg("Adam lr", lr)
         _check_nonneg("Adam weight_decay", weight_decay)
@@ -187,11 +217,13 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay: ``w = w * (1 - lr * weight_decay)`` before the Adam
-    update, and the gradient is used as it is (PyTorch's defaults: lr=1e-3, weight_decay=1e-2)."""
+    update, and the gradient is used as it is (PyTorch's defaults: lr=1e-3, weight_decay=1e-2).
+    ``betas=(beta1, beta2)`` works as in :class:`Adam`."""
 
     _decoupled = True
 
-    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+    def __init__(self, params, lr=0.001, beta1=_BETA1, beta2=_BETA2, eps=1e-8, weight_decay=0.01, *, betas=None):
+        beta1, beta2 = _betas("AdamW", beta1, beta2, betas)
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
 
 
