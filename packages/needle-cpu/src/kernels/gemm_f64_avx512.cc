@@ -8,6 +8,7 @@
 #if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <utility>
 
 namespace needle_cpu {
@@ -19,6 +20,14 @@ using i64 = std::int64_t;
 // 12 x 16: 24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers; a 12-row A
 // panel packs as three 4-row transposes.
 constexpr int MR = 12, NR = 16;
+// C's tile is prefetched this many k steps before the end of the k loop (measured on Zen 4, one
+// thread, n = 2048: 32 or 128 steps 50 -> 52-53 GFLOP/s beside fetching it at the start; n = 1024
+// unchanged; 16 and 256 slower).
+#ifdef NEEDLE_GEMM_F64_TUNE
+static const i64 kLate = std::getenv("kLate") ? std::atoll(std::getenv("kLate")) : 128;
+#else
+constexpr i64 kLate = 128;
+#endif
 
 // Where a tile reads A: a packed panel (row r's k-th value at Ap[k * MR + r]) or A in place,
 // row-major (Ap[r * lda + k]).
@@ -38,15 +47,7 @@ void tile_kernel(i64 kc, const double* __restrict Ap, i64 lda, const double* __r
 #pragma GCC unroll 2
     for (int h = 0; h < H; ++h) c[r][h] = _mm512_setzero_pd();
 
-  // A row of the tile is two cache lines (when H == 2): fetch both while the k loop runs.
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
-    if (H > 1) _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 8), _MM_HINT_T0);
-  }
-
-#pragma GCC unroll 2
-  for (i64 k = 0; k < kc; ++k) {
+  auto step = [&]() __attribute__((always_inline)) {
     __m512d b[H];
     if (Full) {
       b[0] = _mm512_loadu_pd(Bp);
@@ -63,7 +64,19 @@ void tile_kernel(i64 kc, const double* __restrict Ap, i64 lda, const double* __r
     }
     Ap += k_step;
     Bp += rs_b;
+  };
+  // C's rows (two cache lines each when H == 2) are fetched kLate steps before the end: fetched
+  // earlier, the A and B panels streaming through L1 would evict them again.
+  const i64 k_fetch = kc > kLate ? kc - kLate : 0;
+#pragma GCC unroll 2
+  for (i64 k = 0; k < k_fetch; ++k) step();
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    if (H > 1) _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 8), _MM_HINT_T0);
   }
+#pragma GCC unroll 2
+  for (i64 k = k_fetch; k < kc; ++k) step();
 
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
