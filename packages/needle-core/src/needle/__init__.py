@@ -17,6 +17,7 @@ from .ops import *  # noqa: E402,F401,F403
 from . import init  # noqa: E402
 from .backends import all_devices, cpu, cpu_numpy, cuda, default_device, device  # noqa: E402
 from ._seed import manual_seed  # noqa: E402
+from ._dlpack import from_dlpack  # noqa: E402
 
 _EXTRAS = {"nn": "needle-nn", "optim": "needle-nn", "data": "needle-data", "distributed": "needle-dist"}
 

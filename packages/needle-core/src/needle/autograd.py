@@ -272,9 +272,21 @@ class Tensor(Value):
     def __len__(self):
         return len(self.realize_cached_data())
 
-    def numpy(self):
-        """A numpy copy of the data."""
-        return self.realize_cached_data().numpy()
+    def numpy(self, copy=True):
+        """A numpy copy of the data. ``copy=False`` shares the memory instead (a write on either side
+        shows on the other; autograd does not see it): for a tensor in host memory (numpy and cpu
+        backends) whose view has no negative stride, else ValueError, never a silent copy."""
+        return self.realize_cached_data().numpy(copy=copy)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing the data's memory (zero-copy; a compact copy for a flipped view), so
+        ``numpy.from_dlpack(t)`` and ``torch.from_dlpack(t)`` see this tensor's memory."""
+        return self.realize_cached_data().__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
+                                                     copy=copy)
+
+    def __dlpack_device__(self):
+        """``(device_type, index)`` of the data's memory, as DLPack numbers them (1 host, 2 CUDA)."""
+        return self.realize_cached_data().__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
         out = self.numpy()

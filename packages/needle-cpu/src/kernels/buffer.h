@@ -26,12 +26,22 @@ inline void free_floats(float* p, std::size_t n) noexcept { free_bytes(p, n * si
 std::size_t cached_bytes() noexcept;
 void clear_cache() noexcept;
 
-// An owning, non-copyable flat buffer of `size` elements of one dtype.
+// A non-copyable flat buffer of `size` elements of one dtype: memory of its own, or memory that
+// another library owns (DLPack imports), released through a callback.
 class Buffer {
  public:
   explicit Buffer(std::int64_t size, DType dtype = DType::kFloat32)
       : size_(size), dtype_(dtype), data_(alloc_bytes(nbytes())) {}
-  ~Buffer() { free_bytes(data_, nbytes()); }
+  // Over `data`, which it does not own: `release(context)` runs once, when the buffer is destroyed.
+  // `data` must be aligned to the dtype's itemsize.
+  Buffer(void* data, std::int64_t size, DType dtype, void (*release)(void*), void* context) noexcept
+      : size_(size), dtype_(dtype), data_(data), release_(release), context_(context) {}
+  ~Buffer() {
+    if (release_ != nullptr)
+      release_(context_);
+    else
+      free_bytes(data_, nbytes());
+  }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
@@ -44,11 +54,15 @@ class Buffer {
   std::int64_t size() const noexcept { return size_; }
   DType dtype() const noexcept { return dtype_; }
   std::size_t nbytes() const noexcept { return static_cast<std::size_t>(size_) * itemsize(dtype_); }
+  // False for a buffer over foreign memory.
+  bool owns_memory() const noexcept { return release_ == nullptr; }
 
  private:
   std::int64_t size_;
   DType dtype_;
   void* data_;
+  void (*release_)(void*) = nullptr;
+  void* context_ = nullptr;
 };
 
 }  // namespace needle_cpu

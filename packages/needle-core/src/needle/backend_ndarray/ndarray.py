@@ -9,6 +9,7 @@ from numbers import Number
 
 import numpy as np
 
+from .. import _dlpack
 from .. import _dtypes
 from .. import backends
 
@@ -302,9 +303,20 @@ class NDArray:
         return str(self.numpy())
 
     # ---- conversion -------------------------------------------------------------------
-    def numpy(self):
-        """A numpy copy of the array."""
+    def numpy(self, copy=True):
+        """A numpy copy of the array; ``copy=False``: a numpy array sharing its memory (host backends,
+        no negative stride), else ValueError."""
+        if not copy:
+            return _dlpack.to_numpy_view(self)
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this array's memory (see :mod:`needle._dlpack`)."""
+        return _dlpack.export(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self):
+        """``(device_type, index)`` of this array's memory, as DLPack numbers them."""
+        return _dlpack.device_of(self)
 
     def __array__(self, dtype=None, copy=None):
         out = self.numpy()
