@@ -68,7 +68,11 @@ def dlpack_import(obj):
 
     Zero-copy unless the memory is read-only, empty or strided in non-whole elements: then a compact copy.
     """
-    x = np.from_dlpack(obj)
+    try:
+        x = np.from_dlpack(obj)
+    except RuntimeError as exc:  # numpy's word for a dtype it does not know (bfloat16)
+        raise TypeError(f"from_dlpack: the numpy backend cannot hold dtype {getattr(obj, 'dtype', '?')} "
+                        f"({exc}); it holds {DTYPES}") from None
     if x.dtype.name not in DTYPES:
         raise TypeError(f"from_dlpack: the numpy backend cannot hold dtype {x.dtype.name}; it holds {DTYPES}")
     item = x.itemsize
