@@ -1,6 +1,8 @@
 // DLPack export and import of needle-cpu buffers (see dlpack.h).
 #include "dlpack.h"
 
+#include <pybind11/stl.h>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
