@@ -139,8 +139,8 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   the strided view (strides in elements, never negative: core exports a compact copy of such views),
 #:   sharing ``a``'s memory, whose deleter keeps ``a`` alive until the consumer releases it: a writable
 #:   ``"dltensor_versioned"`` one (DLPack 1.x) when ``max_version`` is ``(1, x)`` or later, else a
-#:   ``"dltensor"`` one (core passes ``stream`` only when it is not None); ``dlpack_import(obj)`` -> ``(array, shape, strides, offset)``
-#:   from an object with ``__dlpack__`` whose ``__dlpack_device__`` is this backend's: ``array`` a buffer
+#:   ``"dltensor"`` one (core passes ``stream`` only when it is not None);
+#:   ``dlpack_import(obj)`` -> ``(array, shape, strides, offset)`` from an object with ``__dlpack__`` whose ``__dlpack_device__`` is this backend's: ``array`` a buffer
 #:   of this backend over ``obj``'s memory that keeps the producer's tensor alive (or a compact copy where
 #:   the memory cannot be adopted: read-only, misaligned), the view inside it as ``make`` checks it; a
 #:   dtype the backend cannot hold is a TypeError naming it.
