@@ -140,10 +140,11 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   sharing ``a``'s memory, whose deleter keeps ``a`` alive until the consumer releases it: a writable
 #:   ``"dltensor_versioned"`` one (DLPack 1.x) when ``max_version`` is ``(1, x)`` or later, else a
 #:   ``"dltensor"`` one (core passes ``stream`` only when it is not None);
-#:   ``dlpack_import(obj)`` -> ``(array, shape, strides, offset)`` from an object with ``__dlpack__`` whose ``__dlpack_device__`` is this backend's: ``array`` a buffer
-#:   of this backend over ``obj``'s memory that keeps the producer's tensor alive (or a compact copy where
-#:   the memory cannot be adopted: read-only, misaligned), the view inside it as ``make`` checks it; a
-#:   dtype the backend cannot hold is a TypeError naming it.
+#:   ``dlpack_import(obj)`` -> ``(array, shape, strides, offset)`` from an object with ``__dlpack__``
+#:   whose ``__dlpack_device__`` is this backend's: ``array`` a buffer of this backend over ``obj``'s
+#:   memory that keeps the producer's tensor alive (or a compact copy where the memory cannot be
+#:   adopted: read-only, misaligned), the view inside it as ``make`` checks it; a dtype the backend
+#:   cannot hold is a TypeError naming it.
 #:
 #: A protocol-1 backend is driven exactly as before: core reads its comparisons as float masks and
 #: offers it only the float dtypes of its ``DTYPES``.
