@@ -149,6 +149,7 @@ def make_fake_cupy(device_count=1):
         nvrtc=types.SimpleNamespace(getVersion=lambda: (0, 0)), Device=_Device)
     fake.ndarray, fake.empty = _ndarray, _empty
     fake.ElementwiseKernel, fake.RawKernel = _ElementwiseKernel, _RawKernel
+    fake.from_dlpack = lambda obj: np.from_dlpack(obj).view(FakeArray)  # host memory, standing in for the device's
     fake.__getattr__ = lambda name: getattr(np, name)
     return fake
 

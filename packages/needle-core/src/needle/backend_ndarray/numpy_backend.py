@@ -75,8 +75,10 @@ def dlpack_import(obj):
                         f"({exc}); it holds {DTYPES}") from None
     if x.dtype.name not in DTYPES:
         raise TypeError(f"from_dlpack: the numpy backend cannot hold dtype {x.dtype.name}; it holds {DTYPES}")
+    if x.size == 0:
+        return Array(0, x.dtype.name), x.shape, tuple(s // x.itemsize for s in np.empty(x.shape, x.dtype).strides), 0
     item = x.itemsize
-    if x.size == 0 or not x.flags.writeable or any(s % item for s in x.strides):
+    if not x.flags.writeable or any(s % item for s in x.strides):
         x = np.ascontiguousarray(x).copy()
     # The flat buffer starts at the lowest address the view reaches: reverse the axes that run backwards.
     lowest = x[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in x.strides)]
