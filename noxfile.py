@@ -96,13 +96,28 @@ def lint(session):
     session.run("python", str(ROOT / "tools" / "line_counts.py"))
 
 
+def _asked_backend(args):
+    """The value of ``--backend`` among the demo's arguments (None when absent)."""
+    for i, arg in enumerate(args):
+        if arg == "--backend" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 @nox.session
 def demo(session):
-    """Install needle-core/nn/data and train the 2-layer MLP on the bundled MNIST subset."""
+    """Install needle-core/nn/data and train the 2-layer MLP on the bundled MNIST subset.
+
+    The default needs no compiler (numpy backend); `-- --backend cpu` also builds and installs needle-cpu.
+    """
     session.install("tqdm>=4.60", "matplotlib>=3.5")
-    _install(session, *CORE_SET)
     args = session.posargs or []
-    session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args)
+    _install(session, *CORE_SET, *(["needle-cpu"] if _asked_backend(args) == "cpu" else []))
+    # The script's "evaluate it with: ..." hint names this session: its venv is where needle is installed.
+    session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args,
+                env={"NEEDLE_DEMO_COMMAND": "python -m nox -s demo --"})
 
 
 @nox.session
