@@ -84,31 +84,12 @@ def _target(dl_device):
                       f"backend (host memory and CUDA are supported); copy it to the host first")
 
 
-def from_dlpack(obj, device=None, copy=None, requires_grad=False):
-    """``needle.from_dlpack(obj)``: a Tensor over the memory of ``obj`` (a numpy array, a PyTorch or CuPy
-    tensor, anything with ``__dlpack__``), without a copy where the memory allows it: a write on either
-    side shows on the other, and ``obj``'s memory stays alive as long as the tensor.
-
-    ``device``: the needle device to put it on (default: the one holding the memory; host memory goes to
-    the default device when that is a host backend, else :func:`needle.cpu`). ``copy=True`` always
-    copies; ``copy=False`` refuses a copy to another device. The tensor is a leaf; ``requires_grad`` as
-    in ``Tensor``. Errors: TypeError for a dtype needle cannot hold (float16, complex, ...),
-    BufferError for memory on a device needle has no backend for.
+def adopt(obj, device=None, copy=None):
+    """Where and how the memory of ``obj`` (anything with ``__dlpack__``/``__dlpack_device__``) comes in:
+    ``(device, (handle, shape, strides, offset))`` when ``device``'s backend adopts it (a view over it),
+    or ``(device, numpy_array)`` for host memory that must be copied to a device that cannot hold it
+    (``copy=False`` refuses that). ``NDArray``'s ``from_dlpack`` builds the array from either.
     """
-    from .autograd import Tensor
-
-    return Tensor.make_const(import_array(obj, device=device, copy=copy), requires_grad=requires_grad)
-
-
-def import_array(obj, device=None, copy=None):
-    """An NDArray over the memory of ``obj`` (anything with ``__dlpack__``/``__dlpack_device__``).
-
-    Shared with ``obj`` where the backend can adopt it; copied when ``copy`` is True, or when
-    ``device`` names another device than the one holding the memory (host memory only; ``copy=False``
-    refuses that copy).
-    """
-    from .backend_ndarray.ndarray import NDArray
-
     if not (hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__")):
         raise TypeError(f"needle.from_dlpack: expected an object with __dlpack__ and __dlpack_device__ (a numpy "
                         f"array, a PyTorch or CuPy tensor, a needle Tensor), got {type(obj).__name__}")
@@ -124,10 +105,8 @@ def import_array(obj, device=None, copy=None):
             raise BufferError(f"needle.from_dlpack: the tensor is on {_device_name(source)}, device {target!r} "
                               f"cannot adopt that memory" + (" and copy=False forbids a copy" if copy is False else
                                                              "; import it on its own device, then .to(device)"))
-        return NDArray(np.from_dlpack(obj), device=target)
-    handle, shape, strides, offset = importer(obj)
-    array = NDArray.make(shape, strides, device=target, handle=handle, offset=offset, dtype=handle.dtype)
-    return array.copy() if copy else array
+        return target, np.from_dlpack(obj)
+    return target, importer(obj)
 
 
 def to_numpy_view(array):

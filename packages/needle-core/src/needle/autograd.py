@@ -704,4 +704,20 @@ def sum_node_list(node_list):
     return functools.reduce(lambda a, b: a + b, node_list)
 
 
+def from_dlpack(obj, device=None, copy=None, requires_grad=False):
+    """``needle.from_dlpack(obj)``: a Tensor over the memory of ``obj`` (a numpy array, a PyTorch or CuPy
+    tensor, anything with ``__dlpack__``), without a copy where the memory allows it: a write on either
+    side shows on the other, and ``obj``'s memory stays alive as long as the tensor.
+
+    ``device``: the needle device to put it on (default: the one holding the memory; host memory goes to
+    the default device when that is a host backend, else :func:`needle.cpu`). ``copy=True`` always
+    copies; ``copy=False`` refuses a copy to another device. The tensor is a leaf; ``requires_grad`` as
+    in ``Tensor``. Errors: TypeError for a dtype needle cannot hold (float16, complex, ...),
+    BufferError for memory on a device needle has no backend for.
+    """
+    from .backend_ndarray.ndarray import from_dlpack as array_from_dlpack
+
+    return Tensor.make_const(array_from_dlpack(obj, device=device, copy=copy), requires_grad=requires_grad)
+
+
 from . import ops as _ops  # noqa: E402  (ops import this module)

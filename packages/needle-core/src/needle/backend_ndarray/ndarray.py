@@ -1137,6 +1137,17 @@ def _ones_row(device, n, dtype):
 
 
 # ---- constructors -------------------------------------------------------------------------
+def from_dlpack(obj, device=None, copy=None):
+    """An NDArray over the memory of ``obj`` (anything with ``__dlpack__``), shared where ``device``'s
+    backend can adopt it (see :func:`needle.from_dlpack`); a copy when ``copy`` is True."""
+    target, found = _dlpack.adopt(obj, device=device, copy=copy)
+    if isinstance(found, np.ndarray):  # host memory bound for a device that cannot hold it
+        return NDArray(found, device=target)
+    handle, shape, strides, offset = found
+    out = NDArray.make(shape, strides, device=target, handle=handle, offset=offset, dtype=handle.dtype)
+    return out.copy() if copy else out
+
+
 def array(obj, dtype="float32", device=None):
     """An NDArray holding a copy of ``obj``."""
     return NDArray(obj, device=device, dtype=dtype)
