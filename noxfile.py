@@ -327,12 +327,12 @@ def install_docs(session):
             results.append(("skipped", doc, command + "   (needs -- --with-cuda)"))
             continue
         python = Path(_fresh_venv(session, tmp / f"venv-{i}"))
-        venv_env = dict(env, VIRTUAL_ENV=str(python.parent.parent),
-                        PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        venv_env = dict(env, VIRTUAL_ENV=str(python.parent.parent))
         session.log(f"install_docs: {doc}: {command}")
         try:
-            with session.chdir(ROOT):
-                session.run("bash", "-c", command, env=venv_env, external=True)
+            with session.chdir(ROOT):  # the fresh venv first on PATH (nox puts its own there), then the line
+                session.run("bash", "-c", f'PATH="$1:$PATH"; {command}', "bash", str(python.parent), env=venv_env,
+                            external=True)
             with session.chdir(tmp):  # the installed packages, not the source tree
                 session.run(str(python), "-m", "needle", env=venv_env, external=True)
             results.append(("ok", doc, command))
