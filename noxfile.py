@@ -96,13 +96,28 @@ def lint(session):
     session.run("python", str(ROOT / "tools" / "line_counts.py"))
 
 
+def _asked_backend(args):
+    """The value of ``--backend`` among the demo's arguments (None when absent)."""
+    for i, arg in enumerate(args):
+        if arg == "--backend" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 @nox.session
 def demo(session):
-    """Install needle-core/nn/data and train the 2-layer MLP on the bundled MNIST subset."""
+    """Install needle-core/nn/data and train the 2-layer MLP on the bundled MNIST subset.
+
+    The default needs no compiler (numpy backend); `-- --backend cpu` also builds and installs needle-cpu.
+    """
     session.install("tqdm>=4.60", "matplotlib>=3.5")
-    _install(session, *CORE_SET)
     args = session.posargs or []
-    session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args)
+    _install(session, *CORE_SET, *(["needle-cpu"] if _asked_backend(args) == "cpu" else []))
+    # The script's "evaluate it with: ..." hint names this session: its venv is where needle is installed.
+    session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args,
+                env={"NEEDLE_DEMO_COMMAND": "python -m nox -s demo --"})
 
 
 @nox.session
@@ -225,6 +240,7 @@ def _build_and_check(session, pkgs):
         session.run("twine", "check", "--strict", *sorted(str(p) for p in out.iterdir()))
         session.run("python", str(tools / "check_dists.py"), "check", str(out))
         wheels[pkg.name] = next(out.glob("*.whl"))
+        _add_to_wheelhouse(wheels[pkg.name])
     tmp = Path(session.create_tmp()).resolve()
     for pkg in pkgs:
         wheel = wheels[pkg.name]
@@ -236,12 +252,97 @@ def _build_and_check(session, pkgs):
     return wheels
 
 
+#: All the wheels `nox -s build` made, in one folder: `pip install --find-links dist/wheels needle-core ...`.
+WHEELHOUSE = ROOT / "dist" / "wheels"
+
+
+def _add_to_wheelhouse(wheel):
+    """Copy ``wheel`` into WHEELHOUSE, replacing the wheels of other versions of its distribution."""
+    import shutil
+
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    for old in WHEELHOUSE.glob(wheel.name.split("-")[0] + "-*.whl"):
+        old.unlink()
+    shutil.copy2(wheel, WHEELHOUSE / wheel.name)
+
+
 @nox.session
 def build(session):
     """Every package (or those named after --): sdist + wheel in dist/<name>/, checked, installed, imported."""
     session.install("build>=1.2", "twine>=5", "packaging>=22")
     facts, _ = _release_tools()
     _build_and_check(session, [facts.package(n) for n in session.posargs] or facts.packages())
+
+
+#: The markdown files whose `pip install` commands `nox -s install_docs` runs: read from the files themselves,
+#: so that the docs and the test cannot drift.
+INSTALL_DOCS = ("README.md", "examples/README.md")
+
+
+def _install_commands(text):
+    """The ``pip install ...`` commands of a markdown text: lines of its fenced blocks (a trailing ``# comment``
+    dropped) and its inline code spans, in order, each once."""
+    import re
+
+    commands, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command.startswith("pip install "):
+                commands.append(command)
+        else:
+            commands += [c.strip() for c in re.findall(r"`(pip install [^`]+)`", line)]
+    return list(dict.fromkeys(commands))
+
+
+def _wheelhouse_is_current(facts):
+    """True when WHEELHOUSE holds a wheel of this tree's version of every package."""
+    names = {p.name for p in WHEELHOUSE.glob("*.whl")}
+    return all(any(n.startswith(f"{p.name.replace('-', '_')}-{p.version}-") for n in names) for p in facts.packages())
+
+
+@nox.session
+def install_docs(session):
+    """Every `pip install` line of README.md and examples/README.md, run as written from the repository root in
+    a fresh venv each (then `python -m needle` there). The `--find-links dist/wheels` lines use the wheels of
+    `nox -s build`, built here first unless dist/wheels holds this tree's version of every package. Lines that
+    install needle-cuda download the CUDA libraries: they run with `-- --with-cuda`, and are listed as skipped
+    otherwise. A line that fails names its file; the others still run.
+    """
+    session.install("build>=1.2", "twine>=5", "packaging>=22")
+    facts, _ = _release_tools()
+    commands = [(doc, c) for doc in INSTALL_DOCS for c in _install_commands((ROOT / doc).read_text())]
+    if not commands:
+        session.error(f"no `pip install` line found in {', '.join(INSTALL_DOCS)}")
+    if any("dist/wheels" in c for _, c in commands) and not _wheelhouse_is_current(facts):
+        _build_and_check(session, facts.packages())
+    tmp = Path(session.create_tmp()).resolve()
+    # One build folder for every needle-cpu built from ./packages/needle-cpu: the second build is incremental.
+    env = {"PIP_CONFIG_SETTINGS": f"build-dir={tmp / 'build-needle-cpu'}", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    results = []
+    for i, (doc, command) in enumerate(commands):
+        if "needle-cuda" in command and "--with-cuda" not in session.posargs:
+            results.append(("skipped", doc, command + "   (needs -- --with-cuda)"))
+            continue
+        python = Path(_fresh_venv(session, tmp / f"venv-{i}"))
+        venv_env = dict(env, VIRTUAL_ENV=str(python.parent.parent))
+        session.log(f"install_docs: {doc}: {command}")
+        try:
+            with session.chdir(ROOT):  # the fresh venv first on PATH (nox puts its own there), then the line
+                session.run("bash", "-c", f'PATH="$1:$PATH"; {command}', "bash", str(python.parent), env=venv_env,
+                            external=True)
+            with session.chdir(tmp):  # the installed packages, not the source tree
+                session.run(str(python), "-m", "needle", env=venv_env, external=True)
+            results.append(("ok", doc, command))
+        except nox.command.CommandFailed:
+            results.append(("FAILED", doc, command))
+    for status, doc, command in results:
+        session.log(f"{status:>7}  {doc}: {command}")
+    failed = [f"{doc}: {command}" for status, doc, command in results if status == "FAILED"]
+    if failed:
+        session.error(f"{len(failed)} install line(s) of the docs fail: " + "; ".join(failed))
 
 
 #: A backend written for protocol 1 (the toy of needle-core 0.1, float32 only): needle-core 0.2 must still drive it.

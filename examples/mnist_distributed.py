@@ -6,7 +6,8 @@
 
 Every rank trains on its share of each global batch (``--batch-size`` per rank), gradients are
 averaged over the ranks after each backward, and metrics are all-reduced; rank 0 prints them and
-writes the checkpoint (load it with ``python examples/mnist_mlp.py evaluate <out>/mnist_mlp.npz``).
+writes the checkpoint to ``demo-output/distributed/`` (``--out``; apart from the single-process demo's
+files): ``python examples/mnist_mlp.py evaluate demo-output/distributed/mnist_mlp.npz``. Needs needle-dist.
 """
 import argparse
 import json
@@ -18,7 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import needle as ndl  # noqa: E402
-import needle.distributed as dist  # noqa: E402
+try:
+    import needle.distributed as dist  # noqa: E402
+except ImportError as exc:  # --help still works; running says what to install
+    dist, _MISSING_DIST = None, exc
 import needle.nn as nn  # noqa: E402
 import needle.optim as optim  # noqa: E402
 from mnist_mlp import build_model, load_split, pick_device  # noqa: E402  (the single-process demo's model)
@@ -61,8 +65,12 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--bucket-mb", type=float, default=25)
-    parser.add_argument("--out", default="demo-output", help="rank 0 writes mnist_mlp.npz/.json here")
+    parser.add_argument("--out", default="demo-output/distributed", help="rank 0 writes mnist_mlp.npz/.json here")
     args = parser.parse_args(argv)
+    if dist is None:
+        sys.exit(f"mnist_distributed.py needs needle-dist ({_MISSING_DIST}). From the repository root:\n"
+                 "  pip install ./packages/needle-core ./packages/needle-nn ./packages/needle-data "
+                 "./packages/needle-dist")
 
     dist.init()
     device = dist.device() if args.backend == "auto" and dist.backend() == "nccl" else pick_device(args.backend)

@@ -10,6 +10,8 @@ accuracy, and writes a checkpoint and a loss/accuracy plot (PNG) to --out.
 """
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,7 +42,12 @@ def load_split(train):
 
 
 def save_plot(history, path):
-    import matplotlib
+    """Write the loss/accuracy plot; without matplotlib, say how to get it and return False."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"no plot written to {path}: matplotlib is not installed (pip install matplotlib)")
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -89,11 +96,26 @@ def train(args):
     ckpt = out / "mnist_mlp.npz"
     nn.save(model.state_dict(), ckpt)
     (out / "mnist_mlp.json").write_text(json.dumps({"hidden": args.hidden, "history": history}, indent=2))
-    save_plot(history, out / "mnist_mlp.png")
+    plotted = save_plot(history, out / "mnist_mlp.png")
     print(f"final test accuracy: {history[-1]['test_acc']:.4f} ({len(test_set)} images) in {elapsed:.1f} s")
-    print(f"checkpoint: {ckpt}\nplot: {out / 'mnist_mlp.png'}")
-    print(f"evaluate it with: python {Path(__file__).as_posix()} evaluate {ckpt}")
+    print(f"checkpoint: {ckpt}" + (f"\nplot: {out / 'mnist_mlp.png'}" if plotted else ""))
+    print(f"evaluate it with: {evaluate_command()} evaluate {ckpt.as_posix()}")
     return history[-1]["test_acc"]
+
+
+def evaluate_command():
+    """How the user runs this script again: ``nox -s demo`` sets NEEDLE_DEMO_COMMAND (its own venv holds needle),
+    else the interpreter and path that ran it (relative to the working directory when inside it)."""
+    command = os.environ.get("NEEDLE_DEMO_COMMAND")
+    if command:
+        return command
+    script = Path(__file__).resolve()
+    try:
+        script = script.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    python = "python" if shutil.which("python") == sys.executable else sys.executable
+    return f"{python} {script.as_posix()}"
 
 
 def evaluate(args):

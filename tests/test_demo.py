@@ -1,5 +1,7 @@
 """The README's main job, end to end: one epoch of the MNIST demo, then its evaluate command."""
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -44,3 +46,41 @@ def test_demo_help_lists_the_options():
     out = run("--help")
     for flag in ("--epochs", "--backend", "--seed", "evaluate"):
         assert flag in out
+
+
+def test_demo_hint_names_a_command_that_works_here(tmp_path, monkeypatch):
+    """The "evaluate it with" line: nox's command under nox (NEEDLE_DEMO_COMMAND), else this interpreter."""
+    monkeypatch.delenv("NEEDLE_DEMO_COMMAND", raising=False)
+    out = run("train", "--epochs", "1", "--backend", "numpy", "--out", str(tmp_path))
+    hint = re.search(r"evaluate it with: (.*)", out).group(1).split()
+    assert hint[-2:] == ["evaluate", (tmp_path / "mnist_mlp.npz").as_posix()]
+    proc = subprocess.run([sys.executable if hint[0] == "python" else hint[0], *hint[1:], "--backend", "numpy"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "test accuracy" in proc.stdout, proc.stdout + proc.stderr
+    monkeypatch.setenv("NEEDLE_DEMO_COMMAND", "python -m nox -s demo --")
+    out = run("train", "--epochs", "1", "--backend", "numpy", "--out", str(tmp_path))
+    assert f"evaluate it with: python -m nox -s demo -- evaluate {(tmp_path / 'mnist_mlp.npz').as_posix()}" in out
+
+
+def test_demo_without_matplotlib_still_saves_the_checkpoint(tmp_path):
+    """No matplotlib: a note instead of a crash after training (examples/README.md installs it)."""
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "matplotlib.py").write_text("raise ImportError('matplotlib blocked for this test')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(DEMO), "train", "--epochs", "1", "--backend", "numpy",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "matplotlib is not installed" in proc.stdout
+    assert (tmp_path / "out" / "mnist_mlp.npz").stat().st_size > 0
+
+
+def test_distributed_example_help_and_missing_needle_dist():
+    script = DEMO.parent / "mnist_distributed.py"
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--epochs" in proc.stdout, proc.stderr
+    assert "demo-output/distributed" in proc.stdout  # never the single-process demo's files
+    if importlib.util.find_spec("needle.distributed") is None:
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert "needs needle-dist" in proc.stderr and "./packages/needle-dist" in proc.stderr

@@ -152,6 +152,29 @@ PyGetSetDef array_getset[] = {
 
 PyTypeObject ArrayType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
+PyObject* new_array(std::int64_t size, DType dtype) {
+  PyObject* self = ArrayType.tp_alloc(&ArrayType, 0);
+  if (self == nullptr) return nullptr;
+  try {
+    new (as_array(self)->storage) Buffer(size, dtype);
+  } catch (const std::bad_alloc&) {
+    ArrayType.tp_free(self);
+    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld %s elements", static_cast<long long>(size),
+                        needle_cpu::dtype_name(dtype));
+  }
+  return self;
+}
+
+PyObject* new_foreign_array(void* data, std::int64_t size, DType dtype, void (*release)(void*), void* context) {
+  PyObject* self = ArrayType.tp_alloc(&ArrayType, 0);
+  if (self == nullptr) {
+    release(context);
+    return nullptr;
+  }
+  new (as_array(self)->storage) Buffer(data, size, dtype, release, context);
+  return self;
+}
+
 void add_array_type(pybind11::module_& m) {
   ArrayType.tp_name = "needle_cpu._core.Array";
   ArrayType.tp_doc =

@@ -6,6 +6,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <new>
 
 #include "kernels/buffer.h"
@@ -24,6 +25,13 @@ extern PyTypeObject ArrayType;
 
 // Ready the type and add it to `m` as "Array".
 void add_array_type(pybind11::module_& m);
+
+// A new Array of `size` elements of `dtype` (a new reference; nullptr with MemoryError set).
+PyObject* new_array(std::int64_t size, needle_cpu::DType dtype);
+// A new Array over foreign memory (see Buffer's second constructor); `release(context)` runs when the
+// Array dies, and also here when the Array cannot be created (nullptr with an error set).
+PyObject* new_foreign_array(void* data, std::int64_t size, needle_cpu::DType dtype, void (*release)(void*),
+                            void* context);
 
 }  // namespace needle_cpu_py
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "array_type.h"
+#include "dlpack.h"
 #include "kernels/buffer.h"
 #include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
@@ -426,6 +427,25 @@ PYBIND11_MODULE(_core, m) {
     });
   }, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
      "A new numpy array (of a's dtype) holding the strided view (strides in elements) of a.");
+
+  m.def("to_dlpack", [](py::handle a, std::vector<i64> shape, std::vector<i64> strides, i64 offset,
+                        py::object max_version) {
+    if (!PyObject_TypeCheck(a.ptr(), &needle_cpu_py::ArrayType))
+      throw py::type_error("to_dlpack: a must be a needle_cpu.Array, got " + py::repr(py::type::of(a)).cast<std::string>());
+    const Buffer& buf = reinterpret_cast<needle_cpu_py::ArrayObject*>(a.ptr())->buffer();
+    i64 n;
+    auto view = checked_view("to_dlpack", "a", buf, std::move(shape), std::move(strides), offset, &n);
+    // DLPack 1.x (a versioned capsule, which can say "writable") for a consumer that reads it.
+    const bool versioned = !max_version.is_none() && py::len(max_version) >= 1 && max_version[py::int_(0)].cast<i64>() >= 1;
+    return needle_cpu_py::dlpack_export(a, buf, view, versioned);
+  }, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"), py::arg("max_version") = py::none(),
+     "A DLPack capsule over the strided view of a, sharing its memory: 'dltensor_versioned' (DLPack 1.0) when\n"
+     "max_version is (1, x) or later, else 'dltensor'; a stays alive until the consumer releases the capsule.");
+
+  m.def("from_dlpack_capsule", &needle_cpu_py::dlpack_import, py::arg("capsule"),
+     "(Array, shape, strides, offset, copied) from a DLPack capsule of host memory: the Array adopts the\n"
+     "producer's memory (released through its deleter when the Array dies), or is a compact copy (copied\n"
+     "True) when the tensor is read-only or not aligned to its element size.");
 
   m.def("fill", [](Buffer& out, py::handle value) {
     if (out.dtype() == kF32) {

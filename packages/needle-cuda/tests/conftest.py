@@ -170,6 +170,7 @@ def make_fake_cupy(device_count=1):
     fake.ElementwiseKernel, fake.RawKernel = _ElementwiseKernel, _RawKernel
     pool = _MemoryPool()
     fake.get_default_memory_pool = lambda: pool
+    fake.from_dlpack = lambda obj: np.from_dlpack(obj).view(FakeArray)  # host memory, standing in for the device's
     fake.__getattr__ = lambda name: getattr(np, name)
     return fake
 

@@ -16,7 +16,7 @@ __path__ = pkgutil.extend_path(__path__, __name__)  # needle-nn/needle-data add 
 from .version import __version__  # noqa: E402
 from . import backend_ndarray  # noqa: E402
 from . import autograd  # noqa: E402
-from .autograd import Tensor, TensorTuple, no_grad  # noqa: E402
+from .autograd import Tensor, TensorTuple, from_dlpack, no_grad  # noqa: E402
 from . import ops  # noqa: E402
 from .ops import *  # noqa: E402,F401,F403
 from . import init  # noqa: E402

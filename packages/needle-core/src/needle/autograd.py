@@ -300,9 +300,21 @@ class Tensor(Value):
     def __len__(self):
         return len(self.realize_cached_data())
 
-    def numpy(self):
-        """A numpy copy of the data."""
-        return self.realize_cached_data().numpy()
+    def numpy(self, copy=True):
+        """A numpy copy of the data. ``copy=False`` shares the memory instead (a write on either side
+        shows on the other; autograd does not see it): for a tensor in host memory (numpy and cpu
+        backends) whose view has no negative stride, else ValueError, never a silent copy."""
+        return self.realize_cached_data().numpy(copy=copy)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing the data's memory (zero-copy; a compact copy for a flipped view), so
+        ``numpy.from_dlpack(t)`` and ``torch.from_dlpack(t)`` see this tensor's memory."""
+        return self.realize_cached_data().__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
+                                                     copy=copy)
+
+    def __dlpack_device__(self):
+        """``(device_type, index)`` of the data's memory, as DLPack numbers them (1 host, 2 CUDA)."""
+        return self.realize_cached_data().__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
         out = self.numpy()
@@ -797,6 +809,22 @@ def _tuple_adjoint(node, whole, elements):
 def sum_node_list(node_list):
     """Sum a list of nodes (course helper)."""
     return functools.reduce(lambda a, b: a + b, node_list)
+
+
+def from_dlpack(obj, device=None, copy=None, requires_grad=False):
+    """``needle.from_dlpack(obj)``: a Tensor over the memory of ``obj`` (a numpy array, a PyTorch or CuPy
+    tensor, anything with ``__dlpack__``), without a copy where the memory allows it: a write on either
+    side shows on the other, and ``obj``'s memory stays alive as long as the tensor.
+
+    ``device``: the needle device to put it on (default: the one holding the memory; host memory goes to
+    the default device when that is a host backend, else :func:`needle.cpu`). ``copy=True`` always
+    copies; ``copy=False`` refuses a copy to another device. The tensor is a leaf; ``requires_grad`` as
+    in ``Tensor``. Errors: TypeError for a dtype needle cannot hold (float16, complex, ...),
+    BufferError for memory on a device needle has no backend for.
+    """
+    from .backend_ndarray.ndarray import from_dlpack as array_from_dlpack
+
+    return Tensor.make_const(array_from_dlpack(obj, device=device, copy=copy), requires_grad=requires_grad)
 
 
 from . import ops as _ops  # noqa: E402  (ops import this module)

@@ -26,9 +26,10 @@ inline void free_floats(float* p, std::size_t n) noexcept { free_bytes(p, n * si
 std::size_t cached_bytes() noexcept;
 void clear_cache() noexcept;
 
-// Statistics of live tensor buffers (Buffer objects; kernels' scratch and the cache's held blocks
-// are not counted): bytes alive now and the most alive at once since the last reset. Updated with
-// relaxed atomics, so they cost a few nanoseconds per buffer and are exact once threads are joined.
+// Statistics of live tensor buffers (Buffer objects over memory of their own; kernels' scratch, the
+// cache's held blocks and adopted foreign memory are not counted): bytes alive now and the most
+// alive at once since the last reset. Updated with relaxed atomics, so they cost a few nanoseconds
+// per buffer and are exact once threads are joined.
 void note_buffer_alloc(std::size_t bytes) noexcept;
 void note_buffer_free(std::size_t bytes) noexcept;
 std::size_t live_buffer_bytes() noexcept;
@@ -36,16 +37,25 @@ std::size_t peak_buffer_bytes() noexcept;
 // Make the peak the bytes alive now.
 void reset_peak_buffer_bytes() noexcept;
 
-// An owning, non-copyable flat buffer of `size` elements of one dtype.
+// A non-copyable flat buffer of `size` elements of one dtype: memory of its own, or memory that
+// another library owns (DLPack imports), released through a callback.
 class Buffer {
  public:
   explicit Buffer(std::int64_t size, DType dtype = DType::kFloat32)
       : size_(size), dtype_(dtype), data_(alloc_bytes(nbytes())) {
     note_buffer_alloc(nbytes());
   }
+  // Over `data`, which it does not own: `release(context)` runs once, when the buffer is destroyed.
+  // `data` must be aligned to the dtype's itemsize.
+  Buffer(void* data, std::int64_t size, DType dtype, void (*release)(void*), void* context) noexcept
+      : size_(size), dtype_(dtype), data_(data), release_(release), context_(context) {}
   ~Buffer() {
-    free_bytes(data_, nbytes());
-    note_buffer_free(nbytes());
+    if (release_ != nullptr) {
+      release_(context_);
+    } else {
+      free_bytes(data_, nbytes());
+      note_buffer_free(nbytes());
+    }
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -59,11 +69,15 @@ class Buffer {
   std::int64_t size() const noexcept { return size_; }
   DType dtype() const noexcept { return dtype_; }
   std::size_t nbytes() const noexcept { return static_cast<std::size_t>(size_) * itemsize(dtype_); }
+  // False for a buffer over foreign memory.
+  bool owns_memory() const noexcept { return release_ == nullptr; }
 
  private:
   std::int64_t size_;
   DType dtype_;
   void* data_;
+  void (*release_)(void*) = nullptr;
+  void* context_ = nullptr;
 };
 
 }  // namespace needle_cpu

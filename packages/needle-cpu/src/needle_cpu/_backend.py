@@ -112,6 +112,28 @@ memory_stats = _core.memory_stats
 reset_peak_memory_stats = _core.reset_peak_memory_stats
 empty_cache = _core.clear_buffer_cache
 
+# DLPack (protocol.DLPACK_KERNELS): export a strided view as a capsule whose deleter keeps the buffer
+# alive; import host memory by adopting it (the Array keeps the producer's tensor until it dies).
+dlpack_export = _core.to_dlpack
+
+
+def dlpack_device(a):
+    """DLPack's (device type, index) of a buffer: (1, 0), host memory."""
+    return (1, 0)
+
+
+def dlpack_import(obj):
+    """``(Array, shape, strides, offset)`` over the host memory of ``obj`` (a DLPack producer).
+
+    Zero-copy unless the tensor is read-only or misaligned for its dtype; then a compact copy.
+    """
+    try:
+        capsule = obj.__dlpack__(max_version=(1, 0))  # versioned: says when a tensor is read-only
+    except TypeError:
+        capsule = obj.__dlpack__()
+    array, shape, strides, offset, _copied = _core.from_dlpack_capsule(capsule)
+    return array, tuple(shape), tuple(strides), offset
+
 
 def unavailable_reason():
     """None: the portable kernels run on any CPU this extension was built for."""

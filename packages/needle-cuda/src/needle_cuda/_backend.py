@@ -37,6 +37,7 @@ from ._elementwise import (  # noqa: F401  (protocol kernels: this module is the
 from ._reductions import (  # noqa: F401
     gather_rows, reduce_argmax, reduce_argmin, reduce_max, reduce_min, reduce_sum, scatter_add_rows,
 )
+from ._dlpack import dlpack_device, dlpack_export, dlpack_import  # noqa: F401  (protocol.DLPACK_KERNELS)
 from ._transfers import count as _count
 from ._transfers import reset_transfer_stats, transfer_stats
 
@@ -357,7 +358,8 @@ def use_device(index):
 #: Every kernel a device-bound namespace runs under its device (optional ones this module defines).
 KERNELS = tuple(n for n in required_kernels(PROTOCOL_VERSION) if n != "Array") + tuple(
     n for n in OPTIONAL_KERNELS + OPTIONAL_KERNELS_V2 if n in globals()) + (
-    "matmul_cublas", "matmul_tiled", "matmul_batched_cublas", "matmul_batched_tiled")
+    "matmul_cublas", "matmul_tiled", "matmul_batched_cublas", "matmul_batched_tiled",
+    "dlpack_device", "dlpack_export", "dlpack_import")
 
 _bound = {}
 
@@ -403,9 +405,9 @@ def _make_namespace(index):
 
 
 def _on_device(index, kernel):
-    def run(*args):
+    def run(*args, **kwargs):
         with _cp().cuda.Device(index):
-            return kernel(*args)
+            return kernel(*args, **kwargs)
     run.__name__ = run.__qualname__ = kernel.__name__
     run.__doc__ = kernel.__doc__
     return run

@@ -9,6 +9,7 @@ from numbers import Number
 
 import numpy as np
 
+from .. import _dlpack
 from .. import _dtypes
 from .. import backends
 
@@ -302,9 +303,20 @@ class NDArray:
         return str(self.numpy())
 
     # ---- conversion -------------------------------------------------------------------
-    def numpy(self):
-        """A numpy copy of the array."""
+    def numpy(self, copy=True):
+        """A numpy copy of the array; ``copy=False``: a numpy array sharing its memory (host backends,
+        no negative stride), else ValueError."""
+        if not copy:
+            return _dlpack.to_numpy_view(self)
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this array's memory (see :mod:`needle._dlpack`)."""
+        return _dlpack.export(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self):
+        """``(device_type, index)`` of this array's memory, as DLPack numbers them."""
+        return _dlpack.device_of(self)
 
     def __array__(self, dtype=None, copy=None):
         out = self.numpy()
@@ -1125,6 +1137,17 @@ def _ones_row(device, n, dtype):
 
 
 # ---- constructors -------------------------------------------------------------------------
+def from_dlpack(obj, device=None, copy=None):
+    """An NDArray over the memory of ``obj`` (anything with ``__dlpack__``), shared where ``device``'s
+    backend can adopt it (see :func:`needle.from_dlpack`); a copy when ``copy`` is True."""
+    target, found = _dlpack.adopt(obj, device=device, copy=copy)
+    if isinstance(found, np.ndarray):  # host memory bound for a device that cannot hold it
+        return NDArray(found, device=target)
+    handle, shape, strides, offset = found
+    out = NDArray.make(shape, strides, device=target, handle=handle, offset=offset, dtype=handle.dtype)
+    return out.copy() if copy else out
+
+
 def array(obj, dtype="float32", device=None):
     """An NDArray holding a copy of ``obj``."""
     return NDArray(obj, device=device, dtype=dtype)

@@ -85,6 +85,46 @@ def _view(a, shape, strides, offset):
     return as_strided(flat[offset:], shape=tuple(shape), strides=tuple(s * item for s in strides))
 
 
+def dlpack_device(a):
+    """DLPack's (device type, index) of a buffer: (1, 0), host memory."""
+    return (1, 0)
+
+
+def dlpack_export(a, shape, strides, offset, max_version=None):
+    """A DLPack capsule over the strided view (numpy's: it keeps the buffer alive until released);
+    versioned (DLPack 1.x) when ``max_version`` allows it."""
+    view = _view(a, shape, strides, offset)
+    return view.__dlpack__() if max_version is None else view.__dlpack__(max_version=max_version)
+
+
+def dlpack_import(obj):
+    """``(Array, shape, strides, offset)`` over the host memory of ``obj`` (a DLPack producer).
+
+    Zero-copy unless the memory is read-only, empty or strided in non-whole elements: then a compact copy.
+    """
+    try:
+        x = np.from_dlpack(obj)
+    except RuntimeError as exc:  # numpy's word for a dtype it does not know (bfloat16)
+        raise TypeError(f"from_dlpack: the numpy backend cannot hold dtype {getattr(obj, 'dtype', '?')} "
+                        f"({exc}); it holds {DTYPES}") from None
+    if x.dtype.name not in DTYPES:
+        raise TypeError(f"from_dlpack: the numpy backend cannot hold dtype {x.dtype.name}; it holds {DTYPES}")
+    if x.size == 0:
+        return Array(0, x.dtype.name), x.shape, tuple(s // x.itemsize for s in np.empty(x.shape, x.dtype).strides), 0
+    item = x.itemsize
+    if not x.flags.writeable or any(s % item for s in x.strides):
+        x = np.ascontiguousarray(x).copy()
+    # The flat buffer starts at the lowest address the view reaches: reverse the axes that run backwards.
+    lowest = x[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in x.strides)]
+    steps = [s // item for s in x.strides]
+    lo = sum((n - 1) * s for n, s in zip(x.shape, steps) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(x.shape, steps) if s > 0)
+    out = Array.__new__(Array)
+    out.array = as_strided(lowest, shape=(hi - lo + 1,), strides=(item,))  # keeps x (and its producer) alive
+    out.dtype = x.dtype.name
+    return out, x.shape, tuple(steps), -lo
+
+
 def from_numpy(np_array, out):
     out.array[:] = np.ascontiguousarray(np_array).reshape(-1)
 

@@ -132,6 +132,20 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   backend's optional ``FUSED_DTYPES`` (default ``("float32",)``); core calls them for no other.
 #:   A native backend's bindings still refuse other dtypes with TypeError (never reinterpret bytes).
 #:
+#: - DLPack (optional, :data:`DLPACK_KERNELS`; ``Tensor.__dlpack__`` and ``needle.from_dlpack`` need all
+#:   three, and raise BufferError naming the backend without them):
+#:   ``dlpack_device(a)`` -> ``(device_type, index)`` of buffer ``a`` as DLPack numbers them (1 host, 2
+#:   CUDA); ``dlpack_export(a, shape, strides, offset, max_version=None[, stream=])`` -> a PyCapsule over
+#:   the strided view (strides in elements, never negative: core exports a compact copy of such views),
+#:   sharing ``a``'s memory, whose deleter keeps ``a`` alive until the consumer releases it: a writable
+#:   ``"dltensor_versioned"`` one (DLPack 1.x) when ``max_version`` is ``(1, x)`` or later, else a
+#:   ``"dltensor"`` one (core passes ``stream`` only when it is not None);
+#:   ``dlpack_import(obj)`` -> ``(array, shape, strides, offset)`` from an object with ``__dlpack__``
+#:   whose ``__dlpack_device__`` is this backend's: ``array`` a buffer of this backend over ``obj``'s
+#:   memory that keeps the producer's tensor alive (or a compact copy where the memory cannot be
+#:   adopted: read-only, misaligned), the view inside it as ``make`` checks it; a dtype the backend
+#:   cannot hold is a TypeError naming it.
+#:
 #: A protocol-1 backend is driven exactly as before: core reads its comparisons as float masks and
 #: offers it only the float dtypes of its ``DTYPES``.
 
@@ -272,6 +286,9 @@ MEMORY_KERNELS = (
     "reset_peak_memory_stats",
     "empty_cache",
 )
+
+#: DLPack exchange kernels (optional; see the protocol-2 notes above).
+DLPACK_KERNELS = ("dlpack_device", "dlpack_export", "dlpack_import")
 
 
 def required_kernels(version) -> tuple:
