@@ -8,6 +8,7 @@
     nox -s sanitize         needle-cpu built with ASan/UBSan, conformance suite on it
     nox -s dist             needle-dist: 2 and 3 MPI ranks on this machine
     nox -s third_party      the example out-of-tree backend, pip-installed into a fresh venv
+    nox -s docs             the documentation site into site/ (runs the tutorials), checked in headless Chromium
     nox -s compat           each package against the oldest and newest needle-core its range claims, and a
                             protocol-1 plugin (tools/fixtures/needle-toy-protocol1) against this tree's core
 """
@@ -103,6 +104,24 @@ def demo(session):
     _install(session, *CORE_SET)
     args = session.posargs or []
     session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args)
+
+
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings==1.0.8", "mkdocstrings-python==2.0.11",
+             "matplotlib>=3.5"]
+
+
+@nox.session
+def docs(session):
+    """The documentation site into site/: guides, API reference from the docstrings, executed tutorials.
+
+    `mkdocs build --strict` (tools/docs_site/hooks.py runs each docs/tutorials/*.py on the numpy backend; a
+    failing tutorial fails the build). Not in the default run: it takes a few minutes. `-- --no-browser` skips
+    the check in headless Chromium (tools/docs_site/browser_check.py).
+    """
+    session.install(*DOCS_DEPS)
+    _install(session, *CORE_SET, "needle-dist")  # needle-dist brings mpiexec for the 2-rank tutorial
+    session.run("mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
+                env={"NO_MKDOCS_2_WARNING": "1", "NEEDLE_DOCS_BACKEND": "numpy"})
 
 
 @nox.session
