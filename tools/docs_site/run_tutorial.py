@@ -22,6 +22,8 @@ def split_cells(text):
     """[(kind, source)] from a script with ``# %%`` separators (text before the first one is a code cell)."""
     cells, kind, lines = [], "code", []
     for line in text.splitlines():
+        if line.startswith("# docs:"):  # build directives (hooks.py reads them), not part of the tutorial
+            continue
         if line.startswith("# %%"):
             cells.append((kind, lines))
             kind, lines = ("markdown" if "[markdown]" in line else "code"), []
