@@ -26,6 +26,8 @@ nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat"]
 nox.options.reuse_venv = "yes"
 
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
+#: Modules whose docstring examples the numpy tests session runs (pytest --doctest-modules).
+DOCTEST_MODULES = ["needle.autograd", "needle.ops", "needle.init", "needle.nn", "needle.optim", "needle.data"]
 TEST_DEPS = ["pytest>=7"]
 
 
@@ -58,6 +60,10 @@ def tests(session, backend):
         _pytest(session, *_package_tests("needle-core", "needle-nn", "needle-data"), env=env)
         with session.chdir(session.create_tmp()):  # prove the suite runs from an installed package
             _pytest(session, "--pyargs", "needle.testing", env=env)
+            # The >>> examples in public docstrings, from the installed modules (a second import of
+            # a tree file would make a second Tensor class); namespace packages give needle.nn its name.
+            _pytest(session, "--doctest-modules", "-o", "consider_namespace_packages=true", "--pyargs",
+                    *DOCTEST_MODULES, env=env)
         _pytest(session, str(ROOT / "tests"), env=env)  # the demo end to end
     elif backend == "cpu":
         _install(session, *CORE_SET, "needle-cpu")
