@@ -128,6 +128,17 @@ def docs(session):
     _install(session, *CORE_SET, "needle-dist")  # needle-dist brings mpiexec for the 2-rank tutorial
     session.run("mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
                 env={"NO_MKDOCS_2_WARNING": "1", "NEEDLE_DOCS_BACKEND": "numpy"})
+    if "--no-browser" in session.posargs:
+        return
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:  # Debian's package; needs root (CI runs as root, or install it yourself)
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True)
+        chromium = shutil.which("chromium")
+    session.run("python", str(ROOT / "tools" / "docs_site" / "browser_check.py"), str(ROOT / "site"),
+                "--chromium", chromium)
 
 
 @nox.session

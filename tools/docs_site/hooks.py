@@ -58,6 +58,7 @@ PAGE_FOR = {
     "benchmarks/README.md": "benchmarks.md",
     "benchmarks": "benchmarks.md",
     "packages/needle-core/src/needle/backend_ndarray/protocol.py": "api/protocol.md",
+    "packages/needle-core": "api/needle.md",
     "packages/needle-nn": "api/nn.md",
     "packages/needle-data": "api/data.md",
     "packages/needle-dist": "api/distributed.md",
@@ -184,7 +185,9 @@ def _rewrite_links(markdown, origin, uri, files):
         if page is None:
             if files.get_file_from_path(posixpath.normpath(posixpath.join(posixpath.dirname(uri), path))):
                 return match.group(0)  # a file of the site itself
-            shown = text if text.startswith("`") else f"{text}"
+            if repo_path.startswith("packages/") and repo_path.count("/") == 1:
+                return text  # a package without a page of its own (needle-cpu, needle-cuda): its name
+            shown = text
             return f"{shown} (`{repo_path}` in the repository)" if shown.strip("`") != repo_path else f"`{repo_path}`"
         if not files.get_file_from_path(page):
             return text  # e.g. the PyTorch page before it exists
