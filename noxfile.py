@@ -8,6 +8,7 @@
     nox -s sanitize         needle-cpu built with ASan/UBSan, conformance suite on it
     nox -s dist             needle-dist: 2 and 3 MPI ranks on this machine
     nox -s third_party      the example out-of-tree backend, pip-installed into a fresh venv
+    nox -s docs             the documentation site into site/ (runs the tutorials), checked in headless Chromium
     nox -s compat           each package against the oldest and newest needle-core its range claims, and a
                             protocol-1 plugin (tools/fixtures/needle-toy-protocol1) against this tree's core
 """
@@ -25,6 +26,8 @@ nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat"]
 nox.options.reuse_venv = "yes"
 
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
+#: Modules whose docstring examples the numpy tests session runs (pytest --doctest-modules).
+DOCTEST_MODULES = ["needle.autograd", "needle.ops", "needle.init", "needle.nn", "needle.optim", "needle.data"]
 TEST_DEPS = ["pytest>=7"]
 
 
@@ -57,6 +60,10 @@ def tests(session, backend):
         _pytest(session, *_package_tests("needle-core", "needle-nn", "needle-data"), env=env)
         with session.chdir(session.create_tmp()):  # prove the suite runs from an installed package
             _pytest(session, "--pyargs", "needle.testing", env=env)
+            # The >>> examples in public docstrings, from the installed modules (a second import of
+            # a tree file would make a second Tensor class); namespace packages give needle.nn its name.
+            _pytest(session, "--doctest-modules", "-o", "consider_namespace_packages=true", "--pyargs",
+                    *DOCTEST_MODULES, env=env)
         _pytest(session, str(ROOT / "tests"), env=env)  # the demo end to end
     elif backend == "cpu":
         _install(session, *CORE_SET, "needle-cpu")
@@ -118,6 +125,35 @@ def demo(session):
     # The script's "evaluate it with: ..." hint names this session: its venv is where needle is installed.
     session.run("python", str(ROOT / "examples" / "mnist_mlp.py"), *args,
                 env={"NEEDLE_DEMO_COMMAND": "python -m nox -s demo --"})
+
+
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings==1.0.8", "mkdocstrings-python==2.0.11",
+             "matplotlib>=3.5"]
+
+
+@nox.session
+def docs(session):
+    """The documentation site into site/: guides, API reference from the docstrings, executed tutorials.
+
+    `mkdocs build --strict` (tools/docs_site/hooks.py runs each docs/tutorials/*.py on the numpy backend; a
+    failing tutorial fails the build). Not in the default run: it takes a few minutes. `-- --no-browser` skips
+    the check in headless Chromium (tools/docs_site/browser_check.py).
+    """
+    session.install(*DOCS_DEPS)
+    _install(session, *CORE_SET, "needle-dist")  # needle-dist brings mpiexec for the 2-rank tutorial
+    session.run("mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
+                env={"NO_MKDOCS_2_WARNING": "1", "NEEDLE_DOCS_BACKEND": "numpy"})
+    if "--no-browser" in session.posargs:
+        return
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:  # Debian's package; needs root (CI runs as root, or install it yourself)
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True)
+        chromium = shutil.which("chromium")
+    session.run("python", str(ROOT / "tools" / "docs_site" / "browser_check.py"), str(ROOT / "site"),
+                "--chromium", chromium)
 
 
 @nox.session

@@ -211,6 +211,15 @@ class Tensor(Value):
     int64 and bools bool), except that float64 becomes float32 on a device without float64.
     Integer and bool tensors never require grad: ``requires_grad`` reads False for them, and
     asking for ``requires_grad=True`` explicitly is a TypeError.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float32", requires_grad=True)
+    >>> x.shape, x.dtype
+    ((2, 2), 'float32')
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.numpy().tolist()
+    [[2.0, 4.0], [6.0, 8.0]]
     """
 
     grad: Optional["Tensor"] = None  # set on leaves by backward()

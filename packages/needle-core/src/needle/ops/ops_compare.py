@@ -142,7 +142,15 @@ class Where(TensorOp):
 def where(condition, a, b):
     """Elementwise ``a if condition else b``; ``condition`` a bool tensor (other dtypes: nonzero),
     ``a`` and ``b`` tensors or scalars. All three broadcast; the result has the promoted dtype of a
-    and b, and the gradient flows to whichever of a and b are float tensors."""
+    and b, and the gradient flows to whichever of a and b are float tensors.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([-1.0, 2.0, -3.0, 4.0])
+    >>> ndl.where(x > 0, x, 0.0).numpy().tolist()
+    [0.0, 2.0, 0.0, 4.0]
+    >>> (x > 0).dtype
+    'bool'
+    """
     if not isinstance(condition, Tensor):
         raise TypeError(f"where: condition must be a Tensor, got {type(condition).__name__}")
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else condition

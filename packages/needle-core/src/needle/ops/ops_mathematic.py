@@ -627,6 +627,15 @@ def summation(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=U
 
     PyTorch's and numpy's spellings work too: ``axis=`` or ``dim=`` for ``axes``, ``keepdim=`` for
     ``keepdims`` (two spellings of one argument are a TypeError). Bool and integer tensors sum to int64.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> ndl.summation(x).numpy().item()
+    10.0
+    >>> ndl.summation(x, axes=0).numpy().tolist()
+    [4.0, 6.0]
+    >>> ndl.summation(x, axes=1, keepdims=True).shape
+    (2, 1)
     """
     if axis is not UNSET or dim is not UNSET or keepdim is not UNSET:
         axes, keepdims = axes_and_keepdims("summation", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
@@ -792,7 +801,15 @@ def matmul(a, b):
     """``a @ b`` with numpy's rules: 2-D or more operands multiply as (batches of) matrices, leading
     axes broadcast; a 1-D ``a`` is a row vector and a 1-D ``b`` a column vector, whose added axis is
     removed from the result (vector @ vector -> 0-d, matrix @ vector -> vector, vector @ matrix ->
-    vector). Gradients flow to both operands in every case."""
+    vector). Gradients flow to both operands in every case.
+
+    >>> import needle as ndl
+    >>> a = ndl.Tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> ndl.matmul(a, ndl.Tensor([[1.0], [1.0]])).numpy().tolist()
+    [[3.0], [7.0]]
+    >>> ndl.matmul(a, ndl.Tensor([1.0, 1.0])).shape
+    (2,)
+    """
     a, b = _check_pair("matmul", a, b)
     if a.ndim >= 2 and b.ndim >= 2:  # the common case
         _check_matmul_shapes(a.shape, b.shape)

@@ -35,6 +35,14 @@ class Linear(Module):
     ``weight`` is (in_features, out_features) from ``kaiming_uniform(in, out)``; ``bias`` is
     (1, out_features) from ``kaiming_uniform(out, 1)`` reshaped, drawn after the weight (the
     course's order, so seeded runs match).
+
+    >>> import needle as ndl
+    >>> import needle.nn as nn
+    >>> layer = nn.Linear(3, 2)
+    >>> layer.weight.shape, layer.bias.shape
+    ((3, 2), (1, 2))
+    >>> layer(ndl.ones(4, 3)).shape
+    (4, 2)
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype="float32"):

@@ -96,6 +96,16 @@ class SGD(Optimizer):
 
     ``g = grad + weight_decay * w``; ``u = momentum * u + (1 - momentum) * g`` (u starts at 0);
     ``w = w - lr * u``. With ``momentum=0`` this is ``w - lr * g``.
+
+    >>> import needle as ndl
+    >>> import needle.nn as nn
+    >>> import needle.optim as optim
+    >>> w = nn.Parameter(ndl.Tensor([1.0, -2.0]))
+    >>> opt = optim.SGD([w], lr=0.1)
+    >>> (w * w).sum().backward()      # gradient 2 * w
+    >>> opt.step()
+    >>> w.numpy().tolist()            # w - 0.1 * 2 * w
+    [0.8, -1.6]
     """
 
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
