@@ -1,4 +1,5 @@
-"""Nox sessions for the Needle monorepo. `nox` alone runs lint, tests, dist, third_party and compat (CI).
+"""Nox sessions for the Needle monorepo. `nox` alone runs lint, tests, dist, third_party, compat and
+install_docs (CI).
 
     nox -s tests            every backend: numpy, cpu (builds needle-cpu), cuda (skips without a GPU)
     nox -s "tests(backend='numpy')"   one backend
@@ -22,7 +23,8 @@ PACKAGES = ROOT / "packages"
 # What `nox` (and CI) runs. compat is here so that a false version claim fails CI: the rules alone can
 # only say a range is well formed, while compat installs each package with the oldest and the newest
 # needle-core it admits and runs its tests there (about 1.5 min on 2 cores while one core build exists).
-nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat"]
+# install_docs runs the README's install lines as written, so a doc that stops working fails CI (issue 19).
+nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat", "install_docs"]
 nox.options.reuse_venv = "yes"
 
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
