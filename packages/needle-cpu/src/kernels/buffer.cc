@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -42,9 +43,25 @@ Cache& cache() {
   return *c;
 }
 
+std::atomic<std::int64_t> g_inject_skip{0}, g_inject_fail{0};
+
+// True when this allocation is one inject_alloc_failures asked to fail (one relaxed load otherwise).
+bool injected_failure() noexcept {
+  if (g_inject_fail.load(std::memory_order_relaxed) <= 0) return false;
+  if (g_inject_skip.fetch_sub(1) > 0) return false;
+  return g_inject_fail.fetch_sub(1) > 0;
+}
+
 }  // namespace
 
+void inject_alloc_failures(std::int64_t skip, std::int64_t count) noexcept {
+  g_inject_fail.store(0);
+  g_inject_skip.store(skip);
+  g_inject_fail.store(count);
+}
+
 void* alloc_bytes(std::size_t n) {
+  if (injected_failure()) throw std::bad_alloc();
   std::size_t bytes = size_class(n ? n : 1);
 #ifndef NEEDLE_CPU_NO_BUFFER_CACHE
   if (bytes >= kCacheMin) {
