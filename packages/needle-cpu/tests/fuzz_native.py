@@ -212,7 +212,7 @@ def strided_call(draw, dtype_pool=DTYPES):
             lo, hi = (lo + reach, hi) if reach < 0 else (lo, hi + reach)
     offset = -lo + draw(st.integers(0, 3))
     extent = (hi - lo + offset + lo + 1) if size else draw(st.integers(0, 5))
-    extent += draw(st.sampled_from([0, 0, 0, 1, -1]))
+    extent += draw(st.sampled_from([0] * 6 + [1, -1]))
     if draw(st.integers(0, 9)) == 0:
         offset = draw(st.sampled_from(HOSTILE_INTS + (-1,)))
     extent = max(0, extent)
@@ -220,7 +220,7 @@ def strided_call(draw, dtype_pool=DTYPES):
         extent = draw(st.integers(0, 64))
     dtype = draw(st.sampled_from(dtype_pool))
     other = draw(st.sampled_from([dtype, dtype, "float32", "int64"]))
-    compact_size = size + draw(st.sampled_from([0, 0, 0, 1, -1])) if size else draw(st.integers(0, 2))
+    compact_size = size + draw(st.sampled_from([0] * 6 + [1, -1])) if size else draw(st.sampled_from([0, 0, 1]))
     arrays = [(extent, dtype, draw(st.integers(0, 99))), (max(compact_size, 0), other, draw(st.integers(0, 99)))]
     name = draw(st.sampled_from(["compact", "ewise_setitem", "scalar_setitem", "to_numpy"]))
     if name == "compact":

@@ -2,7 +2,7 @@
 
 Each case runs in a sandbox worker process (needle.testing.sandbox), so a crash, a sanitizer
 report or a hang fails the case with its reproducer and the run goes on. How many cases:
-``NEEDLE_FUZZ_NATIVE_EXAMPLES`` (default 3000: the bounded profile of the default test run; the
+``NEEDLE_FUZZ_NATIVE_EXAMPLES`` (default 2500: the bounded profile of the default test run; the
 ``sanitize`` nox session runs many more). ``NEEDLE_FUZZ_SEED`` picks the seed (default: fixed,
 so CI is reproducible; ``random`` for a new one each run).
 """
@@ -19,7 +19,7 @@ from needle.testing.sandbox import Crash, Sandbox, load_runner  # noqa: E402
 
 RUNNER = f"{Path(__file__).resolve().with_name('fuzz_native.py')}:run"
 fuzz_native = sys.modules[load_runner(RUNNER).__module__]  # the file the worker runs (not a package)
-EXAMPLES = int(os.environ.get("NEEDLE_FUZZ_NATIVE_EXAMPLES", "3000"))
+EXAMPLES = int(os.environ.get("NEEDLE_FUZZ_NATIVE_EXAMPLES", "2500"))
 SIGNATURES = fuzz_native._signatures()
 
 

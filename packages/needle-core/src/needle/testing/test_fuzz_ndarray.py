@@ -4,7 +4,7 @@ Random shapes (zero-size, 0-d and size 1 among them), random view chains (permut
 slice, flip, reshape), all six dtypes, binary ops with promotion, reductions, setitem, and hostile
 arguments that must raise ValueError, TypeError or IndexError (see _fuzz_ndarray.py). Every case runs
 in a sandbox worker process (needle.testing.sandbox): a crash fails the case with its reproducer.
-``NEEDLE_FUZZ_NDARRAY_EXAMPLES`` sets the number of cases per backend (default 1500);
+``NEEDLE_FUZZ_NDARRAY_EXAMPLES`` sets the number of cases per backend (default 1000);
 ``NEEDLE_FUZZ_SEED=random`` draws new cases each run (default: the same ones, reproducibly).
 """
 import os
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from needle.testing import _fuzz_ndarray  # noqa: E402
 from needle.testing.sandbox import Crash, Sandbox  # noqa: E402
 
-EXAMPLES = int(os.environ.get("NEEDLE_FUZZ_NDARRAY_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("NEEDLE_FUZZ_NDARRAY_EXAMPLES", "1000"))
 RUNNER = "needle.testing._fuzz_ndarray:run"
 
 
