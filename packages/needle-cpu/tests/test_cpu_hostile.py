@@ -184,12 +184,18 @@ def test_pool_survives_bad_alloc_inside_kernels():
         cases = []   # (name, run: returns the output Array, expected values)
         for dt in ("float32", "float64", "int32"):
             (a, x), (b, y) = array(rng.integers(-3, 4, (m, m)), dt), array(rng.integers(-3, 4, (m, m)), dt)
-            cases.append((f"matmul {dt}", lambda a=a, b=b, dt=dt: (c.matmul(a, b, o := c.Array(m * m, dt), m, m, m), o)[1],
-                          (x.astype(np.float64) @ y).ravel()))
+            def product(a=a, b=b, dt=dt):
+                out = c.Array(m * m, dt)
+                c.matmul(a, b, out, m, m, m)
+                return out
+            cases.append((f"matmul {dt}", product, (x.astype(np.float64) @ y).ravel()))
         (img, xi), (ker, xk) = array(rng.standard_normal((2, 40, 40, 8))), array(rng.standard_normal((3, 3, 8, 16)))
         want = sum(xi[:, i:i + 38, j:j + 38, :].astype(np.float64) @ xk[i, j] for i in range(3) for j in range(3))
-        cases.append(("conv2d", lambda: (c.conv2d_nhwc(img, ker, o := c.Array(want.size), 2, 40, 40, 8, 16, 3, 3, 1, 1), o)[1],
-                      want.ravel()))
+        def conv():
+            out = c.Array(want.size)
+            c.conv2d_nhwc(img, ker, out, 2, 40, 40, 8, 16, 3, 3, 1, 1)
+            return out
+        cases.append(("conv2d", conv, want.ravel()))
         for threads in (2, 4):
             needle_cpu.set_num_threads(threads)
             for name, run, expected in cases:
