@@ -6,7 +6,8 @@ install_docs (CI).
     nox -s lint             ruff, plus line counts per package
     nox -s demo             train the MLP on the bundled MNIST subset
     nox -s bench            benchmarks against numpy and PyTorch (installs torch==2.13.0 here only)
-    nox -s sanitize         needle-cpu built with ASan/UBSan, conformance suite on it
+    nox -s sanitize         needle-cpu built with ASan/UBSan: its tests, the conformance suite and the long fuzzing
+                            profile (50,000 native and 10,000 NDArray cases; NEEDLE_FUZZ_* variables change it)
     nox -s dist             needle-dist: 2 and 3 MPI ranks on this machine
     nox -s third_party      the example out-of-tree backend, pip-installed into a fresh venv
     nox -s docs             the documentation site into site/ (runs the tutorials), checked in headless Chromium
@@ -30,7 +31,7 @@ nox.options.reuse_venv = "yes"
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
 #: Modules whose docstring examples the numpy tests session runs (pytest --doctest-modules).
 DOCTEST_MODULES = ["needle.autograd", "needle.ops", "needle.init", "needle.nn", "needle.optim", "needle.data"]
-TEST_DEPS = ["pytest>=7"]
+TEST_DEPS = ["pytest>=7", "hypothesis>=6.100"]  # hypothesis: the fuzzing suite (bounded profile in `tests`)
 
 
 def _pkg(name):
@@ -181,11 +182,13 @@ def bench(session):
 
 @nox.session
 def sanitize(session):
-    """needle-cpu under AddressSanitizer + UndefinedBehaviorSanitizer."""
+    """needle-cpu under AddressSanitizer + UndefinedBehaviorSanitizer, with the long fuzzing profile."""
     script = PACKAGES / "needle-cpu" / "tools" / "sanitize.sh"
     if not script.exists():
         session.skip("packages/needle-cpu/tools/sanitize.sh not present")
-    session.run("bash", str(script), external=True, env={"PYTHON": os.environ.get("PYTHON", "python3")})
+    env = {"PYTHON": os.environ.get("PYTHON", "python3")}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("NEEDLE_FUZZ_")})
+    session.run("bash", str(script), *session.posargs, external=True, env=env)
 
 
 @nox.session(reuse_venv=False)

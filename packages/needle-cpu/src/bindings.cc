@@ -342,13 +342,27 @@ void lstm_distinct_outputs(const char* kernel, std::initializer_list<const Buffe
 }
 
 // The softmax cross-entropy kernels index rows with their labels: every one must be a class index.
-void check_class_labels(const char* kernel, const Buffer& labels, i64 m, i64 k) {
-  const i64 bad = needle_cpu::first_bad_label(labels.data(), m, k);
-  if (bad < 0) return;
+// The labels are copied (under the GIL) and the copy is checked and used: another Python thread may
+// write the buffer while the kernel runs without the GIL.
+std::vector<i64> checked_classes(const char* kernel, const Buffer& labels, i64 m, i64 k) {
+  std::vector<float> snapshot(labels.data(), labels.data() + m);
+  std::vector<i64> classes(static_cast<std::size_t>(m));
+  const i64 bad = needle_cpu::labels_to_classes(snapshot.data(), m, k, classes.data());
+  if (bad < 0) return classes;
   std::ostringstream s;
   s.precision(9);
-  s << kernel << ": labels must be integers in [0, " << k << "), got labels[" << bad << "] = " << labels.data()[bad];
+  s << kernel << ": labels must be integers in [0, " << k << "), got labels[" << bad << "] = " << snapshot[bad];
   fail(s.str());
+}
+
+// The row indices of gather_rows / scatter_add_rows, copied and checked (as checked_classes).
+std::vector<i64> checked_rows(const char* kernel, const Buffer& idx, i64 count, i64 rows) {
+  std::vector<i64> snapshot(idx.as<i64>(), idx.as<i64>() + count);
+  const i64 bad = needle_cpu::first_bad_index(snapshot.data(), count, rows);
+  if (bad >= 0)
+    throw py::index_error(std::string(kernel) + ": idx[" + std::to_string(bad) + "] = " +
+                          std::to_string(snapshot[bad]) + " is out of range for " + std::to_string(rows) + " rows");
+  return snapshot;
 }
 
 // _gemm_f64(a, b): a @ b for two C-contiguous 2-D float64 numpy arrays, into a new array (the
@@ -708,12 +722,9 @@ PYBIND11_MODULE(_core, m) {
     need_dtype(k, "idx", idx, DType::kInt64);
     need_same_dtype(k, "out", out, "a", a);
     if (overlaps(a, out) || overlaps(idx, out)) fail("gather_rows: out must not be a or idx");
-    const i64 bad = needle_cpu::first_bad_index(idx.as<i64>(), count, rows);
-    if (bad >= 0)
-      throw py::index_error("gather_rows: idx[" + std::to_string(bad) + "] = " + std::to_string(idx.as<i64>()[bad]) +
-                            " is out of range for " + std::to_string(rows) + " rows");
+    const std::vector<i64> rows_at = checked_rows(k, idx, count, rows);
     MaybeRelease gil(product(k, {count, row_size}));
-    needle_cpu::gather_rows(a.dtype(), a.raw(), idx.as<i64>(), out.raw(), row_size, count);
+    needle_cpu::gather_rows(a.dtype(), a.raw(), rows_at.data(), out.raw(), row_size, count);
   }, py::arg("a"), py::arg("idx"), py::arg("out"), py::arg("rows"), py::arg("row_size"), py::arg("count"),
      "out row i = a row idx[i] for i < count (rows of row_size elements; idx int64, each in [0, rows), else\n"
      "IndexError naming the first bad one, raised before anything is written).");
@@ -728,13 +739,9 @@ PYBIND11_MODULE(_core, m) {
     need_dtype_in(k, "g", g, needle_cpu::kNumericDTypes);
     need_same_dtype(k, "out", out, "g", g);
     if (overlaps(g, out) || overlaps(idx, out)) fail("scatter_add_rows: out must not be g or idx");
-    const i64 bad = needle_cpu::first_bad_index(idx.as<i64>(), count, rows);
-    if (bad >= 0)
-      throw py::index_error("scatter_add_rows: idx[" + std::to_string(bad) + "] = " +
-                            std::to_string(idx.as<i64>()[bad]) + " is out of range for " + std::to_string(rows) +
-                            " rows");
+    const std::vector<i64> rows_at = checked_rows(k, idx, count, rows);
     MaybeRelease gil(product(k, {count, row_size}));
-    needle_cpu::scatter_add_rows(g.dtype(), g.raw(), idx.as<i64>(), out.raw(), row_size, count);
+    needle_cpu::scatter_add_rows(g.dtype(), g.raw(), rows_at.data(), out.raw(), row_size, count);
   }, py::arg("g"), py::arg("idx"), py::arg("out"), py::arg("rows"), py::arg("row_size"), py::arg("count"),
      "out row idx[i] += g row i for i < count (repeated indices accumulate, out is not cleared; all dtypes but\n"
      "bool; each index in [0, rows), else IndexError naming the first bad one, raised before anything is written).");
@@ -794,9 +801,9 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "loss_rows", loss_rows, m_, false);
     lstm_distinct_outputs(kn, {&probs, &loss_rows}, {&z, &labels});
     need_float32(kn, {{"z", &z}, {"labels", &labels}, {"probs", &probs}, {"loss_rows", &loss_rows}});
-    check_class_labels(kn, labels, m_, k);
+    const std::vector<i64> classes = checked_classes(kn, labels, m_, k);
     MaybeRelease gil(total);
-    needle_cpu::softmax_xent_forward(z.data(), labels.data(), probs.data(), loss_rows.data(), m_, k);
+    needle_cpu::softmax_xent_forward(z.data(), classes.data(), probs.data(), loss_rows.data(), m_, k);
   }, py::arg("z"), py::arg("labels"), py::arg("probs"), py::arg("loss_rows"), py::arg("m"), py::arg("k"),
      "Per row of the (m, k) logits z: probs = softmax(z), loss_rows = log(sum(exp(z - max))) - (z[label] - max);\n"
      "labels holds m class indices (floats that are integers in [0, k), else ValueError).");
@@ -812,10 +819,10 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "out", out, total, false);
     lstm_distinct_outputs(kn, {&out}, {&probs, &labels, &scale});
     need_float32(kn, {{"probs", &probs}, {"labels", &labels}, {"scale", &scale}, {"out", &out}});
-    check_class_labels(kn, labels, m_, k);
+    const std::vector<i64> classes = checked_classes(kn, labels, m_, k);
     const float s = scale.data()[0];
     MaybeRelease gil(total);
-    needle_cpu::softmax_xent_backward(probs.data(), labels.data(), s, out.data(), m_, k);
+    needle_cpu::softmax_xent_backward(probs.data(), classes.data(), s, out.data(), m_, k);
   }, py::arg("probs"), py::arg("labels"), py::arg("scale"), py::arg("out"), py::arg("m"), py::arg("k"),
      "out (m, k) = (probs - onehot(labels)) * scale[0]; scale is a 1-element buffer (no host read of it).");
 
@@ -900,6 +907,12 @@ PYBIND11_MODULE(_core, m) {
     return names;
   }, "The ISAs this CPU and build can run, lowest first.");
   m.def("buffer_cache_bytes", &needle_cpu::cached_bytes, "Bytes of freed large buffers kept for reuse.");
+  m.def("_inject_alloc_failures", [](i64 skip, i64 count) {
+    count_arg("_inject_alloc_failures", "skip", skip);
+    count_arg("_inject_alloc_failures", "count", count);
+    needle_cpu::inject_alloc_failures(skip, count);
+  }, py::arg("skip"), py::arg("count"),
+     "For tests: after skip more buffer allocations succeed, the next count fail (MemoryError); count 0: off.");
   m.def("clear_buffer_cache", &needle_cpu::clear_cache, "Release every cached buffer to the system.");
   m.def("memory_stats", [] {
     py::dict d;

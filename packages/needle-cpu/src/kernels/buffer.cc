@@ -46,6 +46,15 @@ Cache& cache() {
 std::atomic<std::size_t> g_live_bytes{0};
 std::atomic<std::size_t> g_peak_bytes{0};
 
+std::atomic<std::int64_t> g_inject_skip{0}, g_inject_fail{0};
+
+// True when this allocation is one inject_alloc_failures asked to fail (one relaxed load otherwise).
+bool injected_failure() noexcept {
+  if (g_inject_fail.load(std::memory_order_relaxed) <= 0) return false;
+  if (g_inject_skip.fetch_sub(1) > 0) return false;
+  return g_inject_fail.fetch_sub(1) > 0;
+}
+
 }  // namespace
 
 void note_buffer_alloc(std::size_t bytes) noexcept {
@@ -65,7 +74,14 @@ void reset_peak_buffer_bytes() noexcept {
   g_peak_bytes.store(g_live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
+void inject_alloc_failures(std::int64_t skip, std::int64_t count) noexcept {
+  g_inject_fail.store(0);
+  g_inject_skip.store(skip);
+  g_inject_fail.store(count);
+}
+
 void* alloc_bytes(std::size_t n) {
+  if (injected_failure()) throw std::bad_alloc();
   std::size_t bytes = size_class(n ? n : 1);
 #ifndef NEEDLE_CPU_NO_BUFFER_CACHE
   if (bytes >= kCacheMin) {

@@ -22,6 +22,10 @@ void free_bytes(void* p, std::size_t bytes) noexcept;
 inline float* alloc_floats(std::size_t n) { return static_cast<float*>(alloc_bytes(n * sizeof(float))); }
 inline void free_floats(float* p, std::size_t n) noexcept { free_bytes(p, n * sizeof(float)); }
 
+// Fault injection for tests: after `skip` more allocations succeed, the next `count` throw
+// std::bad_alloc (count 0: off). Lets a test make a kernel fail inside a parallel region.
+void inject_alloc_failures(std::int64_t skip, std::int64_t count) noexcept;
+
 // Bytes currently held by the cache, and a way to release them.
 std::size_t cached_bytes() noexcept;
 void clear_cache() noexcept;

@@ -34,29 +34,30 @@ void forward_row(const EwiseTable& t, const float* z, i64 label, float* p, float
 
 }  // namespace
 
-i64 first_bad_label(const float* labels, i64 m, i64 k) {
-  const double classes = static_cast<double>(k);
+i64 labels_to_classes(const float* labels, i64 m, i64 k, i64* classes) {
+  const double count = static_cast<double>(k);
   for (i64 r = 0; r < m; ++r) {
-    const double v = labels[r];
-    if (!(v >= 0.0 && v < classes && v == std::floor(v))) return r;  // nan fails the first test
+    const double v = labels[r];  // one read: what is checked is what is used
+    if (!(v >= 0.0 && v < count && v == std::floor(v))) return r;  // nan fails the first test
+    classes[r] = static_cast<i64>(v);
   }
   return -1;
 }
 
-void softmax_xent_forward(const float* z, const float* labels, float* probs, float* loss_rows, i64 m, i64 k) {
+void softmax_xent_forward(const float* z, const i64* classes, float* probs, float* loss_rows, i64 m, i64 k) {
   if (m <= 0 || k <= 0) return;
   const EwiseTable& t = *ewise();
   parallel_for(m, std::max<i64>(1, kGrainForward / k), [&](i64 lo, i64 hi) {
     for (i64 r = lo; r < hi; ++r)
-      forward_row(t, z + r * k, static_cast<i64>(labels[r]), probs + r * k, loss_rows + r, k);
+      forward_row(t, z + r * k, classes[r], probs + r * k, loss_rows + r, k);
   });
 }
 
-void softmax_xent_backward(const float* probs, const float* labels, float scale, float* out, i64 m, i64 k) {
+void softmax_xent_backward(const float* probs, const i64* classes, float scale, float* out, i64 m, i64 k) {
   if (m <= 0 || k <= 0) return;
   ewise_scalar(ScalarOp::kMul, probs, scale, out, m * k);  // (p - 0) * scale off the label
   for (i64 r = 0; r < m; ++r) {
-    const i64 i = r * k + static_cast<i64>(labels[r]);
+    const i64 i = r * k + classes[r];
     out[i] = (probs[i] - 1.0f) * scale;
   }
 }

@@ -14,12 +14,22 @@ constexpr i64 kGrain = 1 << 15;
 
 // Drop length-1 axes and merge axes that are contiguous with each other, so a view that is
 // really a long run (or a 2-D block) is walked as one: fewer, longer inner loops.
+// A view with no elements becomes shape (0,): the walks below divide by every dimension, and
+// strides of an empty view are never checked against the buffer (any value, so stride * shape
+// could overflow).
 View simplify(const View& v) {
   View s;
   s.offset = v.offset;
+  for (i64 n : v.shape)
+    if (n == 0) {
+      s.shape.push_back(0);
+      s.strides.push_back(1);
+      return s;
+    }
   for (std::size_t d = 0; d < v.shape.size(); ++d) {
     if (v.shape[d] == 1) continue;
-    if (!s.shape.empty() && s.strides.back() == v.strides[d] * v.shape[d]) {
+    i64 run;  // cannot overflow for a view the bindings checked; refuse to merge if it would anyway
+    if (!s.shape.empty() && !__builtin_mul_overflow(v.strides[d], v.shape[d], &run) && s.strides.back() == run) {
       s.shape.back() *= v.shape[d];
       s.strides.back() = v.strides[d];
     } else {
@@ -141,7 +151,8 @@ template <class T>
 void compact_typed(const T* src, T* out, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
-  if (n > 0 && transposed_tail(v)) return compact_transposed(src, out, v);
+  if (n == 0) return;
+  if (transposed_tail(v)) return compact_transposed(src, out, v);
   parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kGather, T>(v, lo, hi, nullptr, out, nullptr, src, T()); }, 16);
 }
 
@@ -149,6 +160,7 @@ template <class T>
 void setitem_typed(const T* a, T* dst, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
+  if (n == 0) return;
   if (overlapping(v)) return walk<Mode::kScatter, T>(v, 0, n, a, nullptr, dst, nullptr, T());
   parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kScatter, T>(v, lo, hi, a, nullptr, dst, nullptr, T()); }, 16);
 }
@@ -157,6 +169,7 @@ template <class T>
 void fill_typed(T value, T* dst, const View& view) {
   View v = simplify(view);
   i64 n = count(v);
+  if (n == 0) return;
   parallel_for(n, kGrain, [&](i64 lo, i64 hi) { walk<Mode::kFill, T>(v, lo, hi, nullptr, nullptr, dst, nullptr, value); });
 }
 

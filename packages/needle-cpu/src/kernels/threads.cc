@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,7 +43,7 @@ std::chrono::microseconds spin_time() {
 
 thread_local bool t_in_region = false;
 
-int default_threads() {
+int default_threads() {  // never 0
   if (const char* env = std::getenv("NEEDLE_CPU_THREADS")) {
     int n = std::atoi(env);
     if (n >= 1) return std::min(n, 1024);
@@ -64,7 +65,17 @@ void spin_until(Pred done) {
   }
 }
 
+// Thrown out of Barrier::wait in the other threads of a team region one of whose threads threw:
+// they stop instead of waiting for a thread that will never arrive.
+struct RegionAbandoned {};
+
 // One region. Lives on the caller's stack; workers reach it through Pool::current_ only.
+//
+// A body that throws (std::bad_alloc from a scratch allocation) must not end the region early:
+// the caller would return while workers still use the job on its stack, and an exception
+// leaving a worker's thread function terminates the process. Every participant catches, the
+// first exception is kept, no further chunks are claimed, and the caller rethrows it once the
+// region is over.
 struct Job {
   // team job (parallel_run)
   const std::function<void(int, int, Barrier&)>* team_fn = nullptr;
@@ -76,18 +87,42 @@ struct Job {
   const std::function<void(std::int64_t)>* chunk_fn = nullptr;
   std::int64_t chunks = 0;
   std::atomic<std::int64_t> next_chunk{0};
+  // the first exception of any participant
+  std::mutex error_mutex;
+  std::exception_ptr error;
 
-  void run_chunks() {
-    for (std::int64_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) (*chunk_fn)(c);
+  void record(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::move(e);
+    }
+    next_chunk.store(chunks);  // nobody starts another chunk
+    if (barrier != nullptr) barrier->abandon();
   }
-  void participate() {
+  void run_chunks() noexcept {
+    try {
+      for (std::int64_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) (*chunk_fn)(c);
+    } catch (const RegionAbandoned&) {
+    } catch (...) {
+      record(std::current_exception());
+    }
+  }
+  void run_team(int tid) noexcept {
+    try {
+      (*team_fn)(tid, nt, *barrier);
+    } catch (const RegionAbandoned&) {
+    } catch (...) {
+      record(std::current_exception());
+    }
+  }
+  void participate() noexcept {
     if (chunk_fn != nullptr) {
       run_chunks();
       return;
     }
     int tid = next_tid.fetch_add(1);
     if (tid < nt) {
-      (*team_fn)(tid, nt, *barrier);
+      run_team(tid);
       finished.fetch_add(1, std::memory_order_release);
     }
   }
@@ -95,8 +130,14 @@ struct Job {
 
 class Pool {
  public:
+  // Starts up to `workers` threads; fewer when the system refuses more (an address-space or
+  // process limit): size() says how many run. Never throws.
   explicit Pool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+    try {
+      threads_.reserve(workers);
+      for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+    } catch (...) {  // std::system_error from pthread_create, or bad_alloc: keep those that started
+    }
   }
   ~Pool() {
     stop_.store(true);
@@ -122,12 +163,13 @@ class Pool {
     if (job.chunk_fn != nullptr) {
       job.run_chunks();
     } else {
-      (*job.team_fn)(0, job.nt, *job.barrier);
+      job.run_team(0);
       spin_until([&] { return job.finished.load(std::memory_order_acquire) == job.nt - 1; });
     }
     t_in_region = false;
     current_.store(nullptr);
     spin_until([&] { return active_.load() == 0; });
+    if (job.error) std::rethrow_exception(job.error);  // no thread touches the job any more
   }
 
  private:
@@ -182,6 +224,13 @@ void after_fork_in_child() {
 }
 [[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, after_fork_in_child);
 
+// Caller holds the region lock. Starts the pool for n threads (the caller one of them); when the
+// system lets fewer start, the thread count drops to what runs, so num_threads() tells the truth.
+void start_pool(int n) {
+  g_pool = new Pool(n - 1);
+  if (g_pool->size() < n) g_threads.store(g_pool->size());
+}
+
 // Runs `job` on the pool, or returns false when it must run on the caller alone.
 bool run_on_pool(Job& job, int want) {
   if (want <= 1 || t_in_region) return false;
@@ -189,7 +238,8 @@ bool run_on_pool(Job& job, int want) {
   if (!lock.owns_lock()) return false;  // another thread's region is running
   int n = num_threads();
   if (n <= 1) return false;
-  if (!g_pool) g_pool = new Pool(n - 1);
+  if (!g_pool) start_pool(n);
+  if (g_pool->size() <= 1) return false;
   if (job.team_fn != nullptr) job.nt = std::min(want, g_pool->size());
   Barrier barrier(job.nt);
   job.barrier = &barrier;
@@ -214,21 +264,26 @@ void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(*g_region_mutex);
   g_threads.store(n);
   if (g_pool && g_pool->size() != n) {
-    delete g_pool;  // rebuilt at the next region
+    delete g_pool;
     g_pool = nullptr;
   }
+  if (n > 1 && !g_pool) start_pool(n);  // now, so that a shortfall shows in num_threads() at once
 }
 
 void Barrier::wait() {
   if (n_ <= 1) return;
+  if (abandoned_.load(std::memory_order_acquire)) throw RegionAbandoned{};
   int phase = phase_.load(std::memory_order_acquire);
   if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
     count_.store(0, std::memory_order_relaxed);
     phase_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
-  spin_until([&] { return phase_.load(std::memory_order_acquire) != phase; });
+  spin_until([&] { return phase_.load(std::memory_order_acquire) != phase || abandoned_.load(std::memory_order_acquire); });
+  if (phase_.load(std::memory_order_acquire) == phase) throw RegionAbandoned{};
 }
+
+void Barrier::abandon() { abandoned_.store(true, std::memory_order_release); }
 
 void parallel_run(int want, const std::function<void(int, int, Barrier&)>& fn) {
   Job job;

@@ -6,6 +6,8 @@
 //    does all the work itself when the other threads are late (a busy machine) and never
 //    waits for a thread that has not started;
 //  - parallel_run: a fixed team of threads with a barrier (the GEMM shares packed panels).
+// A region body may throw: the region still ends (every thread leaves it) and the first
+// exception is rethrown to the caller; the pool stays usable.
 // One region runs at a time; a region started while another runs (another Python thread, or
 // nested) runs on the calling thread alone, so region code must cope with any thread count.
 #pragma once
@@ -18,18 +20,23 @@ namespace needle_cpu {
 
 // Threads used by kernels (the caller included). Initially NEEDLE_CPU_THREADS or the CPUs we may run on.
 int num_threads();
-void set_num_threads(int n);  // n >= 1
+// n >= 1. Starts the threads now; when the system lets fewer start (a thread or address-space
+// limit), the kernels use those and num_threads() reports how many.
+void set_num_threads(int n);
 
-// A spin barrier for the threads of one region.
+// A spin barrier for the threads of one region. When a thread of the region throws, the
+// barrier is abandoned: wait() then throws (an internal type the pool catches) in the others.
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
   void wait();
+  void abandon();
 
  private:
   int n_;
   std::atomic<int> count_{0};
   std::atomic<int> phase_{0};
+  std::atomic<bool> abandoned_{false};
 };
 
 // Run fn(tid, nt, barrier) for tid in [0, nt) with nt <= want; the caller runs tid 0.

@@ -77,6 +77,9 @@ def compact_strides(shape):
     return _compact_layout(shape)[0]
 
 
+_MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
+
+
 def _check_shape(shape, op):
     """``shape`` as a tuple of ints >= 0, or a ValueError naming ``op``."""
     if isinstance(shape, (int, np.integer)):
@@ -87,6 +90,10 @@ def _check_shape(shape, op):
         out = None
     if out is None or len(out) != len(tuple(shape)) or any(s < 0 for s in out):
         raise ValueError(f"{op}: shape must be a tuple of ints >= 0, got {shape!r}")
+    # Beyond this no backend can index the view (numpy's sizes are 64-bit byte counts, needle-cpu's
+    # element counts stop at 2**58): refuse here, not with an OverflowError when it is read.
+    if any(s > _MAX_ELEMENTS for s in out) or prod(out) > _MAX_ELEMENTS:
+        raise ValueError(f"{op}: shape {out} has more than 2**58 elements")
     return out
 
 

@@ -1,0 +1,21 @@
+"""Regression tests for what the fuzzing suite (needle.testing.test_fuzz_ndarray) found in core."""
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import backend_ndarray as nd
+from needle.testing import register_reference_backend
+
+
+@pytest.mark.parametrize("shape", [(2**64,), (2**62, 0), (2**30, 2**30)])
+def test_views_beyond_2_58_elements_are_refused_when_made(shape):
+    # broadcast_to((2**64,)) used to succeed and raise OverflowError (numpy backend) or a
+    # "too large" ValueError (cpu) only when the view was read.
+    for dev in (ndl.device("numpy"), register_reference_backend()):
+        x = nd.array(np.float32(1.5), device=dev)
+        with pytest.raises(ValueError, match="2\\*\\*58"):
+            x.broadcast_to(shape)
+        with pytest.raises(ValueError, match="2\\*\\*58"):
+            x.as_strided(shape, (0,) * len(shape))
+        with pytest.raises(ValueError, match="2\\*\\*58"):
+            nd.empty(shape, device=x.device)
