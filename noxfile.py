@@ -1,5 +1,5 @@
-"""Nox sessions for the Needle monorepo. `nox` alone runs lint, tests, dist, third_party, compat and
-install_docs (CI).
+"""Nox sessions for the Needle monorepo. `nox` alone runs lint, tests, dist, third_party, compat,
+install_docs and sanitize (CI).
 
     nox -s tests            every backend: numpy, cpu (builds needle-cpu), cuda (skips without a GPU)
     nox -s "tests(backend='numpy')"   one backend
@@ -25,7 +25,9 @@ PACKAGES = ROOT / "packages"
 # only say a range is well formed, while compat installs each package with the oldest and the newest
 # needle-core it admits and runs its tests there (about 1.5 min on 2 cores while one core build exists).
 # install_docs runs the README's install lines as written, so a doc that stops working fails CI (issue 19).
-nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat", "install_docs"]
+# sanitize (ASan/UBSan build, needle-cpu's tests, the conformance suite and the long fuzzing profile) took
+# 20 min on 2 shared cores at load 6 (about half of that unloaded): CI stays well inside its 90 minutes.
+nox.options.sessions = ["lint", "tests", "dist", "third_party", "compat", "install_docs", "sanitize"]
 nox.options.reuse_venv = "yes"
 
 CORE_SET = ["needle-core", "needle-nn", "needle-data"]
@@ -182,11 +184,16 @@ def bench(session):
 
 @nox.session
 def sanitize(session):
-    """needle-cpu under AddressSanitizer + UndefinedBehaviorSanitizer, with the long fuzzing profile."""
+    """needle-cpu under AddressSanitizer + UndefinedBehaviorSanitizer, with the long fuzzing profile.
+
+    The fuzz cases are the same every run here (NEEDLE_FUZZ_SEED=0, so CI is reproducible); set
+    NEEDLE_FUZZ_SEED=random for new ones (tools/sanitize.sh run by hand does that by default).
+    """
     script = PACKAGES / "needle-cpu" / "tools" / "sanitize.sh"
     if not script.exists():
         session.skip("packages/needle-cpu/tools/sanitize.sh not present")
     env = {"PYTHON": os.environ.get("PYTHON", "python3")}
+    env["NEEDLE_FUZZ_SEED"] = "0"
     env.update({k: v for k, v in os.environ.items() if k.startswith("NEEDLE_FUZZ_")})
     session.run("bash", str(script), *session.posargs, external=True, env=env)
 

@@ -76,10 +76,12 @@ needle_cpu::View checked_view(const char* kernel, const char* name, const Buffer
   if (shape.size() != strides.size())
     fail(std::string(kernel) + ": shape " + join(shape) + " and strides " + join(strides) + " differ in length");
   if (shape.size() > kMaxDims) fail(std::string(kernel) + ": at most 32 dimensions, got " + std::to_string(shape.size()));
-  i64 n = 1;
+  i64 n = 1, extent = 1;  // extent: the product of the nonzero dimensions (numpy's strides for to_numpy)
   for (i64 s : shape) {
     if (s < 0) fail(std::string(kernel) + ": shape " + join(shape) + " has a negative dimension");
-    if (__builtin_mul_overflow(n, s, &n) || n > kMaxElements) fail(std::string(kernel) + ": shape " + join(shape) + " is too large");
+    if (__builtin_mul_overflow(n, s, &n) || n > kMaxElements || (s > 0 && __builtin_mul_overflow(extent, s, &extent)) ||
+        extent > kMaxElements)
+      fail(std::string(kernel) + ": shape " + join(shape) + " is too large");
   }
   if (n > 0) {
     __int128 lo = offset, hi = offset;

@@ -57,6 +57,24 @@ def test_raw_strided_kernels_on_zero_size_views(dtype):
     """)
 
 
+def test_to_numpy_of_empty_views_with_huge_dimensions():
+    # Found by the NDArray fuzzer under UBSan: shape (0, 2**62) passed the size check (0 elements),
+    # then numpy's strides (itemsize times the trailing dimensions) overflowed inside pybind11.
+    run_isolated("""
+        from needle_cpu import _core as c
+        for shape in ([0, 2**62], [0, 2**40, 2**40], [2**59, 0]):
+            for name, call in [("to_numpy", lambda: c.to_numpy(c.Array(4), shape, [1] * len(shape), 0)),
+                               ("compact", lambda: c.compact(c.Array(4), c.Array(0), shape, [1] * len(shape), 0))]:
+                try:
+                    call()
+                except ValueError as e:
+                    assert "too large" in str(e), e
+                else:
+                    raise AssertionError(f"{name} accepted shape {shape}")
+        assert c.to_numpy(c.Array(4), [0, 2**29], [1, 1], 0).shape == (0, 2**29)
+    """)
+
+
 # ---- 2. labels / indices checked under the GIL, then read again without it ----------------------
 _RACE = """
     import threading

@@ -91,8 +91,9 @@ def _check_shape(shape, op):
     if out is None or len(out) != len(tuple(shape)) or any(s < 0 for s in out):
         raise ValueError(f"{op}: shape must be a tuple of ints >= 0, got {shape!r}")
     # Beyond this no backend can index the view (numpy's sizes are 64-bit byte counts, needle-cpu's
-    # element counts stop at 2**58): refuse here, not with an OverflowError when it is read.
-    if any(s > _MAX_ELEMENTS for s in out) or prod(out) > _MAX_ELEMENTS:
+    # element counts stop at 2**58): refuse here, not with an OverflowError when it is read. The
+    # nonzero dimensions count even in an empty shape: strides are products of them.
+    if prod(s for s in out if s) > _MAX_ELEMENTS:
         raise ValueError(f"{op}: shape {out} has more than 2**58 elements")
     return out
 
@@ -399,6 +400,7 @@ class NDArray:
         if prod(new_shape) != self.size or any(s < 0 for s in new_shape):
             raise ValueError(f"reshape: cannot reshape array of shape {self._shape} "
                              f"(size {self.size}) into {new_shape} (size {prod(new_shape)})")
+        _check_shape(new_shape, "reshape")  # a zero-size array takes any shape with a 0: bound the others
         src = self if self._strides == compact_strides(self._shape) else self.compact()
         return NDArray._view(new_shape, None, self._device, src._handle, src._offset)
 
