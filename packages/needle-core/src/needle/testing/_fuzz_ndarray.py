@@ -50,6 +50,18 @@ def _apply_view(x, a, step):
     raise AssertionError(f"unknown view {kind}")
 
 
+def _specified_cast(values, dtype):
+    """True when the protocol specifies ``cast`` of every one of ``values`` to ``dtype``: a float to
+    an integer dtype must be finite and in range once truncated (else the value is unspecified)."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or dtype in _dtypes.FLOATS or dtype == "bool":
+        return True
+    info = np.iinfo(dtype)
+    with np.errstate(invalid="ignore"):
+        whole = np.trunc(values)
+        return bool(np.all(np.isfinite(values) & (whole >= info.min) & (whole <= info.max)))
+
+
 def _device(backend):
     from ._backends import backend_device
 
@@ -204,8 +216,8 @@ def _setitem(x, a, base, dtype, index, value, overlapping):
             assert not fits, f"setitem of {vshape} into {target.shape} was refused"
             return
         assert fits, f"setitem of {vshape} into {target.shape} should have been refused"
-        if overlapping:
-            return  # which of the overlapping writes wins is not specified
+        if overlapping or not _specified_cast(src, dtype):
+            return  # which of the overlapping writes wins, or an out-of-range cast, is not specified
         with np.errstate(all="ignore"):  # needle reshapes a value of the same size, else broadcasts it
             new = src.astype(dtype)
             view_x[np_idx] = new.reshape(target.shape) if new.size == target.size else new
