@@ -30,3 +30,16 @@ def test_reshape_of_an_empty_array_to_a_huge_shape_is_refused():
         with pytest.raises(ValueError, match="2\\*\\*58"):
             x.reshape((0, 2**40, 2**40))
         assert x.reshape((-1, 5)).shape == (0, 5)
+
+
+def test_empty_views_with_huge_strides_are_refused():
+    # as_strided((0,), (2**62,)) passed (an empty view reaches nothing), then reading it overflowed
+    # numpy's byte strides (OverflowError) on the numpy backend.
+    for dev in (ndl.device("numpy"), register_reference_backend()):
+        x = nd.array(np.zeros(3, np.float32), device=dev)
+        for strides in ((2**62,), (-2**62,), (2**64,)):
+            with pytest.raises(ValueError, match="strides"):
+                x.as_strided((0,), strides)
+        with pytest.raises(ValueError, match="strides"):
+            x.as_strided((0,), (1.5,))
+        assert x.as_strided((0,), (2**58,)).numpy().shape == (0,)

@@ -104,6 +104,9 @@ def _check_view(op, shape, strides, offset, size):
         raise ValueError(f"{op}: shape {shape} and strides {tuple(strides)} differ in length")
     if not isinstance(offset, (int, np.integer)) or offset < 0:
         raise ValueError(f"{op}: offset must be an int >= 0, got {offset!r}")
+    if any(not isinstance(st, (int, np.integer)) or abs(int(st)) > _MAX_ELEMENTS for st in strides):
+        # even for an empty view: backends multiply strides by the item size (numpy: an OverflowError)
+        raise ValueError(f"{op}: strides must be ints in [-2**58, 2**58], got {tuple(strides)}")
     if 0 in shape:
         return
     lo = hi = int(offset)
