@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple, Union
 
 from . import backends
 from . import _dtypes
+from ._grad_hooks import grad_ready as _grad_ready
 from ._argnames import UNSET
 from ._dtypes import FLOATS as _FLOATS
 from .backend_ndarray.ndarray import NDArray
@@ -785,6 +786,7 @@ def _backward_sweep(output_tensor, out_grad, stop=None):
         elif node.is_leaf():
             if node.requires_grad:
                 node.grad = total
+                _grad_ready(node)  # the leaf's gradient is final: run its gradient-ready hooks
             continue
         if not node.requires_grad:
             continue
