@@ -1,15 +1,19 @@
-"""Flat buffers: copy tensors' data into one contiguous buffer per bucket, and back out.
+"""Flat buffers: one contiguous buffer per bucket of tensors, and the tensors' views of it.
 
 One collective on a few large buffers costs far less than one per parameter (each call pays a
 latency of microseconds on one machine, tens of microseconds across a network), so parameters
 are packed into buckets of about ``bucket_mb`` megabytes, one dtype per bucket.
+
+On host backends (numpy, needle-cpu: both let numpy view their memory) a gradient costs one copy
+into its bucket, with the averaging factor applied in the same pass, and none out: the reduced
+``.grad`` is a needle array over the bucket's memory (``from_dlpack``, no copy).
 """
 import zlib
 
 import numpy as np
 
 from needle.autograd import Tensor
-from needle.backend_ndarray.ndarray import NDArray
+from needle.backend_ndarray.ndarray import NDArray, from_dlpack
 
 from ._errors import DistributedError
 
@@ -66,6 +70,36 @@ def _host_view(array):
     if isinstance(flat, np.ndarray) and array.is_compact():
         return flat[array._offset:array._offset + array.size]
     return None
+
+
+def host_numpy(array):
+    """A numpy array sharing ``array``'s memory (any strides), or None when the backend has no host view."""
+    try:
+        return array.numpy(copy=False)
+    except (ValueError, TypeError, BufferError):
+        return None
+
+
+def copy_scaled(array, out, factor, accumulate=False):
+    """``out = factor * array`` (``out += ...`` with ``accumulate``) in one pass; ``out`` a 1-D numpy slice."""
+    src = host_numpy(array)
+    if src is None:
+        src = array.numpy()
+    dst = out.reshape(src.shape)  # a view: out is contiguous
+    if accumulate:
+        dst += src * factor if factor != 1.0 else src
+    elif factor == 1.0:
+        np.copyto(dst, src, casting="same_kind")
+    else:
+        np.multiply(src, factor, out=dst, casting="same_kind")
+
+
+def view_host(flat, like):
+    """An NDArray over the numpy slice ``flat`` (no copy on host backends), shaped and placed like ``like``."""
+    array = from_dlpack(flat.reshape(like.shape), device=like.device)
+    if array.dtype != like.dtype:  # cannot happen for buckets built from like's dtype; stay safe
+        array = array.astype(like.dtype)
+    return array
 
 
 def pack_host(array, out):
