@@ -7,13 +7,17 @@ trains an MLP for N steps on its share of consecutive global batches, and writes
 parameters to OUT_DIR/rank{r}.npz; rank 0 also writes params.npz and saved_by_rank0.npz
 (save_on_main, which every rank calls) and the all-reduced losses to losses.json. ``--fail`` makes
 rank 1 die at step K: ``exit`` (os._exit, no cleanup), ``kill`` (SIGKILL) or ``raise`` (an uncaught
-exception); ``--mismatch`` gives rank 1 a different model.
+exception); ``--mismatch`` gives rank 1 a different model. ``--accumulate K`` cuts each rank's batch
+into K micro-batches (sizes as even as possible), the first K-1 under ``no_sync()``: the result must
+still equal one process on the global batch. Rank 0 writes the last step's bucket timeline to
+overlap.json (when the all-reduces started against when backward ended).
 """
 import argparse
 import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +52,14 @@ def main():
     parser.add_argument("--fail", choices=["exit", "kill", "raise"], default=None)
     parser.add_argument("--fail-step", type=int, default=2)
     parser.add_argument("--mismatch", action="store_true", help="rank 1 builds a wider model")
+    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per step (no_sync)")
+    parser.add_argument("--hidden", type=int, default=16)
     args = parser.parse_args()
     out = Path(args.out)
 
     dist.init()
     rank = dist.rank()
-    hidden = 17 if args.mismatch and rank == 1 else 16
+    hidden = args.hidden + 1 if args.mismatch and rank == 1 else args.hidden
     model = dist.DistributedDataParallel(make_model(seed=100 + rank, hidden=hidden), bucket_mb=args.bucket_mb)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loss_fn = nn.SoftmaxLoss()
@@ -71,12 +77,25 @@ def main():
                 if args.fail == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
                 raise ValueError("rank 1 failed on purpose")
-            loss = loss_fn(model(x), y)
             opt.reset_grad()
-            loss.backward()
+            local_loss, n = 0.0, x.shape[0]
+            cuts = np.linspace(0, n, args.accumulate + 1).round().astype(int)
+            parts = [(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
+            for k, (lo, hi) in enumerate(parts):
+                xb = ndl.Tensor(x.numpy()[lo:hi], requires_grad=False)
+                yb = ndl.Tensor(y.numpy()[lo:hi], requires_grad=False)
+                if k < len(parts) - 1:
+                    with model.no_sync():
+                        loss = loss_fn(model(xb), yb)
+                        loss.backward()
+                else:
+                    loss = loss_fn(model(xb), yb)
+                    loss.backward()
+                local_loss += loss.item() * (hi - lo) / n
+            backward_end = time.perf_counter()
             model.all_reduce_gradients()
             opt.step()
-            losses.append(dist.all_reduce_mean(loss.item(), weight=x.shape[0]))
+            losses.append(dist.all_reduce_mean(local_loss, weight=n))
             step += 1
     state = model.state_dict()
     ndl.nn.save(state, out / f"rank{rank}.npz")
@@ -84,6 +103,8 @@ def main():
     dist.save_on_main(state, out / f"saved_by_rank{rank}.npz")  # a rank-dependent path shows who writes
     if dist.is_main():
         (out / "losses.json").write_text(json.dumps({"losses": losses, "world_size": dist.world_size()}))
+        timeline = dict(model.reducer.last_step or {}, backward_end=backward_end)
+        (out / "overlap.json").write_text(json.dumps(timeline))
 
 
 if __name__ == "__main__":

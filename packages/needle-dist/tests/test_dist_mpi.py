@@ -99,6 +99,42 @@ def test_dist_training_matches_single_process_on_global_batch(tmp_path, nproc, s
     np.testing.assert_allclose(record["losses"], expected_losses, rtol=1e-5)
 
 
+@pytest.mark.parametrize("nproc, samples, batch, accumulate, bucket_mb", [
+    (2, 22, 5, 3, 25),       # micro-batches of 2, 2, 1 (and uneven last global batches)
+    (3, 25, 4, 2, 0.0005),   # several buckets, overlap on, accumulation over 2 micro-batches
+])
+def test_dist_no_sync_accumulation_equals_one_large_batch(tmp_path, nproc, samples, batch, accumulate, bucket_mb):
+    steps = 4
+    proc, _ = _launch(nproc, tmp_path, "--steps", str(steps), "--samples", str(samples), "--batch", str(batch),
+                      "--accumulate", str(accumulate), "--bucket-mb", str(bucket_mb))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    expected, expected_losses = _single_process_oracle(samples, batch, nproc, steps)
+    main = nn.load(tmp_path / "params.npz")
+    for name, value in expected.items():
+        np.testing.assert_allclose(main[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    record = json.loads((tmp_path / "losses.json").read_text())
+    np.testing.assert_allclose(record["losses"], expected_losses, rtol=1e-5)
+    assert json.loads((tmp_path / "overlap.json").read_text())["micro_batches"] == accumulate
+
+
+def test_dist_first_full_bucket_all_reduce_starts_before_backward_ends(tmp_path):
+    # Linear(6, 64), ReLU, Linear(64, 3) with 2 KB buckets: (b2, W2, b1) fill bucket 0 before W1 is computed.
+    proc, _ = _launch(2, tmp_path, "--steps", "2", "--samples", "16", "--batch", "4", "--hidden", "64",
+                      "--bucket-mb", "0.002")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    timeline = json.loads((tmp_path / "overlap.json").read_text())
+    events = [tuple(e) for e in timeline["events"]]
+    launches = [i for i, e in enumerate(events) if e[0] == "launch"]
+    readies = [i for i, e in enumerate(events) if e[0] == "ready"]
+    assert len(launches) == 2, events  # (b2, W2, b1) then W1
+    assert events[launches[0]] == ("launch", 0)
+    assert launches[0] < readies[-1], "bucket 0 must start while later gradients are still being computed"
+    assert [events[i][1] for i in launches] == sorted(events[i][1] for i in launches)  # in bucket order
+    first = timeline["buckets"][0]
+    assert first["queued"] < timeline["backward_end"]  # handed to MPI before loss.backward() returned
+    assert timeline["first_grad_ready"] <= first["queued"] <= timeline["last_grad_ready"]
+
+
 def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):
     proc, elapsed = _launch(3, tmp_path, "--steps", "5", "--fail", "raise", timeout_env=60)
     output = proc.stdout + proc.stderr

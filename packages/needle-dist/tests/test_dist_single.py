@@ -126,3 +126,59 @@ def test_dist_nccl_without_libnccl_or_gpu_is_a_clear_error(monkeypatch):
     assert _runtime._nccl_available() is True
     with pytest.raises(dist.DistributedError, match="no CUDA GPU is visible; use backend='mpi'"):
         NCCLCommunicator(LocalCommunicator(timeout=5))
+
+
+# ---- zero-copy buckets and no_sync in a world of one ------------------------------------------------------
+def test_dist_copy_scaled_reads_strided_views_and_view_host_shares_bucket_memory():
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    array = ndl.Tensor(base).realize_cached_data().permute((1, 0))  # (4, 3), strided
+    bucket = np.zeros(16, dtype=np.float32)
+    fb.copy_scaled(array, bucket[2:14], 0.5)
+    np.testing.assert_array_equal(bucket[2:14], 0.5 * base.T.reshape(-1))
+    fb.copy_scaled(array, bucket[2:14], 2.0, accumulate=True)
+    np.testing.assert_array_equal(bucket[2:14], 2.5 * base.T.reshape(-1))
+    view = fb.view_host(bucket[2:14], array)
+    assert view.shape == (4, 3) and view.dtype == "float32"
+    bucket[2] = -7.0  # no copy: the needle array reads the bucket's memory
+    assert view.numpy()[0, 0] == -7.0
+
+
+def _linear_sum_loss(model, x):
+    # L = mean over the batch of the sum of the outputs: dL/dW = mean_n x_n (x) 1, dL/db = 1.
+    return model(ndl.Tensor(x, requires_grad=False)).sum() * (1.0 / x.shape[0])
+
+
+@pytest.mark.parametrize("average", ["batch", "rank"])
+def test_dist_no_sync_accumulates_micro_batches_in_a_world_of_one(average):
+    x = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
+    model = ndl.nn.Linear(3, 2)
+    ddp = dist.DistributedDataParallel(model, average=average)
+    parts = [x[0:2], x[2:4], x[4:5]]
+    for part in parts[:-1]:
+        with ddp.no_sync():
+            _linear_sum_loss(ddp, part).backward()
+    _linear_sum_loss(ddp, parts[-1]).backward()
+    ddp.all_reduce_gradients()
+    if average == "batch":  # exactly one batch of all 5 rows
+        mean_x, bias_grad = x.mean(axis=0), np.ones((1, 2))
+    else:  # PyTorch's sum over micro-batches
+        mean_x, bias_grad = sum(p.mean(axis=0) for p in parts), 3 * np.ones((1, 2))
+    np.testing.assert_allclose(model.weight.grad.numpy(), np.outer(mean_x, np.ones(2)), rtol=1e-5)
+    np.testing.assert_allclose(model.bias.grad.numpy(), bias_grad, rtol=1e-6)
+    assert ddp.reducer.last_step["micro_batches"] == 3
+    # The next step starts afresh: one batch, no accumulation, the gradient backward made.
+    _linear_sum_loss(ddp, x).backward()
+    ddp.all_reduce_gradients()
+    np.testing.assert_allclose(model.weight.grad.numpy(), np.outer(x.mean(axis=0), np.ones(2)), rtol=1e-5)
+
+
+def test_dist_reducer_misuse_is_a_clear_error():
+    model = ndl.nn.Linear(3, 2)
+    ddp = dist.DistributedDataParallel(model)
+    with pytest.raises(dist.DistributedError, match="inside no_sync"):
+        with ddp.no_sync():
+            ddp.all_reduce_gradients()
+    with pytest.raises(dist.DistributedError, match="weight must be >= 0"):
+        ddp.reducer.prepare(-1)
+    with pytest.raises(dist.DistributedError, match="bucket_mb must be positive"):
+        dist.GradientAllReducer(model.parameters(), bucket_mb=0)
