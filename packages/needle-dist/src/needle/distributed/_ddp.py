@@ -103,7 +103,7 @@ class GradientAllReducer:
         for b, bucket in enumerate(self.buckets):
             bucket.buf = self.comm.empty(bucket.numel, bucket.dtype)
             bucket.views = [bucket.buf[lo:hi] for lo, hi in zip(bucket.offsets, bucket.offsets[1:])]
-            bucket.grad_arrays = [None] * len(bucket.params)  # needle arrays over the views, made once
+            bucket.grad_tensors = [None] * len(bucket.params)  # .grad tensors over the views, made once
             for i, p in enumerate(bucket.params):
                 self._slot[id(p)] = (b, i)
         self._copy_in = fb.copy_scaled if self.comm.host_buffers else _copy_scaled_device
@@ -287,18 +287,18 @@ class GradientAllReducer:
                 bucket.buf *= scale
         for bucket in self.buckets:
             for i, p in enumerate(bucket.params):
-                p.grad = fb.as_const(self._grad_array(bucket, i, p))
+                p.grad = self._grad_tensor(bucket, i, p)
         self._record(t_call, t_wait, t_done)
         self._prepared = False
         self._new_round()
 
-    def _grad_array(self, bucket, i, p):
-        if not self.comm.host_buffers:
-            return fb.unpack_device(bucket.views[i], p.realize_cached_data())
-        array = bucket.grad_arrays[i]
-        if array is None:
-            array = bucket.grad_arrays[i] = fb.view_host(bucket.views[i], p.realize_cached_data())
-        return array
+    def _grad_tensor(self, bucket, i, p):
+        if not self.comm.host_buffers:  # NCCL: a copy out of the CuPy bucket
+            return fb.as_const(fb.unpack_device(bucket.views[i], p.realize_cached_data()))
+        tensor = bucket.grad_tensors[i]
+        if tensor is None:  # the same memory every step: one needle view of it, made once
+            tensor = bucket.grad_tensors[i] = fb.as_const(fb.view_host(bucket.views[i], p.realize_cached_data()))
+        return tensor
 
     def _record(self, t_call, t_wait, t_done):
         handles = [h for h in self._handles if getattr(h, "t_start", None) is not None]
