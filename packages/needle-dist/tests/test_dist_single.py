@@ -172,6 +172,17 @@ def test_dist_no_sync_accumulates_micro_batches_in_a_world_of_one(average):
     np.testing.assert_allclose(model.weight.grad.numpy(), np.outer(x.mean(axis=0), np.ones(2)), rtol=1e-5)
 
 
+def test_dist_reducer_close_unregisters_its_hooks():
+    from needle import _grad_hooks
+
+    model = ndl.nn.Linear(3, 2)
+    reducer = dist.GradientAllReducer(model.parameters())
+    assert all(id(p) in _grad_hooks._HOOKS for p in model.parameters())
+    reducer.close()
+    reducer.close()
+    assert not any(_grad_hooks._HOOKS.get(id(p)) for p in model.parameters())
+
+
 def test_dist_reducer_misuse_is_a_clear_error():
     model = ndl.nn.Linear(3, 2)
     ddp = dist.DistributedDataParallel(model)

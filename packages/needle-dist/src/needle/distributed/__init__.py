@@ -18,8 +18,9 @@ call below still works. MPI (mpi4py) carries CPU tensors; NCCL (CuPy) carries GP
     dist.save_on_main(model.state_dict(), "ckpt.npz")         # rank 0 writes
 """
 from ._data import DistributedDataLoader, DistributedSampler
-from ._ddp import DistributedDataParallel, GradientAllReducer, broadcast_parameters
+from ._ddp import DistributedDataParallel, broadcast_parameters
 from ._errors import DistributedError, DistributedTimeoutError
+from ._reducer import GradientAllReducer
 from ._metrics import all_reduce_mean, all_reduce_sum, save_on_main
 from ._runtime import (
     TIMEOUT_ENV, backend, barrier, device, get_communicator, init, is_initialized, is_main, local_rank, rank,
