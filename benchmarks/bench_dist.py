@@ -44,9 +44,10 @@ def _worker_train(args):
     x = rng.random((n, 784), dtype=np.float32)
     y = rng.integers(0, 10, size=n).astype(np.float32)
     np.random.seed(0)
-    model = dist.DistributedDataParallel(nn.Sequential(nn.Linear(784, args.hidden), nn.ReLU(),
-                                                       nn.Linear(args.hidden, args.hidden), nn.ReLU(),
-                                                       nn.Linear(args.hidden, 10)),
+    layers = [nn.Linear(784, args.hidden), nn.ReLU()]
+    for _ in range(args.layers - 1):
+        layers += [nn.Linear(args.hidden, args.hidden), nn.ReLU()]
+    model = dist.DistributedDataParallel(nn.Sequential(*layers, nn.Linear(args.hidden, 10)),
                                          bucket_mb=args.bucket_mb, overlap=args.overlap == "on")
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.SoftmaxLoss()
@@ -183,6 +184,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64, help="per rank")
     parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2, help="hidden layers of the MLP")
     parser.add_argument("--bucket-mb", type=float, default=1.0, help="bucket size of the training runs")
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[4, 25, 100])
     parser.add_argument("--repeats", type=int, default=15)
@@ -225,16 +227,18 @@ def main(argv=None):
 
 def _bench_train(args, cores):
     common = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
-              "--hidden", str(args.hidden), "--bucket-mb", str(args.bucket_mb)]
+              "--hidden", str(args.hidden), "--layers", str(args.layers), "--bucket-mb", str(args.bucket_mb)]
     train = []
     for p in args.ranks:
         for overlap in (["off", "on"] if p > 1 else ["off"]):
             train += _launch(p, ["train", *common, "--overlap", overlap], threads=max(1, cores // p), timeout=600)
     base = next((r["images_per_s"] for r in train if r["ranks"] == 1), None)
-    print(f"data-parallel MLP 784-{args.hidden}-{args.hidden}-10, {args.batch} images per rank per step, "
+    widths = "-".join([str(args.hidden)] * args.layers)
+    print(f"data-parallel MLP 784-{widths}-10, {args.batch} images per rank per step, "
           f"{args.bucket_mb:g} MB buckets, {cores} cores on this machine")
     for r in train:
         r["efficiency"] = r["images_per_s"] / (r["ranks"] * base) if base else None
+        r["layers"] = args.layers
         eff = f"{r['efficiency']:.2f}" if base else "n/a"
         print(f"  {r['ranks']} rank(s) x {r['threads_per_rank']} thread(s), overlap {r['overlap']:3}: "
               f"step {r['step_ms']:7.2f} ms, {r['images_per_s']:7.0f} images/s, efficiency {eff}, "
