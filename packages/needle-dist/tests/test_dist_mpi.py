@@ -37,8 +37,8 @@ def _load_worker():
     return module
 
 
-def _launch(nproc, out, *args, timeout_env=None, extra=()):
-    env = dict(os.environ)  # the ranks use the same backend as the oracle in this process
+def _launch(nproc, out, *args, timeout_env=None, extra=(), env_extra=None):
+    env = dict(os.environ, **(env_extra or {}))  # the ranks use the same backend as the oracle in this process
     if timeout_env is not None:
         env["NEEDLE_DIST_TIMEOUT"] = str(timeout_env)
     cmd = mpiexec_command(nproc, [sys.executable, str(WORKER), str(out), *args], extra=extra)
@@ -117,10 +117,12 @@ def test_dist_no_sync_accumulation_equals_one_large_batch(tmp_path, nproc, sampl
     assert json.loads((tmp_path / "overlap.json").read_text())["micro_batches"] == accumulate
 
 
-def test_dist_first_full_bucket_all_reduce_starts_before_backward_ends(tmp_path):
+@pytest.mark.parametrize("thread_level", ["multiple", "serialized"])
+def test_dist_first_full_bucket_all_reduce_starts_before_backward_ends(tmp_path, thread_level):
     # Linear(6, 64), ReLU, Linear(64, 3) with 2 KB buckets: (b2, W2, b1) fill bucket 0 before W1 is computed.
+    # "serialized": MPI without concurrent threads, where the buckets are polled Iallreduce requests.
     proc, _ = _launch(2, tmp_path, "--steps", "2", "--samples", "16", "--batch", "4", "--hidden", "64",
-                      "--bucket-mb", "0.002")
+                      "--bucket-mb", "0.002", env_extra={"MPI4PY_RC_THREAD_LEVEL": thread_level})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     timeline = json.loads((tmp_path / "overlap.json").read_text())
     events = [tuple(e) for e in timeline["events"]]
@@ -133,6 +135,8 @@ def test_dist_first_full_bucket_all_reduce_starts_before_backward_ends(tmp_path)
     first = timeline["buckets"][0]
     assert first["queued"] < timeline["backward_end"]  # handed to MPI before loss.backward() returned
     assert timeline["first_grad_ready"] <= first["queued"] <= timeline["last_grad_ready"]
+    # The collective thread times each all-reduce; the polled requests are not timed.
+    assert (first["start"] is not None) == (thread_level == "multiple")
 
 
 def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):

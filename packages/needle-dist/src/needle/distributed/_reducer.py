@@ -88,6 +88,7 @@ class GradientAllReducer:
         self._written_now = set()                 # (bucket, index) written by the current micro-batch
         self._filled_now = [0] * len(self.buckets)  # how many of each bucket's gradients it wrote
         self._handles = [None] * len(self.buckets)
+        self._launched_at = [None] * len(self.buckets)
         self._next_launch = 0
         self._micro = 0            # backward passes folded into the buckets this round
         self._accumulating = False  # the round began inside no_sync(): buckets add up micro-batches
@@ -219,6 +220,7 @@ class GradientAllReducer:
             if not done:  # a parameter backward did not reach on this rank counts as zeros
                 bucket.views[i][:] = 0
         self._events.append(("launch", b))
+        self._launched_at[b] = time.perf_counter()
         self._handles[b] = self.comm.allreduce_start(bucket.buf)
         self._next_launch = b + 1
 
@@ -274,11 +276,12 @@ class GradientAllReducer:
         return tensor
 
     def _record(self, t_call, t_wait, t_done):
-        handles = [h for h in self._handles if getattr(h, "t_start", None) is not None]
+        # start/end: when the MPI call ran on the collective thread (None where it is not timed).
         self.last_step = dict(
             first_grad_ready=self._t_first_ready, last_grad_ready=self._t_last_ready, called=t_call,
             wait_start=t_wait, wait_end=t_done, events=list(self._events), micro_batches=self._micro,
-            buckets=[dict(queued=h.t_queued, start=h.t_start, end=h.t_end) for h in handles])
+            buckets=[dict(queued=t, start=getattr(h, "t_start", None), end=getattr(h, "t_end", None))
+                     for h, t in zip(self._handles, self._launched_at)])
 
     def overlap_stats(self):
         """For the last step: seconds the all-reduces ran (``comm_s``), the part of it before
@@ -286,10 +289,11 @@ class GradientAllReducer:
         ratio (``overlap_fraction``) and the wait (``wait_s``). None before the first step or
         when the communicator does not time its collectives (one rank, NCCL)."""
         step = self.last_step
-        if not step or not step["buckets"]:
+        timed = [b for b in step["buckets"] if b["start"] is not None] if step else []
+        if not timed:
             return None
-        comm_s = sum(b["end"] - b["start"] for b in step["buckets"])
-        hidden_s = sum(max(0.0, min(b["end"], step["called"]) - b["start"]) for b in step["buckets"])
+        comm_s = sum(b["end"] - b["start"] for b in timed)
+        hidden_s = sum(max(0.0, min(b["end"], step["called"]) - b["start"]) for b in timed)
         return dict(comm_s=comm_s, hidden_s=hidden_s, overlap_fraction=hidden_s / comm_s if comm_s > 0 else 0.0,
                     wait_s=step["wait_end"] - step["wait_start"])
 
