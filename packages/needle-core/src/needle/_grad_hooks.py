@@ -16,6 +16,7 @@ offloading a gradient as soon as it exists.
     >>> handle.remove()
 
 Only ``backward()`` fires hooks (not ``needle.autograd.gradients``, which sets no ``.grad``).
+PyTorch's nearest equivalent is ``Tensor.register_post_accumulate_grad_hook``.
 """
 import itertools
 import weakref
