@@ -139,6 +139,22 @@ def test_dist_first_full_bucket_all_reduce_starts_before_backward_ends(tmp_path,
     assert (first["start"] is not None) == (thread_level == "multiple")
 
 
+@pytest.mark.parametrize("nproc", [2, 3])
+def test_dist_reducer_on_gradients_set_by_hand(tmp_path, nproc):
+    # Rank r's gradients are all r + 1: weighted by r + 1 the average is sum (r+1)^2 / sum (r+1), plain
+    # it is the mean of 1 .. nproc (hand-derived; several one-tensor buckets and a float64 one).
+    cmd = mpiexec_command(nproc, [sys.executable, str(HERE / "reducer_worker.py"), str(tmp_path)])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = json.loads((tmp_path / "reducer.json").read_text())
+    ranks = np.arange(1, nproc + 1, dtype=np.float64)
+    assert got["buckets"] >= 3
+    for name, expected in (("weighted", (ranks ** 2).sum() / ranks.sum()), ("mean", ranks.mean())):
+        for values in got[name]:
+            np.testing.assert_allclose(values, np.full(np.shape(values), expected), rtol=1e-6, err_msg=name)
+        assert got[name + "_dtypes"] == ["float32", "float32", "float32", "float64"]
+
+
 def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):
     proc, elapsed = _launch(3, tmp_path, "--steps", "5", "--fail", "raise", timeout_env=60)
     output = proc.stdout + proc.stderr

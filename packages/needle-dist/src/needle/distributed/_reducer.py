@@ -244,9 +244,10 @@ class GradientAllReducer:
                 raise DistributedError(f"all_reduce_gradients: weight must be >= 0, got {weight!r}")
             self.prepare(weight)
             self._start_micro_batch()
-            for p in self.params:
-                b, i = self._slot[id(p)]
-                self._store(p, b, i, getattr(p, "grad", None))
+            for b, bucket in enumerate(self.buckets):
+                for i, p in enumerate(bucket.params):
+                    self._store(p, b, i, getattr(p, "grad", None))
+                self._launch(b)  # it reduces while the next bucket is packed
         elif weight is not None and weight != self._weight:
             raise DistributedError(f"all_reduce_gradients: weight {weight!r} differs from the one given to "
                                    f"prepare() before backward ({self._weight!r})")

@@ -1,0 +1,36 @@
+"""Run by test_dist_mpi.py under mpiexec: GradientAllReducer on gradients set by hand (no prepared backward).
+
+Rank r sets every gradient to r + 1 and reduces with weight r + 1, then with no weight; rank 0
+writes what it got to OUT/reducer.json. Tiny buckets: one parameter per bucket, and two dtypes.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import needle as ndl
+import needle.distributed as dist
+
+
+def main():
+    out = Path(sys.argv[1])
+    comm = dist.init()
+    r = comm.rank
+    shapes = [(3, 2), (5,), (4, 4)]
+    params = [ndl.nn.Parameter(np.zeros(s, dtype=np.float32)) for s in shapes]
+    params.append(ndl.nn.Parameter(np.zeros(3), dtype="float64", device=ndl.cpu_numpy()))
+    reducer = dist.GradientAllReducer(params, bucket_mb=60 / 2**20)
+    got = {"buckets": len(reducer.buckets)}
+    for name, weight in (("weighted", r + 1.0), ("mean", None)):
+        for p in params:
+            p.grad = ndl.Tensor(np.full(p.shape, r + 1.0), dtype=p.dtype, device=p.device, requires_grad=False)
+        reducer.all_reduce_gradients(weight=weight)
+        got[name] = [p.grad.numpy().tolist() for p in params]
+        got[name + "_dtypes"] = [str(p.grad.dtype) for p in params]
+    if r == 0:
+        (out / "reducer.json").write_text(json.dumps(got))
+
+
+if __name__ == "__main__":
+    main()
