@@ -207,6 +207,7 @@ def bench_train(devices, threads, quick, state, configs=None, log=print):
             continue
         ref = torch_rows.get(r["config"], {})
         unit = bench_training.CONFIGS[r["config"]]["unit"]
+        r["backend"] = "cpu_numpy" if r["backend"] == "numpy" else r["backend"]  # the eager rows' name
         if "error" in r:
             rows.append(_row("training", r["config"], unit, True, r["backend"], None, None, ref.get("throughput"),
                              note=r["error"]))
