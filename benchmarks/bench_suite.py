@@ -1,10 +1,10 @@
 """The benchmark suite: Needle against numpy and PyTorch, in the same run, with the machine's noise.
 
 Modes (2 threads, AMD EPYC / Xeon class, 2 quiet cores):
-  --quick   about 4 minutes: matmul/elementwise at three sizes, eager, six model configurations
+  --quick   about 3 minutes: matmul/elementwise at three sizes, eager, six model configurations
             (mlp, mlp-w512-b64, resnet9-b64-adam, lstm-v10k, transformer-v2k, eager-add-grad)
             once each, the OpenBLAS case; a smoke run, its ratios are one sample each
-  (full)    about 25 minutes: every size, every configuration of bench_training.CONFIGS (the MLP
+  (full)    about 15 minutes: every size, every configuration of bench_training.CONFIGS (the MLP
             sweep over batch 16..1024 and width 100..1024, ResNet9 at batch 64 and 128 with Adam
             and SGD, the LSTM LM at vocabularies 2,000 and 10,000, the Transformer LM, the eager
             add with grad) in 3 rounds of fresh processes, frameworks alternating; median and range
@@ -423,7 +423,7 @@ def main(argv=None):
     parser.add_argument("--backends", default="numpy,cpu,cuda", help="Needle backends to try (comma-separated)")
     parser.add_argument("--configs", help="training configurations (default: all, or the quick set with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="about 4 minutes: fewer sizes, six configurations, one round (a smoke run)")
+                        help="about 3 minutes (the full run: about 15): fewer sizes and configurations, one round")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to print ratios when any measurement was noisy (exit status 3)")
     parser.add_argument("--json", help="write the results here")
