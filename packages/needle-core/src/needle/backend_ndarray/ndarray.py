@@ -80,8 +80,14 @@ def compact_strides(shape):
 _MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
 
 
+_VALID_SHAPES = set()  #: shapes _check_shape has accepted (tuples of plain ints): reshape's hot path
+
+
 def _check_shape(shape, op):
     """``shape`` as a tuple of ints >= 0, or a ValueError naming ``op``."""
+    # A float or bool equals an int of its value ((2.0,) == (2,)): the types are checked too.
+    if type(shape) is tuple and shape in _VALID_SHAPES and all(type(s) is int for s in shape):
+        return shape
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
@@ -95,6 +101,8 @@ def _check_shape(shape, op):
     # nonzero dimensions count even in an empty shape: strides are products of them.
     if prod(s for s in out if s) > _MAX_ELEMENTS:
         raise ValueError(f"{op}: shape {out} has more than 2**58 elements")
+    if len(_VALID_SHAPES) < 4096:
+        _VALID_SHAPES.add(out)
     return out
 
 
