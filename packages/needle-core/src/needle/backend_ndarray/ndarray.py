@@ -80,6 +80,9 @@ def compact_strides(shape):
 _MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
 
 
+#: Binary ops the backend's ``ewise_binary_strided`` kernel computes, by the name ``_binary`` gets.
+_STRIDED_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
+
 _VALID_SHAPES = set()  #: shapes _check_shape has accepted (tuples of plain ints): reshape's hot path
 
 
@@ -613,6 +616,13 @@ class NDArray:
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
             if out is None:
                 out = NDArray._fresh(a._shape, device, dtype)
+            op = _STRIDED_OPS.get(name)
+            strided = device.fused("ewise_binary_strided", dtype) if op is not None else None
+            if strided is not None and out.is_compact() and not (a.is_compact() and b.is_compact()):
+                # Broadcast or strided operands read in place: no compact copy of either.
+                strided(op, a._handle, a._strides, a._offset, b._handle, b._strides, b._offset, out._handle,
+                        a._shape)
+                return out
             ewise(a.compact()._handle, b.compact()._handle, out._handle)
         else:
             kind = type(other)
