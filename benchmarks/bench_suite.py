@@ -199,6 +199,8 @@ def bench_train(devices, threads, quick, state, configs=None, log=print):
         names, [d.name if d.name != "cpu_numpy" else "numpy" for d in devices], threads, rounds=1 if quick else 3,
         block_s=0.3 if quick else 0.5, warmup=1 if quick else 2, repeat=2 if quick else 3, log=log)
     state["training_runs"] = runs
+    if "peak_gflops" not in state:  # --sections without peak: the fractions still need it
+        state["peak_gflops"] = measure_peak(devices, threads)
     peak = state.get("peak_gflops")
     torch_rows = {r["config"]: r for r in summary if r["framework"] == "torch" and "error" not in r}
     rows = []
