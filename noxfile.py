@@ -176,7 +176,7 @@ def bench(session):
     args = [a for a in session.posargs if a != "--all"]
     session.run("python", str(ROOT / "benchmarks" / "bench_suite.py"), "--json", str(out / "suite.json"), *args)
     if "--all" in session.posargs:
-        covered = {"bench_suite", "bench_training", "bench_autograd"}  # already inside the suite
+        covered = {"bench_suite", "bench_training", "bench_autograd", "bench_openblas"}  # already inside the suite
         for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
             if script.stem not in covered:
                 session.run("python", str(script), "--json", str(out / f"{script.stem}.json"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # torch_models.py
 
 import needle as ndl  # noqa: E402
 import needle.nn as nn  # noqa: E402
@@ -86,40 +87,12 @@ def needle_lstm(device, steps, warmup, repeat):
 
 # ---- PyTorch -------------------------------------------------------------------------------------
 def torch_models():
+    """torch, and PyTorch's ResNet9 and LSTM language model of the shapes above (benchmarks/torch_models.py)."""
     import torch
-    from torch import nn as tnn
 
-    def conv_bn(a, b, k, s):
-        return tnn.Sequential(tnn.Conv2d(a, b, k, s, k // 2), tnn.BatchNorm2d(b), tnn.ReLU())
-
-    class Residual(tnn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x) + x
-
-    resnet = tnn.Sequential(
-        conv_bn(3, 16, 7, 4), conv_bn(16, 32, 3, 2),
-        Residual(tnn.Sequential(conv_bn(32, 32, 3, 1), conv_bn(32, 32, 3, 1))),
-        conv_bn(32, 64, 3, 2), conv_bn(64, 128, 3, 2),
-        Residual(tnn.Sequential(conv_bn(128, 128, 3, 1), conv_bn(128, 128, 3, 1))),
-        tnn.Flatten(), tnn.Linear(128, 128), tnn.ReLU(), tnn.Linear(128, 10))
-
-    class LM(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            c = LSTM
-            self.embedding = tnn.Embedding(c["vocab"], c["embedding"])
-            self.lstm = tnn.LSTM(c["embedding"], c["hidden"], c["layers"])
-            self.linear = tnn.Linear(c["hidden"], c["vocab"])
-
-        def forward(self, x, h=None):
-            out, h = self.lstm(self.embedding(x), h)
-            return self.linear(out.reshape(-1, out.shape[-1])), h
-
-    return torch, resnet, LM()
+    import torch_models as tm
+    lm = dict(LSTM, kind="lm", seq_model="lstm")
+    return torch, tm.resnet9(), tm.language_model(lm)
 
 
 def torch_resnet(steps, warmup, repeat):

@@ -21,6 +21,7 @@
 #include "kernels/buffer.h"
 #include "kernels/cpu_features.h"
 #include "kernels/ewise.h"
+#include "kernels/ewise_strided.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_f64.h"
 #include "kernels/lstm.h"
@@ -615,6 +616,34 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (m x p) = transpose(a) @ b with a (n x m) and b (n x p) compact: a weight gradient x^T @ g "
      "without a transposed copy of x.");
+
+  m.def("ewise_binary_strided", [](const std::string& op, const Buffer& a, std::vector<i64> a_strides, i64 a_offset,
+                                   const Buffer& b, std::vector<i64> b_strides, i64 b_offset, Buffer& out,
+                                   std::vector<i64> shape) {
+    const char* k = "ewise_binary_strided";
+    needle_cpu::StridedOp code;
+    if (op == "add") code = needle_cpu::StridedOp::kAdd;
+    else if (op == "sub") code = needle_cpu::StridedOp::kSub;
+    else if (op == "mul") code = needle_cpu::StridedOp::kMul;
+    else if (op == "div") code = needle_cpu::StridedOp::kDiv;
+    else throw py::value_error(std::string(k) + ": op must be 'add', 'sub', 'mul' or 'div', got '" + op + "'");
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
+    i64 n, nb;
+    auto av = checked_view(k, "a", a, shape, std::move(a_strides), a_offset, &n);
+    auto bv = checked_view(k, "b", b, std::move(shape), std::move(b_strides), b_offset, &nb);
+    need_size(k, "out", out, n, true);
+    MaybeRelease gil(n);
+    if (overlaps(a, out) || overlaps(b, out)) {  // writing over an operand: go through a copy
+      Buffer tmp(n, out.dtype());
+      needle_cpu::ewise_binary_strided_f32(code, a.data(), av, b.data(), bv, tmp.data());
+      needle_cpu::copy_bytes(tmp.raw(), out.raw(), tmp.nbytes());
+    } else {
+      needle_cpu::ewise_binary_strided_f32(code, a.data(), av, b.data(), bv, out.data());
+    }
+  }, py::arg("op"), py::arg("a"), py::arg("a_strides"), py::arg("a_offset"), py::arg("b"), py::arg("b_strides"),
+     py::arg("b_offset"), py::arg("out"), py::arg("shape"),
+     "out (compact, shape) = a op b over two float32 strided views of one shape (op: add, sub, mul, div); a\n"
+     "broadcast operand (stride 0) is read in place, with no compact copy.");
 
   m.def("matmul_bias", [](const Buffer& a, const Buffer& b, const Buffer& bias, Buffer& out, i64 m_, i64 n, i64 p) {
     count_arg("matmul_bias", "m", m_); count_arg("matmul_bias", "n", n); count_arg("matmul_bias", "p", p);

@@ -77,6 +77,20 @@ def test_embedding_gradient_float64():
     assert not grad[[1, 3]].any()  # rows never looked up get no gradient
 
 
+def test_embedding_gradient_adds_repeated_ids_float32():
+    # Oracle: numpy's add.at of the output gradient's rows at the ids (the device scatter-add path).
+    np.random.seed(2)
+    emb = nn.Embedding(50, 4)
+    ids = np.random.randint(0, 50, (6, 5))
+    ids[0, :3] = 7  # repeated ids accumulate
+    weights = np.random.randn(6, 5, 4).astype(np.float32)
+    out = emb(ids)
+    (out * ndl.Tensor(weights, requires_grad=False)).sum().backward()
+    expect = np.zeros((50, 4), dtype=np.float32)
+    np.add.at(expect, ids.reshape(-1), weights.reshape(-1, 4))
+    np.testing.assert_allclose(emb.weight.grad.numpy(), expect, rtol=1e-5, atol=1e-6)
+
+
 def test_rnn_cell_init_bounds_and_order():
     np.random.seed(1)
     cell = nn.RNNCell(3, 4)

@@ -105,6 +105,8 @@ rmsprop_step = _core.rmsprop_step
 # Softmax cross-entropy with class labels (protocol.FUSED_KERNELS): one pass each way, no one-hot.
 softmax_xent_forward = _core.softmax_xent_forward
 softmax_xent_backward = _core.softmax_xent_backward
+# Binary ops on strided (broadcast) float32 views without compact copies (protocol.FUSED_KERNELS).
+ewise_binary_strided = _core.ewise_binary_strided
 
 # Memory statistics (protocol.MEMORY_KERNELS): bytes of live Array buffers counted by the allocator
 # with atomics; empty_cache gives the allocator's cached large blocks back to the system.

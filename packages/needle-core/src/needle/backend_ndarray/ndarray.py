@@ -80,8 +80,17 @@ def compact_strides(shape):
 _MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
 
 
+#: Binary ops the backend's ``ewise_binary_strided`` kernel computes, by the name ``_binary`` gets.
+_STRIDED_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
+
+_VALID_SHAPES = set()  #: shapes _check_shape has accepted (tuples of plain ints): reshape's hot path
+
+
 def _check_shape(shape, op):
     """``shape`` as a tuple of ints >= 0, or a ValueError naming ``op``."""
+    # A float or bool equals an int of its value ((2.0,) == (2,)): the types are checked too.
+    if type(shape) is tuple and shape in _VALID_SHAPES and all(type(s) is int for s in shape):
+        return shape
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
@@ -95,6 +104,8 @@ def _check_shape(shape, op):
     # nonzero dimensions count even in an empty shape: strides are products of them.
     if prod(s for s in out if s) > _MAX_ELEMENTS:
         raise ValueError(f"{op}: shape {out} has more than 2**58 elements")
+    if len(_VALID_SHAPES) < 4096:
+        _VALID_SHAPES.add(out)
     return out
 
 
@@ -378,6 +389,25 @@ class NDArray:
             compact = self.is_compact()
         return self if compact else self.copy()
 
+    def _is_dense(self):
+        """True when this view covers its whole buffer once, in any axis order (a permuted compact
+        array, e.g. an NCHW view of NHWC data): an elementwise kernel may then run on the buffer
+        directly and its result take these strides, with no transposing copy."""
+        if self._offset != 0 or self.size != self._handle.size:
+            return False
+        expected = 1
+        for size, stride in sorted(zip(self._shape, self._strides), key=lambda d: d[1]):
+            if size == 1:
+                continue
+            if stride != expected:
+                return False
+            expected *= size
+        return True
+
+    def _fresh_like(self):
+        """A new array of this shape and dtype laid out with this (dense) array's strides."""
+        return NDArray._view(self._shape, self._strides, self._device, self._device.Array(self.size, self._dtype))
+
     def as_strided(self, shape, strides):
         """A view with the given shape and strides (in elements) over the same buffer; a view that
         would reach outside the buffer is a ValueError."""
@@ -573,6 +603,11 @@ class NDArray:
             if other._dtype != dtype or dtype not in _FLOATS:
                 return self._promoted(other, name, out)
             a, b = self, other
+            if (out is None and a._shape == b._shape and a._strides == b._strides and not a.is_compact()
+                    and a._is_dense() and b._is_dense()):
+                out = a._fresh_like()  # two views of one permuted layout: no transposing copies
+                ewise(a._handle, b._handle, out._handle)
+                return out
             if a._shape != b._shape:
                 try:
                     shape = broadcast_shapes(a._shape, b._shape)
@@ -581,11 +616,22 @@ class NDArray:
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
             if out is None:
                 out = NDArray._fresh(a._shape, device, dtype)
+            op = _STRIDED_OPS.get(name)
+            strided = device.fused("ewise_binary_strided", dtype) if op is not None else None
+            if strided is not None and out.is_compact() and not (a.is_compact() and b.is_compact()):
+                # Broadcast or strided operands read in place: no compact copy of either.
+                strided(op, a._handle, a._strides, a._offset, b._handle, b._strides, b._offset, out._handle,
+                        a._shape)
+                return out
             ewise(a.compact()._handle, b.compact()._handle, out._handle)
         else:
             kind = type(other)
             if dtype not in _FLOATS or (kind is not float and kind is not int):
                 return self._promoted(other, name, out)
+            if out is None and not self.is_compact() and self._is_dense():
+                out = self._fresh_like()  # a permuted view: run on its buffer, keep its layout
+                scalar(self._handle, other, out._handle)
+                return out
             if out is None:
                 out = NDArray._fresh(self._shape, device, dtype)
             scalar(self.compact()._handle, other, out._handle)
@@ -640,6 +686,10 @@ class NDArray:
     def _unary(self, name, out=None):
         if self._dtype not in _FLOATS and out is None and name in _FLOAT_UNARY:
             return self.astype(_dtypes.DEFAULT_FLOAT)._unary(name)  # exp/log/... of integers: float32
+        if out is None and not self.is_compact() and self._is_dense():
+            out = self._fresh_like()  # a permuted view: run on its buffer, keep its layout
+            self._kernel(name)(self._handle, out._handle)
+            return out
         if out is None:
             out = NDArray._fresh(self._shape, self._device, self._dtype)
         self._kernel(name)(self.compact()._handle, out._handle)
@@ -907,6 +957,11 @@ class NDArray:
         if kernel is None or grad._dtype != self._dtype:
             # where, not a multiply by the mask: a NaN gradient at an inactive unit gives 0, as the kernels do
             return where(self > 0.0, grad, 0.0)
+        if (self._strides == grad._strides and not self.is_compact() and self._is_dense()
+                and grad._is_dense()):
+            out = self._fresh_like()  # one permuted layout: no transposing copies
+            kernel(self._handle, grad._handle, out._handle)
+            return out
         out = NDArray._fresh(self._shape, self._device, self._dtype)
         kernel(self.compact()._handle, grad.compact()._handle, out._handle)
         return out

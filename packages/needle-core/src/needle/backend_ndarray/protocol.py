@@ -253,6 +253,14 @@ OPTIONAL_KERNELS = (
 #:   accurate at any magnitude (|z| ~ 1e7, rows of -3e38).
 #: - ``softmax_xent_backward(probs, labels, scale, out, m, k)``: ``out = (probs - onehot(labels)) *
 #:   scale[0]`` (m, k); ``scale`` is a 1-element buffer, so the gradient's scale stays on the device.
+#:
+#: ``ewise_binary_strided(op, a, a_strides, a_offset, b, b_strides, b_offset, out, shape)``: ``out``
+#: (compact, ``shape``) = ``a op b`` elementwise over two strided views of ``shape`` (strides and
+#: offsets in elements, as ``compact`` takes them; a broadcast operand has stride 0), ``op`` one of
+#: ``"add"``, ``"sub"``, ``"mul"``, ``"div"``. Core uses it for binary ops whose operands are
+#: broadcast or otherwise not compact (BatchNorm's per-channel statistics, LayerNorm's per-row ones,
+#: biases), where it would otherwise copy each such operand compact first. ``out`` may share a
+#: buffer with an operand (the kernel then computes through a temporary).
 FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
@@ -264,6 +272,7 @@ FUSED_KERNELS = (
     "rmsprop_step",
     "softmax_xent_forward",
     "softmax_xent_backward",
+    "ewise_binary_strided",
 )
 
 

@@ -16,7 +16,7 @@ import math
 
 from ..autograd import NDArray, Tensor, TensorOp
 from .ops_mathematic import (
-    _check_pair, dilate, flip, get_item, matmul, max, mean, pad, reshape, transpose,
+    _check_pair, dilate, flip, get_item, matmul_tn, max, mean, pad, reshape, transpose,
 )
 
 #: Optional backend kernel name: ``conv2d_nhwc(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw)``
@@ -207,8 +207,8 @@ class Conv(TensorOp):
         return grad_x
 
     def _grad_weight(self, out_grad, x, w):
-        # (windows of the padded input)^T @ output gradient. The matmul needs one operand
-        # transposed (a copy): transpose the smaller one.
+        # (windows of the padded input)^T @ output gradient, as one matmul_tn (the backend's
+        # kernel reads the windows transposed in place; without it, core transposes a copy).
         kh, kw, c_in, c_out = w.shape
         n, ho, wo = out_grad.shape[:3]
         ph, pw = self.padding
@@ -216,11 +216,7 @@ class Conv(TensorOp):
         rows = n * ho * wo
         cols = reshape(Im2Col((kh, kw), self.stride)(xp), (rows, kh * kw * c_in))
         g = reshape(out_grad, (rows, c_out))
-        if c_out <= kh * kw * c_in:
-            grad_w = transpose(matmul(transpose(g), cols))
-        else:
-            grad_w = matmul(transpose(cols), g)
-        return reshape(grad_w, (kh, kw, c_in, c_out))
+        return reshape(matmul_tn(cols, g), (kh, kw, c_in, c_out))
 
 
 def conv(a, b, stride=1, padding=1):

@@ -22,12 +22,21 @@ class _Lookup(TensorOp):
         self.ids = ids
 
     def compute(self, table: NDArray):
-        # The gather runs on the host (no protocol kernel does it); only the picked rows travel back.
+        index = _device_ids(self.ids, table.device, "gather_rows")
+        if index is not None:  # the backend's gather: no copy of the whole table to the host
+            return table.take_rows(index)
         rows = table.numpy()[self.ids]
         return NDArray(rows, device=table.device, dtype=table.dtype)
 
     def gradient(self, out_grad, node):
         return _ScatterRows(self.ids, node.inputs[0].shape[0])(out_grad)
+
+
+def _device_ids(ids, device, kernel):
+    """``ids`` as an int64 NDArray on ``device`` when its backend has ``kernel``, else None (host path)."""
+    if getattr(device, "protocol", 1) < 2 or device.optional(kernel) is None:
+        return None
+    return NDArray(ids, device=device, dtype="int64")
 
 
 class _ScatterRows(TensorOp):
@@ -38,6 +47,9 @@ class _ScatterRows(TensorOp):
 
     def compute(self, a: NDArray):
         dim = a.shape[-1]
+        index = _device_ids(self.ids, a.device, "scatter_add_rows")
+        if index is not None:  # a scatter-add on the device: no host round trip of the table
+            return a.device.full((self.num, dim), 0.0, dtype=a.dtype).scatter_add_rows(index, a.compact())
         table = np.zeros(self.num * dim, dtype=a.dtype)
         # One flat index per element: numpy's add.at on 1-D runs about 3x faster than on rows,
         # adding in the same order (so the same sums).
