@@ -277,7 +277,9 @@ def reduce_max(a, out, reduce_size):
 
 
 def reduce_min(a, out, reduce_size):
-    """out[i] = min of the i-th group of reduce_size elements. NaN if the group holds one. Dtypes: all (bool: all)."""
+    """out[i] = min of the i-th group of reduce_size elements. NaN if the group holds one.
+
+    Dtypes: all (bool: all)."""
     raise _todo("reduce_min")
 
 

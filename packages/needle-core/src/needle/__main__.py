@@ -50,8 +50,8 @@ def collect():
             if reason is None:
                 from .backend_ndarray import protocol
                 row["dtypes"] = list(dev.dtypes)
-                row["protocol"] = getattr(dev.mod, "PROTOCOL_VERSION", None)
-                row["optional_kernels"] = protocol.optional_kernels(dev.mod)
+                row["protocol"] = getattr(dev.backend, "PROTOCOL_VERSION", None)
+                row["optional_kernels"] = protocol.optional_kernels(dev.backend)
             rows.append(row)
         for name in sorted(registry.conflicts):
             rows.append({"name": name, "device": repr(backends.device(name)),
@@ -320,6 +320,7 @@ def _kernel_smoke_cases(dev, dtype):
     """``(label, thunk)`` pairs on the raw protocol-2 kernels of ``dtype`` (no NDArray): each thunk
     returns (the kernels' result as numpy, numpy's answer)."""
     from .backend_ndarray.protocol import FLOAT_DTYPES
+    dev = dev.backend  # the raw kernels
     x, y = _kernel_values(dtype, 1), _kernel_values(dtype, 2)
     y[::3] = x[::3]  # ties
     small = _kernel_values(dtype, 3, small=True)
@@ -451,7 +452,7 @@ def check(name, say=print):
             version = ""
         say(f"  distribution      {spec.distribution}{version}{origin}")
     reason = dev.disabled_reason
-    module = dev.mod if reason is None else None
+    module = dev.backend if reason is None else None
     if module is None and spec is not None:
         try:  # load it anyway, so the report can show what the registry refused
             module = spec.load()
