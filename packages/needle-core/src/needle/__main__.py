@@ -439,7 +439,7 @@ def _describe_module(module, say):
     say(f"  memory, dlpack    provided: {', '.join(extras) or 'none'}")
     problems = signature_problems(module)
     read = sum(getattr(getattr(module, k.name, None), "__code__", None) is not None for k in contract.KERNELS)
-    say(f"  signatures        " + (f"MISMATCH: {'; '.join(problems)}" if problems else
+    say("  signatures        " + (f"MISMATCH: {'; '.join(problems)}" if problems else
                                    f"ok ({read} Python kernels read against the contract's table)"))
     advertised = list(getattr(module, "OPTIONAL_KERNELS", ()))
     unknown = [k for k in advertised if k not in known]
