@@ -82,7 +82,7 @@ class BackendDevice:
         backend = self._backend
         return backend if backend is not None else self._load()
 
-    mod = backend  # the name this attribute had before needle-core 0.3
+    mod = backend  # its older name, kept for code written against it
 
     def _load(self):
         """Load the backend and read the facts every array asks for (dtypes, protocol, fused dtypes)."""
