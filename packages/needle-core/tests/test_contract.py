@@ -101,3 +101,39 @@ def test_the_guide_names_every_kernel_with_the_tables_signature():
     v1, v2 = len(protocol.required_kernels(1)), len(protocol.required_kernels(2))
     assert f"{v2} kernels on flat buffers ({v1} in protocol 1)" in text
     assert f"required kernels  {v2} of {v2} present" in text
+
+
+class _OneBackend:
+    """A registry stand-in that serves one backend object (what BackendDevice asks of the registry)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def load(self, name, index):
+        return self.backend, None
+
+
+def test_a_device_reaches_its_backend_and_kernels_explicitly():
+    from needle._device import BackendDevice
+
+    class Tiled(contract.Backend):
+        PROTOCOL_VERSION, DTYPES, __tile_size__ = 2, ("float32",), 8
+
+        def ewise_add(self, a, b, out):
+            return "added"
+
+        def matmul_tiled(self):
+            return "tiled"
+
+    backend = Tiled()
+    dev = BackendDevice("tiled", "tiled", _OneBackend(backend))
+    assert dev.backend is backend and dev.mod is backend
+    assert dev.kernel("ewise_add")(1, 2, 3) == "added"
+    assert dev.optional("ewise_relu") is None and dev.fused("matmul_tn", "float32") is None  # stubs are absent
+    with pytest.raises(AttributeError, match=r"device tiled\(\) \(backend 'tiled'\) has no kernel 'ewise_mul'"):
+        dev.kernel("ewise_mul")
+    assert dev.kernel("ewise_mul", "fallback") == "fallback"
+    # the course's spelling of raw kernels and constants reads them from the backend
+    assert dev.matmul_tiled() == "tiled" and dev.__tile_size__ == 8
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        dev.nonsense
