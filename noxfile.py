@@ -24,6 +24,7 @@ ROOT = Path(__file__).parent
 PACKAGES = ROOT / "packages"
 sys.path.insert(0, str(ROOT / "tools"))
 import release_sessions  # noqa: E402  (tools/: build, install_docs, compat, bump, release)
+
 # What `nox` (and CI) runs. compat is here so that a false version claim fails CI: the rules alone can
 # only say a range is well formed, while compat installs each package with the oldest and the newest
 # needle-core it admits and runs its tests there (about 1.5 min on 2 cores while one core build exists).
