@@ -5,7 +5,8 @@ Generated pages (so that the site never drifts from the files it shows):
                   plus the package table;
 - versioning.md   README.md's Packages section (versions, ranges, releasing a package);
 - benchmarks.md   benchmarks/README.md;
-- api/protocol.md the `#:` comment blocks of protocol.py appended at its ``<!-- protocol-contract -->``;
+- api/protocol.md the kernel table of contract.py at its ``<!-- kernel-table -->`` and the `#:` comment
+                  blocks of protocol.py at its ``<!-- protocol-contract -->``;
 - tutorials/*.md  each docs/tutorials/*.py run by run_tutorial.py (a failing cell fails the build),
                   its prose, code, printed output and figures.
 
@@ -163,7 +164,10 @@ def on_files(files, config):
 def on_page_markdown(markdown, page, config, files):
     uri = page.file.src_uri
     if uri == "api/protocol.md":
+        from needle.backend_ndarray.contract import markdown_table
+
         markdown = markdown.replace("<!-- protocol-contract -->", _protocol_contract())
+        markdown = markdown.replace("<!-- kernel-table -->", markdown_table())
     origin = ORIGIN.get(uri, "docs/" + uri)
     return _rewrite_links(markdown, origin, uri, files)
 

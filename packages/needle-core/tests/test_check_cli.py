@@ -72,6 +72,12 @@ CHANGES = {
     names["ewise_relu"] = ewise_relu
     names["OPTIONAL_KERNELS"] = ("ewise_relu", "ewise_sqrt", "ewise_gelu")
 """,
+    # A kernel the protocol cannot call: ewise_exp takes (a, b, out) where the table says (a, out).
+    "fakearity": """
+    def ewise_exp(a, b, out):
+        out.buf[:] = 0
+    names["ewise_exp"] = ewise_exp
+""",
 }
 
 BROKEN = 'raise ImportError("needle_fakebroken needs libwidget")\n'
@@ -216,6 +222,15 @@ def test_a_protocol_1_backend_is_checked_as_protocol_1_on_its_floats(reports):
     assert any(line.strip() == "core fallback: " + ", ".join(OPTIONAL_V1) for line in lines)
     assert verdicts(lines) == {("float32", label): "PASS" for label in LABELS}  # no kernel checks: protocol 2's
     assert lines[-1] == "PASS: backend 'fakev1' loads and all 11 smoke checks pass"
+
+
+def test_a_kernel_whose_parameters_differ_from_the_contract_fails_the_check(reports):
+    status, lines = reports["fakearity"]
+    assert status == 1, lines
+    assert field(lines, "signatures") == ("MISMATCH: ewise_exp takes 3 positional arguments (0 optional); "
+                                          "the protocol passes (a, out)")
+    assert field(lines, "fused kernels") == "provided: none"
+    assert lines[-1].startswith("FAIL: ")
 
 
 def test_optional_kernels_provided_and_advertising_mistakes_are_reported(reports):

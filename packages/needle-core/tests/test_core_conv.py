@@ -135,7 +135,7 @@ def test_conv_uses_native_kernel_when_advertised(monkeypatch):
         wa = b.array.reshape(kh, kw, c_in, c_out)
         out.array[:] = conv_loop(xa, wa, (sh, sw), 0).reshape(-1)
 
-    monkeypatch.setitem(NUMPY._optional, ops_conv.CONV_KERNEL, fake_kernel)
+    monkeypatch.setitem(NUMPY._kernels, ops_conv.CONV_KERNEL, fake_kernel)
     monkeypatch.setitem(NUMPY.__dict__, "_fused_dtypes", ("float32", "float64"))  # FUSED_DTYPES
     rng = np.random.default_rng(6)
     x, wt = rng.standard_normal((1, 5, 4, 2)), rng.standard_normal((3, 3, 2, 3))

@@ -128,7 +128,7 @@ def test_lstm_fast_backward_on_the_default_device_matches_float64():
 
 
 @pytest.mark.parametrize("path", ["fused", "native"])
-def test_fused_path_matches_the_cell_formulas(monkeypatch, path):
+def test_fused_path_matches_the_cell_formulas(monkeypatch, path, np_lstm):
     # step by step in float64: on the numpy kernels above (float64), on needle-cpu's own (float32)
     dev, dtype, tol = (NUMPY, "float64", dict(rtol=1e-10, atol=1e-12)) if path == "fused" else (
         _native_cpu(), "float32", dict(rtol=1e-5, atol=1e-6))
@@ -137,21 +137,10 @@ def test_fused_path_matches_the_cell_formulas(monkeypatch, path):
     x, h0, c0 = np.random.randn(5, 3, 4), np.random.randn(2, 3, 6), np.random.randn(2, 3, 6)
     lstm = nn.LSTM(4, 6, num_layers=2, device=dev, dtype=dtype)
     layers = [[w.numpy().astype(np.float64) for w in (c.W_ih, c.W_hh, c.bias_ih, c.bias_hh)] for c in lstm.lstm_cells]
-    want, h_n, c_n = x, [], []
-    for (w_ih, w_hh, b_ih, b_hh), h, c in zip(layers, h0, c0):
-        hid, steps = h.shape[1], []
-        for x_t in want:
-            z = x_t @ w_ih + b_ih + h @ w_hh + b_hh
-            i, f, g, o = (z[:, k * hid:(k + 1) * hid] for k in range(4))
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
-            steps.append(h)
-        want = np.stack(steps)
-        h_n.append(h)
-        c_n.append(c)
+    want, h_n, c_n = np_lstm(x, layers, h0, c0)
     x_t, h0_t, c0_t = (ndl.Tensor(a, device=dev, dtype=dtype) for a in (x, h0, c0))
     out, (got_h, got_c) = lstm(x_t, (h0_t, c0_t))
-    for got, expect in ((out, want), (got_h, np.stack(h_n)), (got_c, np.stack(c_n))):
+    for got, expect in ((out, want), (got_h, h_n), (got_c, c_n)):
         np.testing.assert_allclose(got.numpy(), expect, **tol)
     assert len(taken) == 2  # both layers
 

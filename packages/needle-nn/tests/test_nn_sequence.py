@@ -12,10 +12,6 @@ NUMPY = ndl.cpu_numpy()
 F64 = dict(device=NUMPY, dtype="float64")
 
 
-def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
 def np_rnn(x, layers, h0, nonlinearity):
     """layers: list of (W_ih, W_hh, b_ih, b_hh); x (T, B, in); h0 (L, B, H). Returns (out, h_n)."""
     act = np.tanh if nonlinearity == "tanh" else (lambda z: np.maximum(z, 0))
@@ -28,23 +24,6 @@ def np_rnn(x, layers, h0, nonlinearity):
         x = np.stack(outs)
         h_n.append(h)
     return x, np.stack(h_n)
-
-
-def np_lstm(x, layers, h0, c0):
-    h_n, c_n = [], []
-    for (w_ih, w_hh, b_ih, b_hh), h, c in zip(layers, h0, c0):
-        hid = h.shape[1]
-        outs = []
-        for t in range(x.shape[0]):
-            z = x[t] @ w_ih + b_ih + h @ w_hh + b_hh
-            i, f, g, o = (z[:, k * hid:(k + 1) * hid] for k in range(4))
-            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-            h = sigmoid(o) * np.tanh(c)
-            outs.append(h)
-        x = np.stack(outs)
-        h_n.append(h)
-        c_n.append(c)
-    return x, np.stack(h_n), np.stack(c_n)
 
 
 def weights(cells):
@@ -131,7 +110,7 @@ def test_rnn_matches_numpy(nonlinearity, with_h0):
 
 
 @pytest.mark.parametrize("with_state", [False, True])
-def test_lstm_matches_numpy(with_state):
+def test_lstm_matches_numpy(with_state, np_lstm):
     np.random.seed(4)
     lstm = nn.LSTM(3, 4, num_layers=2, **F64)
     x = np.random.randn(6, 2, 3)
@@ -148,7 +127,7 @@ def test_lstm_matches_numpy(with_state):
 
 
 @pytest.mark.parametrize("with_state", [False, True])
-def test_lstm_float32_layer_takes_float64_input(with_state):
+def test_lstm_float32_layer_takes_float64_input(with_state, np_lstm):
     # A float64 input (numpy keeps it float64) to a float32 LSTM promotes, as core's binary ops do:
     # float64 outputs, float32 weight gradients.
     rng = np.random.RandomState(8)

@@ -185,7 +185,7 @@ def test_fused_step_takes_a_strided_gradient(monkeypatch):
 def test_operands_of_another_dtype_take_the_composed_path(monkeypatch):
     # A backend's kernel is used only when weights, gradient and state share device and dtype.
     calls = []
-    monkeypatch.setitem(NUMPY._optional, "sgd_step", lambda *args: calls.append(args))
+    monkeypatch.setitem(NUMPY._kernels, "sgd_step", lambda *args: calls.append(args))
     monkeypatch.setitem(NUMPY.__dict__, "_fused_dtypes", ("float32", "float64"))  # as a backend's FUSED_DTYPES
     w = NUMPY.full((3,), 1.0, dtype="float64")
     assert optimizer._fused_kernel("sgd_step", w, w.astype("float32"), ()) is None

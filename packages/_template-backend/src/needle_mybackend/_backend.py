@@ -19,7 +19,9 @@ Conventions every kernel follows (docs/writing-a-backend.md has the details):
 - Scalars arrive as a Python ``float`` for float buffers and a Python ``int`` for integer and bool
   buffers, already in range of the dtype; compute in the buffer's dtype.
 
-Dtypes (protocol 2; the full contract is the comment block in needle/backend_ndarray/protocol.py):
+Each stub's docstring is the one of the same method of needle.backend_ndarray.contract.Backend, the
+contract as code (needle-core's tests keep the two equal; the table there also lists every optional and
+fused kernel with its signature). Dtypes (protocol 2):
 every kernel takes every dtype in DTYPES that its docstring's "Dtypes:" line allows. "all" means every
 declared dtype; "not bool": needle maps bool arithmetic to the logical kernels; "float": needle turns
 integer true division and powers into float first; "integer, bool": the logical kernels. Integer
@@ -277,7 +279,9 @@ def reduce_max(a, out, reduce_size):
 
 
 def reduce_min(a, out, reduce_size):
-    """out[i] = min of the i-th group of reduce_size elements. NaN if the group holds one. Dtypes: all (bool: all)."""
+    """out[i] = min of the i-th group of reduce_size elements. NaN if the group holds one.
+
+    Dtypes: all (bool: all)."""
     raise _todo("reduce_min")
 
 

@@ -50,8 +50,8 @@ def collect():
             if reason is None:
                 from .backend_ndarray import protocol
                 row["dtypes"] = list(dev.dtypes)
-                row["protocol"] = getattr(dev.mod, "PROTOCOL_VERSION", None)
-                row["optional_kernels"] = protocol.optional_kernels(dev.mod)
+                row["protocol"] = getattr(dev.backend, "PROTOCOL_VERSION", None)
+                row["optional_kernels"] = protocol.optional_kernels(dev.backend)
             rows.append(row)
         for name in sorted(registry.conflicts):
             rows.append({"name": name, "device": repr(backends.device(name)),
@@ -320,6 +320,7 @@ def _kernel_smoke_cases(dev, dtype):
     """``(label, thunk)`` pairs on the raw protocol-2 kernels of ``dtype`` (no NDArray): each thunk
     returns (the kernels' result as numpy, numpy's answer)."""
     from .backend_ndarray.protocol import FLOAT_DTYPES
+    dev = dev.backend  # the raw kernels
     x, y = _kernel_values(dtype, 1), _kernel_values(dtype, 2)
     y[::3] = x[::3]  # ties
     small = _kernel_values(dtype, 3, small=True)
@@ -400,10 +401,20 @@ def _kernel_smoke_test(dev, dtype):
     return results
 
 
+def signature_problems(module):
+    """Sentences naming the kernels of ``module`` that cannot be called as the contract's table says
+    (Python functions only: native kernels' parameters cannot be read)."""
+    from .backend_ndarray import contract
+
+    found = ((k.name, getattr(module, k.name, None)) for k in contract.KERNELS)
+    problems = (contract.arity_problem(name, fn) for name, fn in found if fn is not None)
+    return [p for p in problems if p]
+
+
 def _describe_module(module, say):
     """Print what ``module`` provides against the protocol."""
     from . import __version__
-    from .backend_ndarray import protocol
+    from .backend_ndarray import contract, protocol
     where = getattr(module, "__file__", None)
     say(f"  module            {getattr(module, '__name__', type(module).__name__)}" + (f" ({where})" if where else ""))
     version = getattr(module, "PROTOCOL_VERSION", None)
@@ -421,6 +432,15 @@ def _describe_module(module, say):
     fallback = [k for k in known if k not in provided]
     say(f"  optional kernels  provided: {', '.join(provided) or 'none'}")
     say(f"                    core fallback: {', '.join(fallback) or 'none'}")
+    fused = [k for k in protocol.FUSED_KERNELS if contract.provides(module, k)]
+    say(f"  fused kernels     provided: {', '.join(fused) or 'none'}"
+        + (f" (on {', '.join(getattr(module, 'FUSED_DTYPES', ('float32',)))})" if fused else ""))
+    extras = [k for k in protocol.MEMORY_KERNELS + protocol.DLPACK_KERNELS if contract.provides(module, k)]
+    say(f"  memory, dlpack    provided: {', '.join(extras) or 'none'}")
+    problems = signature_problems(module)
+    read = sum(getattr(getattr(module, k.name, None), "__code__", None) is not None for k in contract.KERNELS)
+    say("  signatures        " + (f"MISMATCH: {'; '.join(problems)}" if problems else
+                                   f"ok ({read} Python kernels read against the contract's table)"))
     advertised = list(getattr(module, "OPTIONAL_KERNELS", ()))
     unknown = [k for k in advertised if k not in known]
     absent = [k for k in advertised if k in known and k not in provided]
@@ -451,7 +471,7 @@ def check(name, say=print):
             version = ""
         say(f"  distribution      {spec.distribution}{version}{origin}")
     reason = dev.disabled_reason
-    module = dev.mod if reason is None else None
+    module = dev.backend if reason is None else None
     if module is None and spec is not None:
         try:  # load it anyway, so the report can show what the registry refused
             module = spec.load()
@@ -468,6 +488,8 @@ def check(name, say=print):
         return 1
     say(f"smoke test on {dev!r}, compared with numpy:")
     failed = total = 0
+    if signature_problems(module):
+        failed = total = 1  # said above: a kernel the protocol cannot call
     # NDArray operations on the float dtypes; on a protocol-2 backend, its new kernels on every dtype.
     protocol_2 = getattr(module, "PROTOCOL_VERSION", 1) >= 2
     for dtype in dev.dtypes:

@@ -1,4 +1,4 @@
-"""Devices: a name plus a lazily loaded backend module.
+"""Devices: a name plus a lazily loaded backend (``device.backend``).
 
 A device whose backend is missing or cannot run still exists: ``enabled()`` is False,
 ``disabled_reason`` says why, and touching a kernel raises :class:`DeviceUnavailableError`.
@@ -22,12 +22,20 @@ _MODULE_DUNDERS = frozenset({
 })
 
 
+# The device's own attributes: never forwarded (one missing before __init__ ends must not recurse).
+_OWN = frozenset({"_backend", "_kernels", "_registry", "_restore", "_dtypes", "_protocol", "_fused_dtypes",
+                  "name", "backend_name", "index", "backend", "mod"})
+_RAISE = object()  # kernel()'s "no default given"
+
+
 class BackendDevice:
     """A device backed by one backend of the registry.
 
-    Attributes the device lacks are forwarded to its backend module, so raw kernels are
-    reachable (``nd.cpu().matmul``, ``nd.cpu().__tile_size__``). Devices compare equal by
-    name and index, print as ``cpu()`` / ``cuda(1)`` / ``cpu_numpy()``, and pickle by name.
+    ``device.backend`` is the backend (the protocol module); :meth:`kernel` is the one place where
+    core looks a kernel up. Attributes the device lacks are read from its backend, so the course's
+    raw kernels stay reachable (``nd.cpu().matmul_tiled``, ``nd.cpu().__tile_size__``). Devices
+    compare equal by name and index, print as ``cpu()`` / ``cuda(1)`` / ``cpu_numpy()``, and pickle
+    by name.
 
     ``registry`` gives the backend module (``registry.load(backend_name, index)``);
     ``restore(backend_name, index)`` is the module-level function that unpickling calls to
@@ -40,8 +48,8 @@ class BackendDevice:
         self.index = index
         self._registry = registry
         self._restore = restore
-        self._module = None
-        self._optional = {}
+        self._backend = None
+        self._kernels = {}  # name -> the backend's kernel, or None where it has none
 
     # ---- identity ---------------------------------------------------------------------
     def __repr__(self):
@@ -69,15 +77,57 @@ class BackendDevice:
 
     # ---- backend ----------------------------------------------------------------------
     @property
-    def mod(self):
-        """The backend module; raises DeviceUnavailableError (with the reason) when it cannot be used."""
-        module = self._module
-        if module is None:
-            module, reason = self._registry.load(self.backend_name, self.index)
-            if module is None:
-                raise DeviceUnavailableError(f"device {self!r} is not available: {reason}")
-            self._module = module
-        return module
+    def backend(self):
+        """The backend (its protocol module); raises DeviceUnavailableError (with the reason) when it cannot be used."""
+        backend = self._backend
+        return backend if backend is not None else self._load()
+
+    mod = backend  # its older name, kept for code written against it
+
+    def _load(self):
+        """Load the backend and read the facts every array asks for (dtypes, protocol, fused dtypes)."""
+        backend, reason = self._registry.load(self.backend_name, self.index)
+        if backend is None:
+            raise DeviceUnavailableError(f"device {self!r} is not available: {reason}")
+        self._protocol = getattr(backend, "PROTOCOL_VERSION", 1)
+        dtypes = tuple(getattr(backend, "DTYPES", ("float32",)))
+        if self._protocol < 2:  # protocol 1 is float-only, whatever it lists
+            dtypes = tuple(d for d in dtypes if d in ("float32", "float64"))
+        self._dtypes = dtypes
+        self.__dict__.setdefault("_fused_dtypes", tuple(getattr(backend, "FUSED_DTYPES", ("float32",))))
+        self._backend = backend
+        return backend
+
+    def kernel(self, name, default=_RAISE):
+        """The backend's kernel ``name``: the one place where core looks kernels up.
+
+        Without it, ``default`` when given (``None`` for an optional kernel), else AttributeError
+        naming the device. A :class:`~needle.backend_ndarray.contract.Backend` stub that a backend
+        leaves in place counts as absent.
+        """
+        try:
+            found = self._kernels[name]
+        except KeyError:
+            found = getattr(self.backend, name, None)
+            if getattr(found, "__is_contract_stub__", False):
+                found = None
+            self._kernels[name] = found
+        if found is None:
+            if default is _RAISE:
+                raise AttributeError(f"device {self!r} (backend {self.backend_name!r}) has no kernel {name!r}")
+            return default
+        return found
+
+    def optional(self, name):
+        """The backend's optional kernel ``name``, or None when it does not provide it."""
+        return self.kernel(name, None)
+
+    def fused(self, name, dtype):
+        """The backend's fused kernel ``name`` when it runs on ``dtype`` (its ``FUSED_DTYPES``,
+        float32 by default), else None (the caller composes the op)."""
+        if self._backend is None:
+            self._load()
+        return self.kernel(name, None) if dtype in self._fused_dtypes else None
 
     def enabled(self):
         """True when this device's backend is installed and can run here.
@@ -91,29 +141,23 @@ class BackendDevice:
     @property
     def disabled_reason(self):
         """None when enabled, else a sentence saying why the device cannot be used."""
-        if self._module is not None:
+        if self._backend is not None:
             return None
         return self._registry.load(self.backend_name, self.index)[1]
 
     @property
     def dtypes(self):
         """The dtype names this device's backend supports."""
-        dtypes = self.__dict__.get("_dtypes")
-        if dtypes is None:  # cached: every new array checks its dtype against this
-            mod = self.mod
-            dtypes = tuple(getattr(mod, "DTYPES", ("float32",)))
-            if getattr(mod, "PROTOCOL_VERSION", 1) < 2:  # protocol 1 is float-only, whatever it lists
-                dtypes = tuple(d for d in dtypes if d in ("float32", "float64"))
-            self._dtypes = dtypes
-        return dtypes
+        if self._backend is None:
+            self._load()
+        return self._dtypes
 
     @property
     def protocol(self):
         """The backend protocol version the backend implements (1: floats only, 2: every dtype)."""
-        version = self.__dict__.get("_protocol")
-        if version is None:
-            version = self._protocol = getattr(self.mod, "PROTOCOL_VERSION", 1)
-        return version
+        if self._backend is None:
+            self._load()
+        return self._protocol
 
     def check_dtype(self, dtype):
         """Raise TypeError when this device's backend does not support ``dtype``."""
@@ -122,25 +166,6 @@ class BackendDevice:
                    "backend of protocol 2)" if self.protocol < 2 else "")
             raise TypeError(f"backend {self.backend_name!r} (device {self!r}) does not support dtype "
                             f"{dtype!r}; it supports {', '.join(self.dtypes)}{why}")
-
-    def fused(self, name, dtype):
-        """The backend's fused kernel ``name`` when it runs on ``dtype`` (its ``FUSED_DTYPES``,
-        float32 by default), else None (the caller composes the op)."""
-        if dtype not in self.__dict__.get("_fused_dtypes", ()):
-            if "_fused_dtypes" in self.__dict__:
-                return None
-            self._fused_dtypes = tuple(getattr(self.mod, "FUSED_DTYPES", ("float32",)))
-            if dtype not in self._fused_dtypes:
-                return None
-        return self.optional(name)
-
-    def optional(self, name):
-        """The backend's optional kernel ``name``, or None when it does not provide it."""
-        try:
-            return self._optional[name]
-        except KeyError:
-            kernel = self._optional[name] = getattr(self.mod, name, None)
-            return kernel
 
     # ---- memory statistics (the backend's optional protocol.MEMORY_KERNELS) ---------------
     def memory_stats(self):
@@ -179,22 +204,18 @@ class BackendDevice:
             release()
 
     def __getattr__(self, name):
-        # Only called for attributes the device lacks. Our own slots must never recurse here.
-        if name in ("_module", "_registry", "_restore", "_optional", "_dtypes", "_protocol", "_fused_dtypes",
-                    "name", "backend_name", "index", "mod"):
+        # Only called for attributes the device lacks: the course's spelling of raw kernels and
+        # backend constants (nd.cpu().matmul_tiled, nd.cpu().__tile_size__) reads them from the backend.
+        if name.startswith("_") and (name in _MODULE_DUNDERS or name in _OWN or not self.enabled()):
+            # Private names are probed by copy, pickle, IPython, numpy...: AttributeError, never the
+            # module's own identity, and never DeviceUnavailableError.
+            raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {name!r}")
+        if name in _OWN:
             raise AttributeError(name)
-        if name.startswith("_"):
-            # Private and dunder names are probed by copy, pickle, IPython, numpy...: answer
-            # AttributeError rather than DeviceUnavailableError, and never the module's own identity.
-            if name in _MODULE_DUNDERS or not self.enabled():
-                raise AttributeError(f"{type(self).__name__} {self!r} has no attribute {name!r}")
-            return getattr(self.mod, name)
         try:
-            kernel = getattr(self.mod, name)
+            return getattr(self.backend, name)
         except AttributeError:
             raise AttributeError(f"device {self!r} (backend {self.backend_name!r}) has no attribute {name!r}") from None
-        setattr(self, name, kernel)  # cache: later lookups skip __getattr__
-        return kernel
 
     # ---- factories (random draws come from numpy's global generator, on the host) ------
     def _from_numpy(self, array, dtype):

@@ -219,7 +219,7 @@ class NDArray:
         with np.errstate(invalid="ignore", over="ignore"):  # NaN -> int: unspecified, as in the cast kernel
             array = np.asarray(array, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         out = NDArray.make(array.shape, device=device, dtype=dtype)
-        device.from_numpy(array, out._handle)
+        device.kernel("from_numpy")(array, out._handle)
         self._init_from(out)
 
     def _init_from(self, other):
@@ -254,7 +254,7 @@ class NDArray:
         array._compact = None
         if handle is None:
             array._device.check_dtype(dtype)
-            handle = array._device.Array(prod(array._shape), dtype)
+            handle = array._device.kernel("Array")(prod(array._shape), dtype)
             array._compact = strides is None
         array._handle = handle
         array._dtype = handle.dtype
@@ -272,7 +272,7 @@ class NDArray:
         array._strides = layout[0]
         array._offset = 0
         array._device = device
-        array._handle = device.Array(layout[1], dtype)
+        array._handle = device.kernel("Array")(layout[1], dtype)
         array._dtype = dtype
         array._compact = True
         return array
@@ -330,7 +330,7 @@ class NDArray:
         no negative stride), else ValueError."""
         if not copy:
             return _dlpack.to_numpy_view(self)
-        return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+        return self._device.kernel("to_numpy")(self._handle, self._shape, self._strides, self._offset)
 
     def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule sharing this array's memory (see :mod:`needle._dlpack`)."""
@@ -366,11 +366,11 @@ class NDArray:
 
     def fill(self, value):
         """Set every element of this array (view) to ``value`` in place."""
-        self._device.scalar_setitem(self.size, value, self._handle, self._shape, self._strides, self._offset)
+        self._device.kernel("scalar_setitem")(self.size, value, self._handle, self._shape, self._strides, self._offset)
 
     def copy(self):
         out = NDArray._fresh(self._shape, self._device, self._dtype)
-        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        self._device.kernel("compact")(self._handle, out._handle, self._shape, self._strides, self._offset)
         return out
 
     # ---- views ------------------------------------------------------------------------
@@ -568,7 +568,7 @@ class NDArray:
     def _assign(self, view, other):
         """Write ``other`` (NDArray, numpy array or scalar) into ``view`` of this buffer."""
         if isinstance(other, Number):
-            self._device.scalar_setitem(view.size, other, self._handle, view.shape, view.strides, view.offset)
+            self._device.kernel("scalar_setitem")(view.size, other, self._handle, view.shape, view.strides, view.offset)
             return
         if not isinstance(other, NDArray):
             other = NDArray(np.asarray(other), device=self._device, dtype=self.dtype)
@@ -581,7 +581,8 @@ class NDArray:
                 other = other.broadcast_to(view.shape)
         if other.dtype != self.dtype:
             other = other.astype(self.dtype)
-        self._device.ewise_setitem(other.compact()._handle, self._handle, view.shape, view.strides, view.offset)
+        self._device.kernel("ewise_setitem")(other.compact()._handle, self._handle, view.shape, view.strides,
+                                             view.offset)
 
     # ---- elementwise ------------------------------------------------------------------
     # Operands of different dtypes are promoted (PyTorch's rule, needle._dtypes) by the cast
@@ -589,14 +590,14 @@ class NDArray:
     # transcendental functions work in floats, bool arithmetic is logical, bitwise ops refuse
     # floats, comparisons give bool.
     def _binary(self, other, ewise, scalar, name, out=None):
-        """``ewise(self, other)`` or ``scalar(self, other)`` into a new array (or into ``out``)."""
+        """Kernel ``ewise(self, other)`` or ``scalar(self, other)`` (names) into a new array (or into ``out``)."""
         device, dtype = self._device, self._dtype
         if isinstance(other, NDArray):
             if (other._device is device and other._dtype == dtype and other._shape == self._shape
                     and self._compact and other._compact and out is None and dtype in _FLOATS):
                 # The common case, checked in one go: same device, float dtype and shape, both compact.
                 out = NDArray._fresh(self._shape, device, dtype)
-                ewise(self._handle, other._handle, out._handle)
+                device.kernel(ewise)(self._handle, other._handle, out._handle)
                 return out
             if other._device is not device and other._device != device:
                 raise ValueError(f"{name}: operands are on different devices ({device} and {other._device})")
@@ -606,7 +607,7 @@ class NDArray:
             if (out is None and a._shape == b._shape and a._strides == b._strides and not a.is_compact()
                     and a._is_dense() and b._is_dense()):
                 out = a._fresh_like()  # two views of one permuted layout: no transposing copies
-                ewise(a._handle, b._handle, out._handle)
+                device.kernel(ewise)(a._handle, b._handle, out._handle)
                 return out
             if a._shape != b._shape:
                 try:
@@ -623,18 +624,18 @@ class NDArray:
                 strided(op, a._handle, a._strides, a._offset, b._handle, b._strides, b._offset, out._handle,
                         a._shape)
                 return out
-            ewise(a.compact()._handle, b.compact()._handle, out._handle)
+            device.kernel(ewise)(a.compact()._handle, b.compact()._handle, out._handle)
         else:
             kind = type(other)
             if dtype not in _FLOATS or (kind is not float and kind is not int):
                 return self._promoted(other, name, out)
             if out is None and not self.is_compact() and self._is_dense():
                 out = self._fresh_like()  # a permuted view: run on its buffer, keep its layout
-                scalar(self._handle, other, out._handle)
+                device.kernel(scalar)(self._handle, other, out._handle)
                 return out
             if out is None:
                 out = NDArray._fresh(self._shape, device, dtype)
-            scalar(self.compact()._handle, other, out._handle)
+            device.kernel(scalar)(self.compact()._handle, other, out._handle)
         return out
 
     def _promoted(self, other, name, out=None):
@@ -661,7 +662,7 @@ class NDArray:
         if not is_array and scalar_name is not None:
             if out is None:
                 out = NDArray._fresh(a._shape, device, _BOOL if rule == "compare" else wide)
-            getattr(device, scalar_name)(a.compact()._handle, _dtypes.scalar_for(wide, other), out._handle)
+            device.kernel(scalar_name)(a.compact()._handle, _dtypes.scalar_for(wide, other), out._handle)
             return out
         if not is_array:  # no scalar kernel for this op: the scalar as a broadcast array
             other = full((), _dtypes.scalar_for(wide, other), dtype=wide, device=device)
@@ -674,14 +675,14 @@ class NDArray:
             a, b = a.broadcast_to(shape), b.broadcast_to(shape)
         if out is None:
             out = NDArray._fresh(a._shape, device, _BOOL if rule == "compare" else wide)
-        kernel = getattr(device, ewise_name, None) if ewise_name else None
+        kernel = device.kernel(ewise_name, None) if ewise_name else None
         if kernel is None:
             raise TypeError(f"{name}: backend {device.backend_name!r} has no kernel for dtype {wide}")
         kernel(a.compact()._handle, b.compact()._handle, out._handle)
         return out
 
     def _kernel(self, name):
-        return getattr(self._device, name)
+        return self._device.kernel(name)
 
     def _unary(self, name, out=None):
         if self._dtype not in _FLOATS and out is None and name in _FLOAT_UNARY:
@@ -708,43 +709,43 @@ class NDArray:
     def iadd(self, other):
         """``self += other`` in place (other: an NDArray of this shape, or a scalar); returns self."""
         self._check_inplace(other, "iadd")
-        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add", out=self)
+        return self._binary(other, "ewise_add", "scalar_add", "add", out=self)
 
     def imul(self, other):
         """``self *= other`` in place; returns self."""
         self._check_inplace(other, "imul")
-        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "multiply", out=self)
+        return self._binary(other, "ewise_mul", "scalar_mul", "multiply", out=self)
 
     def isub(self, other):
         """``self -= other`` in place (other: an NDArray of this shape); returns self."""
         self._check_inplace(other, "isub")
         sub = self._device.optional("ewise_sub")
         if sub is not None:
-            return self._binary(other, sub, None, "subtract", out=self)
+            return self._binary(other, "ewise_sub", None, "subtract", out=self)
         return self.iadd(-other)
 
     def idiv(self, other):
         """``self /= other`` in place; returns self."""
         self._check_inplace(other, "idiv")
-        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "divide", out=self)
+        return self._binary(other, "ewise_div", "scalar_div", "divide", out=self)
 
     def isqrt(self):
         """``self = sqrt(self)`` in place; returns self."""
         self._check_inplace(None, "isqrt")
         if self._device.optional("ewise_sqrt") is not None:
             return self._unary("ewise_sqrt", out=self)
-        return self._binary(0.5, None, self._device.scalar_power, "power", out=self)
+        return self._binary(0.5, None, "scalar_power", "power", out=self)
 
     # ---- arithmetic -------------------------------------------------------------------
     def __add__(self, other):
-        return self._binary(other, self._device.ewise_add, self._device.scalar_add, "add")
+        return self._binary(other, "ewise_add", "scalar_add", "add")
 
     __radd__ = __add__
 
     def __sub__(self, other):
         sub = self._device.optional("ewise_sub")
         if isinstance(other, NDArray) and sub is not None:
-            return self._binary(other, sub, None, "subtract")
+            return self._binary(other, "ewise_sub", None, "subtract")
         if self._dtype == _BOOL and (isinstance(other, (bool, np.bool_)) or getattr(other, "_dtype", None) == _BOOL):
             raise TypeError("subtract: not supported on bool arrays (use the logical operators & | ^ ~)")
         return self + (-other)
@@ -755,26 +756,26 @@ class NDArray:
             wide = _dtypes.with_scalar(self._dtype, _scalar_operand(other, "subtract"))
             a = self if wide == self._dtype else self.astype(wide)
             if wide in _FLOATS:
-                return a._binary(float(other), None, rsub, "subtract")
+                return a._binary(float(other), None, "scalar_rsub", "subtract")
             out = NDArray._fresh(a._shape, a._device, wide)
             rsub(a.compact()._handle, _dtypes.scalar_for(wide, other), out._handle)
             return out
         return (-self) + other
 
     def __mul__(self, other):
-        return self._binary(other, self._device.ewise_mul, self._device.scalar_mul, "multiply")
+        return self._binary(other, "ewise_mul", "scalar_mul", "multiply")
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        return self._binary(other, self._device.ewise_div, self._device.scalar_div, "divide")
+        return self._binary(other, "ewise_div", "scalar_div", "divide")
 
     def __rtruediv__(self, other):
         rdiv = self._device.optional("scalar_rdiv")
         if self._dtype not in _FLOATS:
             return self.astype(_dtypes.with_scalar(self._dtype, 0.5)).__rtruediv__(other)
         if rdiv is not None:
-            return self._binary(float(_scalar_operand(other, "divide")), None, rdiv, "divide")
+            return self._binary(float(_scalar_operand(other, "divide")), None, "scalar_rdiv", "divide")
         return (self ** -1.0) * other
 
     def __neg__(self):
@@ -799,9 +800,9 @@ class NDArray:
                 return self.astype(wide) ** other.astype(wide)
             power = self._device.optional("ewise_power")
             if power is not None:
-                return self._binary(other, power, None, "power")
+                return self._binary(other, "ewise_power", None, "power")
             return (self.log() * other).exp()
-        return self._binary(float(_scalar_operand(other, "power")), None, self._device.scalar_power, "power")
+        return self._binary(float(_scalar_operand(other, "power")), None, "scalar_power", "power")
 
     def _integer_power(self, exponent):
         """``self ** exponent`` for an integer or bool array and an int exponent >= 0, by repeated
@@ -821,7 +822,7 @@ class NDArray:
 
     def maximum(self, other):
         """Elementwise maximum (NaN propagates)."""
-        return self._binary(other, self._device.ewise_maximum, self._device.scalar_maximum, "maximum")
+        return self._binary(other, "ewise_maximum", "scalar_maximum", "maximum")
 
     def minimum(self, other):
         """Elementwise minimum (NaN propagates)."""
@@ -869,11 +870,10 @@ class NDArray:
         return ~(self >= other) & (self == self)  # lt
 
     def _compare_v1(self, other, name):
-        dev = self._device
         if name == "eq":
-            return self._binary(other, dev.ewise_eq, dev.scalar_eq, "eq")
+            return self._binary(other, "ewise_eq", "scalar_eq", "eq")
         if name == "ge":
-            return self._binary(other, dev.ewise_ge, dev.scalar_ge, "ge")
+            return self._binary(other, "ewise_ge", "scalar_ge", "ge")
         if name == "ne":
             return 1.0 - self._compare_v1(other, "eq")
         if isinstance(other, NDArray) and name in ("lt", "le"):
@@ -881,7 +881,7 @@ class NDArray:
         gt = self._compare_v1(other, "ge") * (1.0 - self._compare_v1(other, "eq"))
         if name == "gt":
             return gt
-        not_nan = self._binary(self, dev.ewise_eq, None, "eq")
+        not_nan = self._binary(self, "ewise_eq", None, "eq")
         return (1.0 - (gt if name == "le" else self._compare_v1(other, "ge"))) * not_nan
 
     def __eq__(self, other):
@@ -919,7 +919,7 @@ class NDArray:
         if self._dtype in _FLOATS:
             raise TypeError(f"invert (~): needs an integer or bool array, got {self._dtype}")
         out = NDArray._fresh(self._shape, self._device, self._dtype)
-        self._device.ewise_not(self.compact()._handle, out._handle)
+        self._device.kernel("ewise_not")(self.compact()._handle, out._handle)
         return out
 
     def where(self, a, b):
@@ -994,7 +994,7 @@ class NDArray:
             raise ValueError(f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})")
         if self.ndim == 2 and other.ndim == 2:
             out = NDArray.make((m, p), device=self._device, dtype=self.dtype)
-            self._device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+            self._device.kernel("matmul")(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
             return out
         batch_shape = broadcast_shapes(self._shape[:-2], other._shape[:-2])
         a = self.broadcast_to(batch_shape + (m, n)).compact()
@@ -1070,7 +1070,7 @@ class NDArray:
         if name == "sum" and leading and dtype in _FLOATS and src.is_compact():
             # Summing leading axes (a bias gradient): a row of ones times the (rows, cols)
             # matrix, instead of a transposing compact followed by reduce_sum.
-            self._device.matmul(_ones_row(self._device, rows, dtype)._handle, src._handle,
+            self._device.kernel("matmul")(_ones_row(self._device, rows, dtype)._handle, src._handle,
                                 out._handle, 1, rows, cols)
         else:
             # Reduced axes last (no view needed when they already are), then contiguous groups.
@@ -1080,11 +1080,11 @@ class NDArray:
 
     def sum(self, axis=None, keepdims=False):
         """Sum over ``axis`` (int, tuple or None for all); integers and bools sum to int64."""
-        return self._reduce(axis, keepdims, self._device.reduce_sum, "sum")
+        return self._reduce(axis, keepdims, self._device.kernel("reduce_sum"), "sum")
 
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis`` (int, tuple or None for all)."""
-        return self._reduce(axis, keepdims, self._device.reduce_max, "max")
+        return self._reduce(axis, keepdims, self._device.kernel("reduce_max"), "max")
 
     def min(self, axis=None, keepdims=False):
         """Minimum over ``axis`` (int, tuple or None for all)."""
@@ -1099,7 +1099,7 @@ class NDArray:
         if self._device.protocol < 2:
             raise TypeError(f"{name}: backend {self._device.backend_name!r} implements backend protocol 1, "
                             f"which has no {name} kernel (int64 results need protocol 2)")
-        return self._reduce(axis, keepdims, getattr(self._device, "reduce_" + name), name)
+        return self._reduce(axis, keepdims, self._device.kernel("reduce_" + name), name)
 
     def argmax(self, axis=None, keepdims=False):
         """Index (int64) of the first maximum along ``axis`` (None: of the flattened array); NaN wins."""
@@ -1125,7 +1125,7 @@ class NDArray:
             return out
         picked = _host_indices(idx.numpy(), rows)
         flat = src.numpy().reshape(rows, row_size)
-        self._device.from_numpy(np.ascontiguousarray(flat[picked]), out._handle)
+        self._device.kernel("from_numpy")(np.ascontiguousarray(flat[picked]), out._handle)
         return out
 
     def scatter_add_rows(self, indices, values):
@@ -1146,7 +1146,7 @@ class NDArray:
         picked = _host_indices(idx.numpy(), rows)
         acc = self.numpy().reshape(rows, row_size)
         np.add.at(acc, picked, vals.numpy().reshape(picked.size, row_size))
-        self._device.from_numpy(acc, self._handle)
+        self._device.kernel("from_numpy")(acc, self._handle)
         return self
 
 
@@ -1228,7 +1228,7 @@ def empty(shape, dtype="float32", device=None):
 def full(shape, fill_value, dtype="float32", device=None):
     """An NDArray of ``shape`` filled with ``fill_value``."""
     out = empty(shape, dtype, device)
-    out._device.fill(out._handle, _dtypes.scalar_for(out._dtype, _scalar_operand(fill_value, "full")))
+    out._device.kernel("fill")(out._handle, _dtypes.scalar_for(out._dtype, _scalar_operand(fill_value, "full")))
     return out
 
 
@@ -1262,7 +1262,7 @@ def where(condition, a, b):
     cond, x, y = (v.broadcast_to(shape).compact() for v in (cond, *operands))
     out = NDArray._fresh(shape, device, dtype)
     if device.protocol >= 2:
-        device.where(cond._handle, x._handle, y._handle, out._handle)
+        device.kernel("where")(cond._handle, x._handle, y._handle, out._handle)
     else:  # a protocol-1 backend: cond is a float mask
         return x * cond + y * (1.0 - cond)
     return out

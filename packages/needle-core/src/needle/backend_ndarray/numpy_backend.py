@@ -1,5 +1,8 @@
 """The built-in numpy backend: protocol 2 on flat numpy arrays, always available.
 
+Each kernel's contract is its method's docstring in :class:`needle.backend_ndarray.contract.Backend`;
+the docstrings here say how numpy computes it.
+
 Every kernel is one vectorised numpy call (a ufunc with ``out=`` wherever one exists, so a
 kernel never allocates on the float hot path); strided views are built with ``as_strided``
 over the flat buffer, never with a Python loop per element. numpy's ufuncs handle ``out``
@@ -80,6 +83,7 @@ def empty_cache():
 
 
 def _view(a, shape, strides, offset):
+    """The strided view of buffer ``a`` as a numpy array (no copy)."""
     flat = a.array
     item = flat.itemsize
     return as_strided(flat[offset:], shape=tuple(shape), strides=tuple(s * item for s in strides))
@@ -126,39 +130,47 @@ def dlpack_import(obj):
 
 
 def from_numpy(np_array, out):
+    """Copy the compact numpy array into ``out``."""
     out.array[:] = np.ascontiguousarray(np_array).reshape(-1)
 
 
 def to_numpy(a, shape, strides, offset):
+    """A new numpy array holding the strided view of ``a``."""
     return _view(a, shape, strides, offset).copy()
 
 
 def fill(out, value):
+    """Set every element of ``out`` to ``value``."""
     out.array.fill(value)
 
 
 def compact(a, out, shape, strides, offset):
+    """Gather the strided view of ``a`` into compact ``out``."""
     out.array[:] = _view(a, shape, strides, offset).reshape(-1)
 
 
 def ewise_setitem(a, out, shape, strides, offset):
+    """Scatter compact ``a`` into the strided view of ``out``."""
     view = as_strided(out.array[offset:], shape=tuple(shape),
                       strides=tuple(s * out.array.itemsize for s in strides), writeable=True)
     view[...] = a.array[: view.size].reshape(view.shape)
 
 
 def scalar_setitem(size, val, out, shape, strides, offset):
+    """Set the strided view of ``out`` to ``val``."""
     view = as_strided(out.array[offset:], shape=tuple(shape),
                       strides=tuple(s * out.array.itemsize for s in strides), writeable=True)
     view[...] = val
 
 
 def cast(a, out):
+    """``a`` converted to ``out``'s dtype."""
     # Unsafe casting is numpy's C conversion: float -> int truncates toward zero, to bool is != 0.
     np.copyto(out.array, a.array, casting="unsafe")
 
 
 def where(cond, a, b, out):
+    """``a`` where the bool buffer ``cond`` is True, else ``b``."""
     # Into a temporary first: copying b into out, then a where cond, breaks when out is a or cond.
     out.array[:] = np.where(cond.array, a.array, b.array)
 
@@ -167,6 +179,7 @@ def where(cond, a, b, out):
 def _binary(fn):
     def kernel(a, b, out):
         fn(a.array, b.array, out=out.array)
+    kernel.__doc__ = f"out = numpy.{fn.__name__}(a, b)."
     return kernel
 
 
@@ -177,6 +190,7 @@ def _scalar(fn):
     # minimum only) need a bool, or numpy would promote the int to int64.
     def kernel(a, val, out):
         fn(a.array, val if a.dtype != "bool" else bool(val), out=out.array)
+    kernel.__doc__ = f"out = numpy.{fn.__name__}(a, val)."
     return kernel
 
 
@@ -185,12 +199,14 @@ def _scalar_compare(fn):
     # val), and the result is written as bool (or 1.0/0.0 into a protocol-1 caller's float buffer).
     def kernel(a, val, out):
         fn(a.array, val, out=out.array)
+    kernel.__doc__ = f"out = numpy.{fn.__name__}(a, val), a bool buffer."
     return kernel
 
 
 def _unary(fn):
     def kernel(a, out):
         fn(a.array, out=out.array)
+    kernel.__doc__ = f"out = numpy.{fn.__name__}(a)."
     return kernel
 
 
@@ -228,10 +244,12 @@ scalar_ge = _scalar_compare(np.greater_equal)
 
 
 def scalar_rsub(a, val, out):
+    """out = val - a."""
     np.subtract(val, a.array, out=out.array)
 
 
 def scalar_rdiv(a, val, out):
+    """out = val / a."""
     np.divide(val, a.array, out=out.array)
 
 
@@ -245,10 +263,12 @@ ewise_not = _unary(np.invert)  # bitwise on integers, logical on bool
 
 
 def ewise_relu(a, out):
+    """out = max(a, 0)."""
     np.maximum(a.array, 0, out=out.array)
 
 
 def ewise_sigmoid(a, out):
+    """out = 1 / (1 + exp(-a)), computed as 0.5 * (1 + tanh(a / 2))."""
     # 0.5 * (1 + tanh(x / 2)) is finite for every finite x, unlike 1 / (1 + exp(-x)).
     # Alias-safe: a is read once, by the first call; the rest works on out alone.
     np.multiply(a.array, 0.5, out=out.array)
@@ -259,11 +279,13 @@ def ewise_sigmoid(a, out):
 
 # ---- matmul and reductions (out is never an input) -------------------------------------------
 def matmul(a, b, out, m, n, p):
+    """out (m, p) = a (m, n) @ b (n, p)."""
     np.matmul(a.array[: m * n].reshape(m, n), b.array[: n * p].reshape(n, p),
               out=out.array[: m * p].reshape(m, p))
 
 
 def matmul_batched(a, b, out, batch, m, n, p):
+    """out (batch, m, p) = a (batch, m, n) @ b (batch, n, p)."""
     np.matmul(a.array[: batch * m * n].reshape(batch, m, n),
               b.array[: batch * n * p].reshape(batch, n, p),
               out=out.array[: batch * m * p].reshape(batch, m, p))
@@ -277,6 +299,7 @@ def _groups(a, out, reduce_size):
 # The ufuncs' own reduce (not np.sum/np.max, which are Python wrappers): it accumulates in out's
 # dtype, so integer sums wrap like the elementwise kernels.
 def reduce_sum(a, out, reduce_size):
+    """Sum of each contiguous group of ``reduce_size`` (wrapping for integers)."""
     if reduce_size == 0:
         out.array.fill(0)
         return
@@ -284,19 +307,23 @@ def reduce_sum(a, out, reduce_size):
 
 
 def reduce_max(a, out, reduce_size):
+    """Max of each contiguous group (NaN propagates; any on bool)."""
     np.maximum.reduce(_groups(a, out, reduce_size), axis=1, out=out.array)  # NaN propagates; bool: any
 
 
 def reduce_min(a, out, reduce_size):
+    """Min of each contiguous group (NaN propagates; all on bool)."""
     np.minimum.reduce(_groups(a, out, reduce_size), axis=1, out=out.array)  # bool: all
 
 
 def reduce_argmax(a, out, reduce_size):
+    """Index of the first maximum of each group, into an int64 buffer."""
     # numpy's argmax: the first maximum, a NaN counting as the maximum (the first NaN wins).
     out.array[:] = np.argmax(_groups(a, out, reduce_size), axis=1)
 
 
 def reduce_argmin(a, out, reduce_size):
+    """Index of the first minimum of each group, into an int64 buffer."""
     out.array[:] = np.argmin(_groups(a, out, reduce_size), axis=1)
 
 
@@ -312,12 +339,14 @@ def _checked_rows(idx, rows, count, who):
 
 
 def gather_rows(a, idx, out, rows, row_size, count):
+    """Row ``idx[i]`` of ``a`` into row ``i`` of ``out``, indices checked first."""
     index = _checked_rows(idx, rows, count, "gather_rows")
     np.take(a.array[: rows * row_size].reshape(rows, row_size), index, axis=0,
             out=out.array[: count * row_size].reshape(count, row_size))
 
 
 def scatter_add_rows(g, idx, out, rows, row_size, count):
+    """Row ``i`` of ``g`` added into row ``idx[i]`` of ``out`` (repeats accumulate), indices checked first."""
     index = _checked_rows(idx, rows, count, "scatter_add_rows")
     # np.add.at, not out[index] += g: repeated indices must accumulate.
     np.add.at(out.array[: rows * row_size].reshape(rows, row_size), index,

@@ -26,7 +26,7 @@ KERNEL_RULE = {
 
 def version(dev):
     """The protocol version the backend declares."""
-    return getattr(dev.mod, "PROTOCOL_VERSION", 1)
+    return getattr(dev.backend, "PROTOCOL_VERSION", 1)
 
 
 def dtypes_for(dev, kernel=None):
@@ -47,7 +47,7 @@ def fused_dtypes(dev):
     float32) for protocol 2; the float dtypes for a protocol-1 backend, as before."""
     if version(dev) < 2:
         return list(dev.dtypes)
-    return [d for d in getattr(dev.mod, "FUSED_DTYPES", ("float32",)) if d in dev.dtypes]
+    return [d for d in getattr(dev.backend, "FUSED_DTYPES", ("float32",)) if d in dev.dtypes]
 
 
 def mask_dtype(dev, dtype):

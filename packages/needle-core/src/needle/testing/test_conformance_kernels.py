@@ -24,7 +24,7 @@ _buf, _read, _data, _rtol = buf, read, data, rtol
 
 
 def test_protocol_surface(dev):
-    mod = dev.mod
+    mod = dev.backend
     declared = getattr(mod, "PROTOCOL_VERSION", None)
     assert declared in protocol.SUPPORTED_PROTOCOLS
     assert protocol.missing_kernels(mod) == []
@@ -253,7 +253,7 @@ def _optional(dev, name):
 
 def test_optional_kernel_names_are_known(dev):
     known = protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2
-    unknown = [n for n in getattr(dev.mod, "OPTIONAL_KERNELS", ()) if n not in known]
+    unknown = [n for n in getattr(dev.backend, "OPTIONAL_KERNELS", ()) if n not in known]
     assert unknown == [], f"backend advertises optional kernels core does not know: {unknown}"
 
 

@@ -247,10 +247,11 @@ class _LSTMRecurrence(TensorTupleOp):
         x, w = proj.compact()._handle, w_hh.compact()._handle
         out = NDArray.make((steps, batch, hid), device=dev, dtype=dtype)
         h, c, saved = h0.compact()._handle, c0.compact()._handle, []
+        new, matmul = dev.kernel("Array"), dev.kernel("matmul")
         for t in range(steps):
-            gates = dev.Array(batch * width, dtype)  # h @ W_hh; the kernel adds x[t], leaves the activations
-            dev.matmul(h, w, gates, batch, hid, width)
-            c_new, tc, h = dev.Array(batch * hid, dtype), dev.Array(batch * hid, dtype), dev.Array(batch * hid, dtype)
+            gates = new(batch * width, dtype)  # h @ W_hh; the kernel adds x[t], leaves the activations
+            matmul(h, w, gates, batch, hid, width)
+            c_new, tc, h = new(batch * hid, dtype), new(batch * hid, dtype), new(batch * hid, dtype)
             forward(gates, x, c, c_new, tc, h, out._handle, t, batch, hid)
             saved.append((gates, c, tc))
             c = c_new
@@ -325,11 +326,11 @@ class _LSTMRecurrence(TensorTupleOp):
         dh, dc = dh.compact(), dc.copy()  # dc is updated in place
         for t in reversed(range(steps)):
             act, c_prev, tc = self._saved[t]
-            dg = dev.Array(batch * width, dtype)
+            dg = dev.kernel("Array")(batch * width, dtype)
             backward(dh._handle, seq, act, c_prev, tc, dc._handle, dg, d_gates._handle, t, batch, hid)
             if t or need_dh0:  # h0's gradient is one more matmul, skipped when nobody wants it
                 dh = NDArray.make((batch, hid), device=dev, dtype=dtype)
-                dev.matmul(dg, w, dh._handle, batch, width, hid)
+                dev.kernel("matmul")(dg, w, dh._handle, batch, width, hid)
         return d_gates, dh, dc
 
 
