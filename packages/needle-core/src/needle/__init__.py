@@ -24,6 +24,7 @@ from .init import ones, ones_like, rand, randn, zeros, zeros_like  # noqa: E402,
 from ._factories import arange, empty, eye, full, full_like, linspace, randint, tensor  # noqa: E402,F401
 from .backends import all_devices, cpu, cpu_numpy, cuda, default_device, device  # noqa: E402
 from ._seed import manual_seed  # noqa: E402
+from ._jit import jit  # noqa: E402
 
 _EXTRAS = {"nn": "needle-nn", "optim": "needle-nn", "data": "needle-data", "distributed": "needle-dist"}
 

@@ -22,6 +22,11 @@ _MODULE_DUNDERS = frozenset({
 })
 
 
+# What a device keeps in its __dict__ besides the kernels it caches (see _use_module).
+_OWN_ATTRIBUTES = frozenset({"name", "backend_name", "index", "_registry", "_restore", "_module", "_optional",
+                             "_dtypes", "_protocol", "_fused_dtypes", "_class_rows"})
+
+
 class BackendDevice:
     """A device backed by one backend of the registry.
 
@@ -78,6 +83,15 @@ class BackendDevice:
                 raise DeviceUnavailableError(f"device {self!r} is not available: {reason}")
             self._module = module
         return module
+
+    def _use_module(self, module):
+        """Route this device's kernel lookups to ``module`` from now on (needle.jit's recorder puts
+        a wrapper of the backend here while it records, then the backend back) and forget the
+        kernels looked up so far."""
+        self._module = module
+        self._optional = {}
+        for name in [n for n in self.__dict__ if n not in _OWN_ATTRIBUTES]:
+            del self.__dict__[name]
 
     def enabled(self):
         """True when this device's backend is installed and can run here.
@@ -242,8 +256,10 @@ class BackendDevice:
         shape = labels._shape + (n,)
         classes = self._class_row(n, labels._dtype)
         hot = labels.reshape(labels._shape + (1,)).broadcast_to(shape) == classes.broadcast_to(shape)
-        if labels.size and float(hot.sum().numpy()) != labels.size:
-            return None
+        from ._jit._record import validation_read  # needle.jit lets this check read while it records
+        with validation_read():
+            if labels.size and float(hot.sum().numpy()) != labels.size:
+                return None
         return hot if hot._dtype == dtype else hot.astype(dtype)
 
     def _class_row(self, n, dtype):

@@ -1,0 +1,324 @@
+"""``needle.jit``: capture a function's kernels once, replay them without its Python.
+
+See :func:`jit`. The recorder (``_record``) wraps the backend modules at the protocol boundary;
+the replay plan (``_replay``) binds the recorded kernels to buffers; ``_fuse`` merges runs of
+elementwise kernels where the backend can run them as one pass.
+"""
+import gc
+import sys
+
+import numpy as np
+
+from . import _record, _replay
+from ._record import CaptureError, host_step, recording, scalar
+
+__all__ = ["jit", "Captured", "CaptureError", "scalar", "host_step", "recording"]
+
+#: Signatures kept per captured function (the least recently used is dropped beyond this).
+MAX_SIGNATURES = 8
+
+
+def jit(fn):
+    """Capture ``fn`` (forward, loss, backward and optimiser step of a training step, say) and
+    replay it without its Python.
+
+    The first call with a signature (the shapes, strides, dtypes and devices of the Tensor and
+    NDArray arguments, and the values of the other arguments) runs ``fn`` eagerly, the second
+    runs it again while recording the backend kernels it launches, and later calls replay that
+    record with the new inputs' buffers. Parameters, optimiser state and BatchNorm statistics are
+    updated in place, so a replayed step equals the eager one bit for bit. A new signature
+    records again (up to :data:`MAX_SIGNATURES` are kept).
+
+    What a replay does not see: Python state fn reads besides its arguments (``module.training``,
+    hyper-parameters other than the optimisers' ``lr``) is fixed when recording -- call
+    ``.reset()`` after changing it; ``.grad`` of the input tensors is not set; values are not
+    checked (labels out of range). fn may return Tensors, NDArrays and Python scalars, and
+    tuples, lists and dicts of them; returned tensors are new each call (no graph).
+    """
+    if not callable(fn):
+        raise TypeError(f"needle.jit: expected a callable (a function or a method), got {type(fn).__name__}")
+    return Captured(fn)
+
+
+class Captured:
+    """A function wrapped by :func:`jit`: call it as fn."""
+
+    def __init__(self, fn, fuse=True):
+        self.fn = fn
+        self.fuse = fuse
+        self._plans = {}     # signature -> _Entry
+        self._seen = set()   # signatures run eagerly once
+        self.__wrapped__ = fn
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+
+    def __repr__(self):
+        return f"needle.jit({self.fn!r})"
+
+    def reset(self):
+        """Forget every recording: the next calls run eagerly and record again."""
+        self._plans.clear()
+        self._seen.clear()
+
+    @property
+    def plans(self):
+        """The compiled recordings, by signature (for inspection: kernel counts, arena bytes)."""
+        return dict(self._plans)
+
+    def __call__(self, *args, **kwargs):
+        key, inputs = _signature(args, kwargs)
+        entry = self._plans.get(key)
+        if entry is not None:
+            self._plans[key] = self._plans.pop(key)  # most recently used last
+            return entry.replay(inputs)
+        if _record.recording() is not None:  # called inside another capture: just run
+            return self.fn(*args, **kwargs)
+        self._check_devices(inputs)
+        if key not in self._seen:
+            self._seen.add(key)
+            result = self.fn(*args, **kwargs)
+            _flatten_result(result)  # the same error on the first call as on the recorded one
+            return result
+        entry, result = _Entry.record(self.fn, args, kwargs, inputs, self.fuse)
+        self._plans[key] = entry
+        while len(self._plans) > MAX_SIGNATURES:
+            self._plans.pop(next(iter(self._plans)))
+        return result
+
+    def _check_devices(self, inputs):
+        """Inputs on a device that none of the recorded state lives on: a clear error, not a
+        failure deep in an op."""
+        if not self._plans:
+            return
+        state_devices = next(reversed(self._plans.values())).state_devices
+        if not state_devices:
+            return
+        for i, array in enumerate(inputs):
+            if array._device not in state_devices:
+                devices = ", ".join(sorted(repr(d) for d in state_devices))
+                raise ValueError(f"needle.jit: input {i} is on {array._device!r}, but the captured function's state "
+                                 f"(parameters, optimiser state) is on {devices}; move the input there with "
+                                 f".to(device) before the call")
+
+
+class _Entry:
+    """One signature's plan and how to give back its outputs."""
+
+    def __init__(self, plan, treedef, state_devices):
+        self.plan, self.treedef, self.state_devices = plan, treedef, state_devices
+
+    @classmethod
+    def record(cls, fn, args, kwargs, inputs, fuse):
+        devices = _loaded_devices(inputs)
+        before = np.random.get_state()
+        tape, undo = _record.start(devices)
+        try:
+            input_slots = [tape.slot(a._handle, a._device) for a in inputs]
+            result = fn(*args, **kwargs)
+        finally:
+            undo()
+        leaves, treedef = _flatten_result(result)
+        outputs, out_arrays = [], []
+        for leaf in leaves:
+            if isinstance(leaf, _PyLeaf):
+                outputs.append(("py", leaf.value))
+                continue
+            array = leaf
+            slot = tape.slot(array._handle, array._device)
+            outputs.append((slot, array._shape, array._strides, array._offset, array._dtype, array._device))
+            out_arrays.append(array)
+        del result, leaves
+        leaf = array = None
+        _check_draws(tape, before)
+        lost = tape.unused_dynamics()
+        if lost:
+            raise CaptureError(f"needle.jit: {len(lost)} scalar(s) made with needle.jit.scalar (value {float(lost[0])}) "
+                               f"did not reach a kernel as they were (converted on the way); the replay could not "
+                               f"update them")
+        state_slots = _state_slots(tape, input_slots, out_arrays)
+        plan = _replay.Plan(tape, input_slots, outputs, state_slots, fuse=fuse)
+        state_devices = {tape.devices[s] for s in state_slots}
+        entry = cls(plan, treedef, state_devices)
+        # The recorded call's outputs: fresh copies, like a replay's (state buffers stay ours).
+        fresh = iter([array.copy() for array in out_arrays])
+        values = [value if slot == "py" else next(fresh) for slot, value, *_ in outputs]
+        return entry, _unflatten(treedef, values)
+
+    def replay(self, inputs):
+        buffers = self.plan.run([a._handle for a in inputs])
+        values = []
+        for out in self.plan.outputs:
+            if out[0] == "py":
+                values.append(out[1])
+                continue
+            slot, shape, strides, offset, dtype, device = out
+            handle = buffers.get(slot)
+            if handle is None:  # an input returned as it is
+                handle = inputs[self.plan.input_slots.index(slot)]._handle
+            view = _ndarray().NDArray._view(shape, strides, device, handle, offset, dtype)
+            values.append(view.copy())
+        return _unflatten(self.treedef, values)
+
+
+def _state_slots(tape, input_slots, out_arrays):
+    """Slots whose buffers a replay must keep: those made before the call (parameters, optimiser
+    state, constants) and those made in it that outlive it (a new ``.grad``), found by reference
+    count once fn's own references are gone."""
+    gc.collect()  # fn's graph can hold cycles
+    inputs = set(input_slots)
+    held = {}
+    for array in out_arrays:
+        slot = tape.slot_of(array._handle)
+        held[slot] = held.get(slot, 0) + 1
+    state = []
+    handles = tape.handles
+    for slot in range(len(handles)):
+        if slot in inputs:
+            continue
+        # The tape's list and getrefcount's argument hold two references; outputs one each.
+        alive = sys.getrefcount(handles[slot]) > 2 + held.get(slot, 0)
+        handle = handles[slot]
+        if slot not in tape.allocated:
+            if not alive and slot in tape.read:
+                raise CaptureError(
+                    f"needle.jit: fn read a buffer made before the call (shape of {handle.size} elements, "
+                    f"{tape.devices[slot]!r}) and then dropped it: state was replaced by a new array instead of "
+                    f"being updated in place (e.g. `p.data = p.data - lr * p.grad`), so a replay would read the "
+                    f"old values. Update state in place (NDArray.iadd/isub/imul, an optimiser of needle.optim)")
+            state.append(slot)
+        elif alive:
+            state.append(slot)
+        del handle
+    return state
+
+
+def _check_draws(tape, before):
+    """Random draws that did not go through device.rand/randn (numpy called directly, needle.randint)
+    cannot be replayed: compare numpy's generator after the call with the recorded draws redone."""
+    after = np.random.get_state()
+    np.random.set_state(before)
+    try:
+        for kind, recipe, _ in tape.steps:
+            if kind == "draw":
+                recipe[1](*recipe[2])
+        redone = np.random.get_state()
+    finally:
+        np.random.set_state(after)
+    if not (redone[0] == after[0] and np.array_equal(redone[1], after[1]) and redone[2:] == after[2:]):
+        raise CaptureError("needle.jit: fn drew random numbers other than through a device's rand/randn "
+                           "(needle.init, nn.Dropout): numpy's generator called directly, or needle.randint. "
+                           "Those draws would be frozen in the replay; make them outside fn and pass them in")
+
+
+def _loaded_devices(inputs):
+    from .. import backends
+    devices = {a._device for a in inputs}
+    devices.update(d for d in backends._devices.values() if d._module is not None)
+    return [d for d in devices if d._module is not None or d.enabled()]
+
+
+# ---- arguments and results ---------------------------------------------------------------
+class _PyLeaf:
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+_SCALARS = (bool, int, float, str, bytes, type(None), complex)
+
+
+def _signature(args, kwargs):
+    """(hashable key, input NDArrays) of a call."""
+    inputs, key = [], []
+    _walk_args(args, inputs, key, {})
+    if kwargs:
+        key.append("kw")
+        _walk_args(tuple(sorted(kwargs.items())), inputs, key, {})
+    from .. import autograd
+    key.append(autograd.is_grad_enabled())
+    return tuple(key), inputs
+
+
+def _walk_args(value, inputs, key, handles):
+    array = _array_of(value)
+    if array is not None:
+        handle = array._handle
+        alias = handles.setdefault(id(handle), len(inputs))
+        inputs.append(array)
+        key.append(("t", array._shape, array._strides, array._offset, handle.size, array._dtype, array._device,
+                    alias, getattr(value, "requires_grad", None)))
+    elif isinstance(value, (tuple, list)):
+        key.append((type(value).__name__, len(value)))
+        for item in value:
+            _walk_args(item, inputs, key, handles)
+    elif isinstance(value, dict):
+        key.append(("dict", tuple(value)))
+        for item in value.values():
+            _walk_args(item, inputs, key, handles)
+    elif isinstance(value, np.ndarray):
+        raise TypeError("needle.jit: a numpy array argument would be frozen into the recording; pass a needle "
+                        "Tensor (needle.Tensor(array)) instead")
+    elif isinstance(value, _SCALARS) or isinstance(value, np.generic):
+        key.append((type(value).__name__, value))
+    else:  # modules, optimisers, callables: by identity
+        key.append(("id", id(value)))
+
+
+def _array_of(value):
+    from ..autograd import Tensor
+    nd = _ndarray()
+    if isinstance(value, Tensor):
+        return value.realize_cached_data()
+    if isinstance(value, nd.NDArray):
+        return value
+    return None
+
+
+def _flatten_result(result):
+    """(leaves, treedef): Tensors/NDArrays as NDArrays, Python scalars as _PyLeaf."""
+    leaves = []
+
+    def walk(value, where):
+        array = _array_of(value)
+        if array is not None:
+            leaves.append(array)
+            return "n" if array is value else "t"
+        if isinstance(value, (tuple, list)):
+            return (type(value), [walk(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        if isinstance(value, dict):
+            return (dict, [(k, walk(v, f"{where}[{k!r}]")) for k, v in value.items()])
+        if isinstance(value, (bool, int, float, complex, str, type(None))):
+            leaves.append(_PyLeaf(value))
+            return "p"
+        raise TypeError(f"needle.jit: fn returned a {type(value).__name__} at {where}; a captured function may "
+                        f"return Tensors, NDArrays and Python scalars, and tuples, lists and dicts of them")
+
+    treedef = walk(result, "result")
+    return leaves, treedef
+
+
+def _unflatten(treedef, values):
+    it = iter(values)
+
+    def build(node):
+        if node == "t":
+            return _as_tensor(next(it))
+        if node in ("n", "p"):
+            return next(it)
+        kind, items = node
+        if kind is dict:
+            return {k: build(v) for k, v in items}
+        return kind(build(v) for v in items)
+
+    return build(treedef)
+
+
+def _as_tensor(array):
+    from ..autograd import Tensor
+    return Tensor.make_const(array)
+
+
+def _ndarray():
+    from ..backend_ndarray import ndarray
+    return ndarray
