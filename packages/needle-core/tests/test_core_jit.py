@@ -212,3 +212,25 @@ def test_temporaries_share_memory(dev):
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
     (entry,) = g.plans.values()
     assert entry.plan.arena_bytes <= 3 * 4000 < entry.plan.temporary_bytes
+
+
+def test_fused_elementwise_runs_equal_eager_bit_for_bit():
+    dev = ndl.cpu()
+    if not dev.enabled() or getattr(dev.mod, "ewise_program", None) is None:
+        pytest.skip("needs needle-cpu with ewise_program")
+    rng = np.random.RandomState(3)
+
+    def f(x, y):
+        z = ((x * 1.7 + y) / (y.abs() + 0.5)).relu()
+        t = (z - x).exp() * 0.25 + (x.tanh() - y.sigmoid() * 3.0)
+        return t - z ** 2.0 + 1.0 / (z + 1.0) + ndl.maximum(t, z)
+
+    for n in (1, 7, 4095, 4096, 4097, 20000):
+        g = ndl.jit(f)
+        for _ in range(3):
+            x_np, y_np = rng.randn(n).astype(np.float32), rng.randn(n).astype(np.float32)
+            got = g(tensor(x_np, dev), tensor(y_np, dev)).numpy()
+            want = f(tensor(x_np, dev), tensor(y_np, dev)).numpy()
+            np.testing.assert_array_equal(got, want)
+        (entry,) = g.plans.values()
+        assert entry.plan.fused_kernels >= 4, entry.plan.fused_kernels

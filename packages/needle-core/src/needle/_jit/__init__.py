@@ -198,7 +198,7 @@ def _check_draws(tape, before):
     after = np.random.get_state()
     np.random.set_state(before)
     try:
-        for kind, recipe, _ in tape.steps:
+        for kind, recipe, *_ in tape.steps:
             if kind == "draw":
                 recipe[1](*recipe[2])
         redone = np.random.get_state()

@@ -71,7 +71,7 @@ def host_step(fn):
     (Python state that a step advances: an optimiser's step count)."""
     tape = _active
     if tape is not None:
-        tape.steps.append(("host", fn, None))
+        tape.steps.append(("host", fn, None, None))
     fn()
 
 
@@ -89,9 +89,10 @@ def _user_frame():
 class Tape:
     """What one recorded call did: ``steps`` in order over numbered buffer ``slots``.
 
-    A step is ``("kernel", fn, args)`` with args a tuple of ``("s", slot)`` (a buffer),
-    ``("c", value)`` (a constant) or ``("d", getter)`` (a dynamic scalar); ``("host", fn, None)``;
-    or ``("draw", (sampler, shape, dtype), slot)`` (host random numbers into a buffer).
+    A step is ``("kernel", fn, args, name)`` with args a tuple of ``("s", slot)`` (a buffer),
+    ``("c", value)`` (a constant) or ``("d", getter)`` (a dynamic scalar); ``("host", fn, None,
+    None)``; or ``("draw", (from_numpy, sampler, shape, dtype), slot, "from_numpy")`` (host random
+    numbers into a buffer).
     """
 
     def __init__(self):
@@ -151,9 +152,9 @@ class Tape:
             raise CaptureError(f"needle.jit: kernel {name!r} of backend {device.backend_name!r} returned a value to "
                                f"Python while fn was being captured; fn cannot be captured")
         if name == "from_numpy" and draw is not None and draw[0] is args[0]:
-            self.steps.append(("draw", (kernel,) + draw[1], spec[1][1]))
+            self.steps.append(("draw", (kernel,) + draw[1], spec[1][1], name))
         else:
-            self.steps.append(("kernel", kernel, tuple(spec)))
+            self.steps.append(("kernel", kernel, tuple(spec), name))
         self._note_access(name, spec)
         return None
 

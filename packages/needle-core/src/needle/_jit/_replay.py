@@ -28,11 +28,12 @@ class Plan:
         self.outputs = outputs  # [(slot, shape, strides, offset, dtype, device)] or ("py", value)
         steps = tape.steps
         if fuse:
-            steps = _fuse.fuse(steps, tape, set(input_slots) | set(state_slots))
+            steps = _fuse.fuse(steps, tape, set(input_slots))
         buffers, self.arena_bytes, self.temporary_bytes = _place(tape, steps, input_slots, state_slots, outputs)
         self.buffers = buffers
         self.calls, self.rebinds = _bind(steps, buffers, input_slots)
-        self.kernel_count = sum(1 for s in steps if s[0] == "kernel")
+        self.kernel_count = sum(1 for s in steps if s[0] in ("kernel", "program"))
+        self.fused_kernels = sum(len(s[2][2]) for s in steps if s[0] == "program")
         self.step_count = len(steps)
 
     def run(self, handles):
@@ -59,11 +60,13 @@ def _lifetimes(steps, slots_of_interest):
 
 
 def _step_slots(step):
-    kind, _, spec = step
+    kind, _, spec, _ = step
     if kind == "kernel":
         return [value for k, value in spec if k == "s"]
     if kind == "draw":
         return [spec]
+    if kind == "program":
+        return list(spec[0])
     return []
 
 
@@ -109,12 +112,16 @@ def _bind(steps, buffers, input_slots):
     """Callables for the steps, and (args list, position, input index) to fill per call."""
     where = {slot: i for i, slot in enumerate(input_slots)}
     calls, rebinds = [], []
-    for kind, fn, spec in steps:
+    for kind, fn, spec, _ in steps:
         if kind == "host":
             calls.append(fn)
             continue
         if kind == "draw":
             calls.append(_draw_call(fn, buffers[spec]))
+            continue
+        if kind == "program":
+            slots, code, values, n = spec
+            calls.append(functools.partial(fn, [buffers[s] for s in slots], code, values, n, _fuse.BLOCK))
             continue
         args, dynamic, rebind = [], [], []
         for pos, (k, value) in enumerate(spec):

@@ -222,7 +222,8 @@ OPTIONAL_KERNELS = (
 #: parameter's backend has them, one call per parameter and step; without them each update is
 #: composed from elementwise kernels. All buffers hold one parameter's n elements; ``param`` and
 #: ``grad`` are only read; the state buffers are updated in place and the new weights written to
-#: ``out``, a buffer of its own (each step's weights are a new array). Scalars are formed in double
+#: ``out``, a buffer of its own (core then copies ``out`` into the parameter's buffer: parameters
+#: are updated in place, so that needle.jit can capture a training step). Scalars are formed in double
 #: and rounded to the buffers' dtype, as the composed update's are; terms with a zero
 #: ``weight_decay`` are skipped. A momentum buffer of None means no momentum (``momentum`` 0).
 #:
@@ -265,6 +266,17 @@ FUSED_KERNELS = (
     "softmax_xent_forward",
     "softmax_xent_backward",
 )
+
+
+#: Elementwise programs (optional; needle.jit, ``needle._jit._fuse``): ``EWISE_PROGRAM_OPS`` maps
+#: kernel names (``ewise_*``, ``scalar_*``, ``fill``, and ``"copy"`` for a compact-to-compact
+#: ``compact``/``ewise_setitem``) to ``(kind, op)`` codes of the backend's choosing, and
+#: ``ewise_program(buffers, code, values, n, block)`` runs step s, ``code[5s:5s+5] = (kind, op, out,
+#: a, b)`` (indices into ``buffers``, all float32 of n elements) with scalar ``values[s]``, on each
+#: block of ``block`` elements in turn. Results must equal running the kernels one after another on
+#: the whole buffers, bit for bit, aliasing included (each kernel is elementwise, so running the
+#: same per-element code block by block is). Without them needle.jit replays kernel by kernel.
+EWISE_PROGRAM_KERNELS = ("ewise_program", "EWISE_PROGRAM_OPS")
 
 
 #: Memory statistics (optional; behind ``device.memory_allocated()`` and its siblings), kept apart
