@@ -27,9 +27,11 @@ class Plan:
         self.input_slots = input_slots
         self.outputs = outputs  # [(slot, shape, strides, offset, dtype, device)] or ("py", value)
         steps = tape.steps
+        # Buffers are placed kernel by kernel first: a fused run then works on the shared buffers
+        # as the kernels would one after another (each is elementwise, so block by block is the same).
+        buffers, self.arena_bytes, self.temporary_bytes = _place(tape, steps, input_slots, state_slots, outputs)
         if fuse:
             steps = _fuse.fuse(steps, tape, set(input_slots))
-        buffers, self.arena_bytes, self.temporary_bytes = _place(tape, steps, input_slots, state_slots, outputs)
         self.buffers = buffers
         self.calls, self.rebinds = _bind(steps, buffers, input_slots)
         self.kernel_count = sum(1 for s in steps if s[0] in ("kernel", "program"))
