@@ -10,9 +10,8 @@ loss, backward, optimiser step and a read of the loss. Random inputs, built befo
 
 Each figure is the median over ``--repeat`` timed runs of ``--steps`` steps (after warm-up: for
 the captured step, its eager call and its recording). Peak memory is ``device.max_memory_allocated()``
-over one step (everything alive counts:
-parameters, optimiser state, the batches, and a captured step's arena of temporaries). The machine's load (``uptime``) is printed:
-figures taken beside other jobs are noisy.
+over one step (everything alive counts: parameters, optimiser state, the batches, and a captured
+step's arena of temporaries). The machine's load is printed: figures taken beside other jobs are noisy.
 """
 import argparse
 import json

@@ -9,6 +9,10 @@ import sys
 
 import numpy as np
 
+from .. import autograd as _autograd
+from .. import backends as _backends
+from ..autograd import Tensor as _Tensor
+from ..backend_ndarray.ndarray import NDArray as _NDArray
 from . import _record, _replay
 from ._record import CaptureError, host_step, recording, scalar
 
@@ -132,9 +136,9 @@ class _Entry:
         _check_draws(tape, before)
         lost = tape.unused_dynamics()
         if lost:
-            raise CaptureError(f"needle.jit: {len(lost)} scalar(s) made with needle.jit.scalar (value {float(lost[0])}) "
-                               f"did not reach a kernel as they were (converted on the way); the replay could not "
-                               f"update them")
+            raise CaptureError(f"needle.jit: {len(lost)} scalar(s) made with needle._jit.scalar (value "
+                               f"{float(lost[0])}) did not reach a kernel as they were (converted on the way); "
+                               f"the replay could not update them")
         state_slots = _state_slots(tape, input_slots, out_arrays)
         plan = _replay.Plan(tape, input_slots, outputs, state_slots, fuse=fuse)
         state_devices = {tape.devices[s] for s in state_slots}
@@ -155,7 +159,7 @@ class _Entry:
             handle = buffers.get(slot)
             if handle is None:  # an input returned as it is
                 handle = inputs[self.plan.input_slots.index(slot)]._handle
-            view = _ndarray().NDArray._view(shape, strides, device, handle, offset, dtype)
+            view = _NDArray._view(shape, strides, device, handle, offset, dtype)
             values.append(view.copy())
         return _unflatten(self.treedef, values)
 
@@ -211,9 +215,8 @@ def _check_draws(tape, before):
 
 
 def _loaded_devices(inputs):
-    from .. import backends
     devices = {a._device for a in inputs}
-    devices.update(d for d in backends._devices.values() if d._module is not None)
+    devices.update(d for d in _backends._devices.values() if d._module is not None)
     return [d for d in devices if d._module is not None or d.enabled()]
 
 
@@ -235,8 +238,7 @@ def _signature(args, kwargs):
     if kwargs:
         key.append("kw")
         _walk_args(tuple(sorted(kwargs.items())), inputs, key, {})
-    from .. import autograd
-    key.append(autograd.is_grad_enabled())
+    key.append(_autograd.is_grad_enabled())
     return tuple(key), inputs
 
 
@@ -266,11 +268,9 @@ def _walk_args(value, inputs, key, handles):
 
 
 def _array_of(value):
-    from ..autograd import Tensor
-    nd = _ndarray()
-    if isinstance(value, Tensor):
+    if isinstance(value, _Tensor):
         return value.realize_cached_data()
-    if isinstance(value, nd.NDArray):
+    if isinstance(value, _NDArray):
         return value
     return None
 
@@ -315,10 +315,4 @@ def _unflatten(treedef, values):
 
 
 def _as_tensor(array):
-    from ..autograd import Tensor
-    return Tensor.make_const(array)
-
-
-def _ndarray():
-    from ..backend_ndarray import ndarray
-    return ndarray
+    return _Tensor.make_const(array)
