@@ -47,7 +47,9 @@ def _batches(dev, n):
 
 
 def _state(model):
-    return [p.numpy() for p in model.parameters()] + [b.numpy() for _, b in model.named_buffers()]
+    """Parameters, their gradients (a replay updates the .grad arrays too) and buffers."""
+    return ([p.numpy() for p in model.parameters()] + [p.grad.numpy() for p in model.parameters()]
+            + [b.numpy() for _, b in model.named_buffers()])
 
 
 @pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))

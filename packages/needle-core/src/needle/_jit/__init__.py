@@ -140,6 +140,7 @@ class _Entry:
                                f"{float(lost[0])}) did not reach a kernel as they were (converted on the way); "
                                f"the replay could not update them")
         state_slots = _state_slots(tape, input_slots, out_arrays)
+        gc.collect()  # the recorded call's graph, cut above
         plan = _replay.Plan(tape, input_slots, outputs, state_slots, fuse=fuse)
         state_devices = {tape.devices[s] for s in state_slots}
         entry = cls(plan, treedef, state_devices)
@@ -167,33 +168,74 @@ class _Entry:
 def _state_slots(tape, input_slots, out_arrays):
     """Slots whose buffers a replay must keep: those made before the call (parameters, optimiser
     state, constants) and those made in it that outlive it (a new ``.grad``), found by reference
-    count once fn's own references are gone."""
+    count once fn's own references are gone. Buffers alive only inside the autograd graph that a
+    new ``.grad`` still holds (the step's activations) are not state: they become temporaries."""
     gc.collect()  # fn's graph can hold cycles
     inputs = set(input_slots)
     held = {}
     for array in out_arrays:
         slot = tape.slot_of(array._handle)
         held[slot] = held.get(slot, 0) + 1
+    graph_only, graph_roots = _graph_only_references(tape)
     state = []
     handles = tape.handles
     for slot in range(len(handles)):
         if slot in inputs:
             continue
         # The tape's list and getrefcount's argument hold two references; outputs one each.
-        alive = sys.getrefcount(handles[slot]) > 2 + held.get(slot, 0)
+        refs = sys.getrefcount(handles[slot]) - 2 - held.get(slot, 0)
         handle = handles[slot]
         if slot not in tape.allocated:
-            if not alive and slot in tape.read:
+            if refs <= 0 and slot in tape.read:
                 raise CaptureError(
                     f"needle.jit: fn read a buffer made before the call (shape of {handle.size} elements, "
                     f"{tape.devices[slot]!r}) and then dropped it: state was replaced by a new array instead of "
                     f"being updated in place (e.g. `p.data = p.data - lr * p.grad`), so a replay would read the "
                     f"old values. Update state in place (NDArray.iadd/isub/imul, an optimiser of needle.optim)")
             state.append(slot)
-        elif alive:
+        elif refs > graph_only.get(slot, 0):
             state.append(slot)
         del handle
+    # A replay keeps no graph: the nodes held from outside become leaves (as a replayed step's .grad
+    # is), which frees the recorded call's activations instead of keeping them beside the arena.
+    for node in graph_roots:
+        node.inputs, node.op = [], None
     return state
+
+
+def _graph_only_references(tape):
+    """(slot -> how many of its buffer's references come from arrays held only by autograd nodes
+    that nothing but other nodes' ``inputs`` refers to (the graph behind a new ``.grad``), the
+    nodes of the call held from outside the graph)."""
+    allocated = tape.allocated
+    edges, nodes, arrays = {}, [], []
+    for obj in gc.get_objects():
+        if isinstance(obj, _autograd.Value):
+            for x in obj.inputs or ():
+                edges[id(x)] = edges.get(id(x), 0) + 1
+            data = obj.cached_data
+            if isinstance(data, _NDArray) and tape.slot_of(data._handle) in allocated:
+                nodes.append(obj)
+        elif isinstance(obj, _NDArray) and tape.slot_of(obj._handle) in allocated:
+            arrays.append(obj)
+    obj = data = x = None
+    internal = {}  # id(array) -> how many graph-only nodes hold it
+    held = []      # nodes held from outside the graph (a new .grad)
+    for i in range(len(nodes)):
+        # Our list and getrefcount's argument hold two references; graph edges the counted ones.
+        if sys.getrefcount(nodes[i]) - 2 <= edges.get(id(nodes[i]), 0):
+            key = id(nodes[i].cached_data)
+            internal[key] = internal.get(key, 0) + 1
+        else:
+            held.append(nodes[i])
+
+    counts = {}
+    for i in range(len(arrays)):
+        holders = internal.get(id(arrays[i]), 0)
+        if holders and sys.getrefcount(arrays[i]) - 2 <= holders:
+            slot = tape.slot_of(arrays[i]._handle)
+            counts[slot] = counts.get(slot, 0) + 1
+    return counts, held
 
 
 def _check_draws(tape, before):
