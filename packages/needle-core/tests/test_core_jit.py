@@ -6,7 +6,7 @@ import pytest
 import needle as ndl
 from needle._jit import CaptureError
 
-DEVICES = [ndl.cpu_numpy()] + ([ndl.cpu()] if ndl.cpu().enabled() else [])
+DEVICES = [ndl.cpu_numpy()] + ([ndl.cpu()] if ndl.cpu().enabled() and ndl.cpu() is not ndl.cpu_numpy() else [])
 
 
 @pytest.fixture(params=DEVICES, ids=repr)

@@ -7,7 +7,7 @@ import pytest
 import needle as ndl
 from needle import nn, optim
 
-DEVICES = [ndl.cpu_numpy()] + ([ndl.cpu()] if ndl.cpu().enabled() else [])
+DEVICES = [ndl.cpu_numpy()] + ([ndl.cpu()] if ndl.cpu().enabled() and ndl.cpu() is not ndl.cpu_numpy() else [])
 
 OPTIMIZERS = {
     "adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),

@@ -142,7 +142,7 @@ class _Entry:
         state_slots = _state_slots(tape, input_slots, out_arrays)
         gc.collect()  # the recorded call's graph, cut above
         plan = _replay.Plan(tape, input_slots, outputs, state_slots, fuse=fuse)
-        state_devices = {tape.devices[s] for s in state_slots}
+        state_devices = {tape.devices[s] for s in tape.updated if s not in input_slots}
         entry = cls(plan, treedef, state_devices)
         # The recorded call's outputs: fresh copies, like a replay's (state buffers stay ours).
         fresh = iter([array.copy() for array in out_arrays])

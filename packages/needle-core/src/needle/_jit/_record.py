@@ -104,6 +104,7 @@ class Tape:
         self.dynamics = {}      # id -> DynamicFloat made during the call (each must reach a kernel)
         self._used_dynamics = set()
         self.read = set()       # slots of buffers made before the call that the call reads
+        self.updated = set()    # ... and that it writes (parameters, optimiser state: the call's state)
         self._pending_draw = None
 
     def slot(self, handle, device):
@@ -165,6 +166,8 @@ class Tape:
         for slot in slots[:-1]:
             if slot not in self.allocated:
                 self.read.add(slot)
+        if slots and slots[-1] not in self.allocated:
+            self.updated.add(slots[-1])
 
     def note_draw(self, host_array, recipe):
         """The next from_numpy of ``host_array`` is a random draw made by ``recipe``."""
