@@ -234,3 +234,18 @@ def test_fused_elementwise_runs_equal_eager_bit_for_bit():
             np.testing.assert_array_equal(got, want)
         (entry,) = g.plans.values()
         assert entry.plan.fused_kernels >= 4, entry.plan.fused_kernels
+
+
+def test_a_method_can_be_captured(dev):
+    class Scaler:
+        def __init__(self, k):
+            self.k = k
+
+        @ndl.jit
+        def apply(self, x):
+            return x * self.k
+
+    two, three = Scaler(2.0), Scaler(3.0)
+    for _ in range(3):
+        np.testing.assert_array_equal(two.apply(tensor([1.0, 2.0], dev)).numpy(), [2.0, 4.0])
+        np.testing.assert_array_equal(three.apply(tensor([1.0, 2.0], dev)).numpy(), [3.0, 6.0])

@@ -4,6 +4,7 @@ See :func:`jit`. The recorder (``_record``) wraps the backend modules at the pro
 the replay plan (``_replay``) binds the recorded kernels to buffers; ``_fuse`` merges runs of
 elementwise kernels where the backend can run them as one pass.
 """
+import functools
 import gc
 import sys
 
@@ -58,6 +59,10 @@ class Captured:
 
     def __repr__(self):
         return f"needle.jit({self.fn!r})"
+
+    def __get__(self, obj, objtype=None):
+        # ``@needle.jit`` on a method: the instance becomes the first argument (a signature per instance).
+        return self if obj is None else functools.partial(self, obj)
 
     def reset(self):
         """Forget every recording: the next calls run eagerly and record again."""
@@ -273,6 +278,21 @@ class _PyLeaf:
 _SCALARS = (bool, int, float, str, bytes, type(None), complex)
 
 
+class _Identity:
+    """An argument compared by identity in a signature (and kept alive while the signature is)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return type(other) is _Identity and other.obj is self.obj
+
+
 def _signature(args, kwargs):
     """(hashable key, input NDArrays) of a call."""
     inputs, key = [], []
@@ -305,8 +325,8 @@ def _walk_args(value, inputs, key, handles):
                         "Tensor (needle.Tensor(array)) instead")
     elif isinstance(value, _SCALARS) or isinstance(value, np.generic):
         key.append((type(value).__name__, value))
-    else:  # modules, optimisers, callables: by identity
-        key.append(("id", id(value)))
+    else:  # modules, optimisers, callables: by identity (held, so that an id is never reused)
+        key.append(_Identity(value))
 
 
 def _array_of(value):
