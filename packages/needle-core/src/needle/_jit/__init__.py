@@ -84,6 +84,8 @@ class Captured:
             return self.fn(*args, **kwargs)
         self._check_devices(inputs)
         if key not in self._seen:
+            if len(self._seen) >= 8 * MAX_SIGNATURES:  # bounded, like the recordings
+                self._seen.clear()
             self._seen.add(key)
             result = self.fn(*args, **kwargs)
             _flatten_result(result)  # the same error on the first call as on the recorded one
@@ -214,14 +216,16 @@ def _graph_only_references(tape):
     nodes of the call held from outside the graph)."""
     allocated = tape.allocated
     edges, nodes, arrays = {}, [], []
+    value_type = _autograd.Value
     for obj in gc.get_objects():
-        if isinstance(obj, _autograd.Value):
+        kind = type(obj)  # not isinstance: it would read __class__ of every object (lazy modules warn)
+        if issubclass(kind, value_type):
             for x in obj.inputs or ():
                 edges[id(x)] = edges.get(id(x), 0) + 1
             data = obj.cached_data
             if isinstance(data, _NDArray) and tape.slot_of(data._handle) in allocated:
                 nodes.append(obj)
-        elif isinstance(obj, _NDArray) and tape.slot_of(obj._handle) in allocated:
+        elif kind is _NDArray and tape.slot_of(obj._handle) in allocated:
             arrays.append(obj)
     obj = data = x = None
     internal = {}  # id(array) -> how many graph-only nodes hold it
