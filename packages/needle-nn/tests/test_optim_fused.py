@@ -1,8 +1,8 @@
 """The optimisers' fused path (the backend's adam_step / sgd_step / rmsprop_step, on needle-cpu)
 against hand-computed float64 steps, against the composed NDArray update on the same device (equal
 bit for bit) and against the numpy backend's composed update; state, ``.grad`` and a tensor detached
-before the step behave as on the composed path (parameters are updated in place); a backend without the kernels, or operands in
-another dtype, take the composed path."""
+before the step behave as on the composed path (parameters are updated in place); a backend
+without the kernels, or operands in another dtype, take the composed path."""
 import numpy as np
 import pytest
 
