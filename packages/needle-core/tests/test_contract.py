@@ -24,7 +24,8 @@ def test_protocol_tuples_come_from_the_table():
     assert "cast" in protocol.REQUIRED_KERNELS_V2 and "cast" not in protocol.REQUIRED_KERNELS
     assert "matmul_tn" in protocol.FUSED_KERNELS and "matmul_tn" not in protocol.OPTIONAL_KERNELS
     tuples = (protocol.required_kernels(2) + protocol.OPTIONAL_KERNELS + protocol.OPTIONAL_KERNELS_V2
-              + protocol.FUSED_KERNELS + protocol.MEMORY_KERNELS + protocol.DLPACK_KERNELS)
+              + protocol.FUSED_KERNELS + protocol.MEMORY_KERNELS + protocol.DLPACK_KERNELS
+              + protocol.EWISE_PROGRAM_KERNELS[:-1])
     assert sorted(tuples) == sorted(k.name for k in contract.KERNELS if k.kind != "hook")
     assert len(set(tuples)) == len(tuples)
 

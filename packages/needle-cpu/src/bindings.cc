@@ -32,6 +32,8 @@
 #include "kernels/typed.h"
 
 namespace py = pybind11;
+
+namespace needle_cpu_py { void add_ewise_program(py::module_& m); }
 using needle_cpu::Buffer;
 using needle_cpu::DType;
 using needle_cpu::DTypeSet;
@@ -407,6 +409,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("FUSED_DTYPES") = py::make_tuple("float32");
 
   needle_cpu_py::add_array_type(m);  // Array: a plain CPython type (array_type.h)
+  needle_cpu_py::add_ewise_program(m);  // needle.jit's elementwise programs (ewise_program_bindings.cc)
 
   m.def("from_numpy", [](const py::object& src, Buffer& out) {
     needle_cpu::visit_dtype(out.dtype(), [&](auto tag) {

@@ -25,6 +25,7 @@ from ._factories import arange, empty, eye, full, full_like, linspace, randint, 
 from .backends import all_devices, cpu, cpu_numpy, cuda, default_device, device  # noqa: E402
 from ._seed import manual_seed  # noqa: E402
 from ._grad_hooks import register_grad_ready_hook  # noqa: E402
+from ._jit import jit  # noqa: E402
 
 _EXTRAS = {"nn": "needle-nn", "optim": "needle-nn", "data": "needle-data", "distributed": "needle-dist"}
 

@@ -129,6 +129,13 @@ class BackendDevice:
             self._load()
         return self.kernel(name, None) if dtype in self._fused_dtypes else None
 
+    def _use_module(self, module):
+        """Route this device's kernel lookups to ``module`` from now on (needle.jit's recorder puts
+        a wrapper of the backend here while it records, then the backend back) and forget the
+        kernels looked up so far."""
+        self._backend = module
+        self._kernels = {}
+
     def enabled(self):
         """True when this device's backend is installed and can run here.
 
@@ -263,8 +270,10 @@ class BackendDevice:
         shape = labels._shape + (n,)
         classes = self._class_row(n, labels._dtype)
         hot = labels.reshape(labels._shape + (1,)).broadcast_to(shape) == classes.broadcast_to(shape)
-        if labels.size and float(hot.sum().numpy()) != labels.size:
-            return None
+        from ._jit._record import validation_read  # needle.jit lets this check read while it records
+        with validation_read():
+            if labels.size and float(hot.sum().numpy()) != labels.size:
+                return None
         return hot if hot._dtype == dtype else hot.astype(dtype)
 
     def _class_row(self, n, dtype):

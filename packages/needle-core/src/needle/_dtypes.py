@@ -97,11 +97,18 @@ def with_scalar(dtype, scalar):
     return dtype if dtype in FLOATS else DEFAULT_FLOAT
 
 
+class DynamicFloat(float):
+    """A float scalar that needle.jit reads again (``getter()``) at every replay (see
+    ``needle._jit.scalar``); kept as it is on its way to a kernel."""
+
+    __slots__ = ("getter",)
+
+
 def scalar_for(dtype, scalar):
     """``scalar`` as the Python number a kernel on ``dtype`` takes: int for integer and bool
     buffers (integers wrap modulo 2**bits, as the kernels' arithmetic does), float for floats."""
     if dtype in FLOATS:
-        return float(scalar)
+        return scalar if type(scalar) is DynamicFloat else float(scalar)
     if dtype == "bool":
         return int(bool(scalar))
     value = int(scalar)

@@ -95,6 +95,9 @@ reduce_argmin = _core.reduce_argmin
 matmul_bias = _core.matmul_bias
 matmul_tn = _core.matmul_tn
 ewise_relu_backward = _core.ewise_relu_backward
+# needle.jit: a run of the elementwise kernels named in EWISE_PROGRAM_OPS, block by block, in one call.
+ewise_program = _core.ewise_program
+EWISE_PROGRAM_OPS = dict(_core.EWISE_PROGRAM_OPS)
 # The fused LSTM cell (protocol.FUSED_KERNELS documents the signatures): one call per step each way.
 lstm_cell_forward = _core.lstm_cell_forward
 lstm_cell_backward = _core.lstm_cell_backward

@@ -34,7 +34,7 @@ DISTINCT = "outputs are distinct buffers"
 #: no output buffer among the arguments (it returns a value, or only writes ``out``).
 NO_ALIASING = "-"
 
-KINDS = ("required", "optional", "fused", "memory", "dlpack", "hook")
+KINDS = ("required", "optional", "fused", "program", "memory", "dlpack", "hook")
 
 
 class Kernel(NamedTuple):
@@ -78,6 +78,9 @@ class Backend:
       ``"bool"`` and ``"int64"`` (comparisons write bool, argmax int64).
     - ``FUSED_DTYPES`` (optional, default ``("float32",)``): the dtypes its fused kernels and
       ``conv2d_nhwc`` take; needle calls them for no other.
+    - ``EWISE_PROGRAM_OPS`` (optional, with :meth:`ewise_program`): a dict from kernel names (``ewise_*``,
+      ``scalar_*``, ``fill``, and ``"copy"`` for a compact-to-compact ``compact``/``ewise_setitem``) to the
+      ``(kind, op)`` codes of the backend's choosing that its programs understand.
     - ``OPTIONAL_KERNELS`` (optional): a tuple naming the optional kernels it defines, for readers and
       tools (needle looks kernels up by name).
 
@@ -466,6 +469,17 @@ class Backend:
         ``"sub"``, ``"mul"``, ``"div"``. Core uses it for binary ops with a broadcast or non-compact operand
         (normalisation statistics, biases) instead of copying that operand compact. ``out`` may share a
         buffer with an operand (the kernel then computes through a temporary)."""
+
+    # ---- elementwise programs (optional; needle.jit fuses recorded runs into one call) ------------------
+    @_kernel("program", since=2, dtypes="fused", aliasing=IN_PLACE)
+    def ewise_program(self, buffers, code, values, n, block):
+        """Run a recorded run of elementwise kernels block by block (``needle._jit._fuse``; float32 only).
+
+        Step s is ``code[5s:5s+5] = (kind, op, out, a, b)``: a ``(kind, op)`` code from ``EWISE_PROGRAM_OPS``
+        and indices into ``buffers`` (each float32 of n elements), with scalar ``values[s]``; each block of
+        ``block`` elements runs every step in turn. The result must equal running the kernels one after
+        another on the whole buffers, bit for bit, aliasing included. Without it needle.jit replays kernel
+        by kernel."""
 
     # ---- memory statistics (optional; behind device.memory_allocated() and its siblings) ---------------
     @_kernel("memory", aliasing=NO_ALIASING)

@@ -120,6 +120,12 @@ OPTIONAL_KERNELS = names("optional", since=1)
 FUSED_KERNELS = names("fused")
 
 
+#: Elementwise programs (optional; needle.jit, ``needle._jit._fuse``): the kernel ``ewise_program`` and
+#: the backend's ``EWISE_PROGRAM_OPS`` table; their contract is in ``contract.Backend``. Without them
+#: needle.jit replays kernel by kernel.
+EWISE_PROGRAM_KERNELS = names("program") + ("EWISE_PROGRAM_OPS",)
+
+
 #: Memory statistics (optional; behind ``device.memory_allocated()`` and its siblings), kept apart
 #: from OPTIONAL_KERNELS like the fused kernels; their contract is in ``contract.Backend``. Without
 #: ``memory_stats`` the device methods raise NotImplementedError naming the backend and this tuple.

@@ -41,14 +41,19 @@ def _replay(rng_state, modules):
     """Run the block with numpy's global generator at ``rng_state`` and leave the generator and the
     modules' buffers (BatchNorm's running statistics) as they were before the block."""
     saved_rng = np.random.get_state()
-    buffers = [(t, t.cached_data) for m in modules for _, t in m.named_buffers()]
+    # Values, not just arrays: a module may update its buffers in place (BatchNorm does).
+    buffers = [(t, t.cached_data, t.cached_data.copy()) for m in modules for _, t in m.named_buffers()]
     np.random.set_state(rng_state)
     try:
         yield
     finally:
         np.random.set_state(saved_rng)
-        for tensor, data in buffers:
+        for tensor, data, values in buffers:
             tensor.cached_data = data
+            if data.is_compact():
+                data.device.compact(values._handle, data._handle, data.shape, data.strides, 0)
+            else:
+                tensor.cached_data = values
 
 
 def _modules_of(function):

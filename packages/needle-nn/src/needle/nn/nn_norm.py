@@ -25,7 +25,10 @@ def _blend_into(running, batch, m):
     old, new = running.realize_cached_data(), batch.realize_cached_data()
     if new.dtype != old.dtype:
         new = new.astype(old.dtype)
-    running.cached_data = old * (1 - m) + new * m
+    if old.is_compact():  # in place: the buffer stays the same across steps (needle.jit captures it)
+        old.imul(1 - m).iadd(new * m)
+    else:
+        running.cached_data = old * (1 - m) + new * m
 
 
 class BatchNorm1d(Module):

@@ -5,9 +5,14 @@ Optimiser state (momentum, moments) is kept as NDArrays keyed by parameter.
 Where a parameter's backend has the fused update kernel (``adam_step``, ``sgd_step``,
 ``rmsprop_step``: see ``needle.backend_ndarray.protocol.FUSED_KERNELS``), one kernel call per
 parameter does the whole update; otherwise it is composed from elementwise NDArray operations.
-Both write the new weights to a new array (a tensor detached from the parameter keeps its values)."""
+Both update the parameters in place: a parameter keeps its buffer across steps (as in PyTorch, a
+tensor detached from it sees the new values), so that ``needle.jit`` can capture a training step.
+Scalars that change between steps (``lr``, Adam's bias corrections) go through
+``needle._jit.scalar`` and the step count through ``needle._jit.host_step``: a replayed step
+reads them again."""
 import math
 
+from needle._jit import host_step, scalar
 from needle.autograd import Tensor
 from needle.backend_ndarray.ndarray import NDArray
 
@@ -61,8 +66,25 @@ def _state(store, p, w):
 
 
 def _new_like(w):
-    """A new compact array for the updated weights (never the parameter's own buffer)."""
+    """A new compact array for the updated weights (the fused kernels write to a buffer of its own)."""
     return NDArray.make(w.shape, device=w.device, dtype=w.dtype)
+
+
+def _store(p, w, new):
+    """Make ``new`` (the updated weights) the parameter's values, in its own buffer when ``w`` (its
+    data) is compact: the parameter keeps its buffer across steps."""
+    if w is p.cached_data and w.is_compact():
+        w.device.compact(new._handle, w._handle, w.shape, w.strides, 0)
+    else:  # a strided parameter (rare): it gets a new array
+        p.cached_data = new
+
+
+def _subtract_into(p, w, update):
+    """``w - update`` stored as the parameter's values (in place when ``w`` is its compact data)."""
+    if w is p.cached_data and w.is_compact():
+        w.isub(update)
+    else:
+        p.cached_data = w - update
 
 
 class Optimizer:
@@ -124,8 +146,8 @@ class SGD(Optimizer):
                 w, g = w.compact(), g.compact()
                 u = _state(self.u, p, w)._handle if self.momentum else None
                 out = _new_like(w)
-                kernel(w._handle, g._handle, u, out._handle, self.lr, self.momentum, self.weight_decay)
-                p.cached_data = out
+                kernel(w._handle, g._handle, u, out._handle, scalar(self._lr), self.momentum, self.weight_decay)
+                _store(p, w, out)
                 continue
             if self.weight_decay:
                 g = g + w * self.weight_decay  # a new array: .grad is untouched
@@ -136,7 +158,10 @@ class SGD(Optimizer):
                 else:  # u is the optimiser's own array: update it in place, no new buffer
                     u.imul(self.momentum).iadd(g * (1 - self.momentum))
                 g = u
-            p.cached_data = w - g * self.lr
+            _subtract_into(p, w, g * scalar(self._lr))
+
+    def _lr(self):
+        return self.lr
 
 
 class _DefaultBeta(float):
@@ -191,18 +216,38 @@ class Adam(Optimizer):
     #: AdamW: weight decay scales the weights instead of being added to the gradient.
     _decoupled = False
 
-    def step(self):
+    def _tick(self):
         self.t += 1
+
+    def _lr(self):
+        return self.lr
+
+    def _correct1(self):
+        return 1 - self.beta1 ** self.t
+
+    def _correct2(self):
+        return 1 - self.beta2 ** self.t
+
+    def _step_size(self):  # lr * sqrt(c2) / c1
+        return self.lr * math.sqrt(self._correct2()) / self._correct1()
+
+    def _eps_term(self):  # eps * sqrt(c2)
+        return self.eps * math.sqrt(self._correct2())
+
+    def _decay_factor(self):  # AdamW's 1 - lr * weight_decay
+        return 1 - self.lr * self.weight_decay
+
+    def step(self):
+        host_step(self._tick)
         b1, b2 = self.beta1, self.beta2
-        correct1, correct2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         for p, w, g in self._with_grads():
             kernel = _fused_kernel("adam_step", w, g, (self.m.get(p), self.v.get(p)))
             if kernel is not None:
                 w, g = w.compact(), g.compact()
                 m, v, out = _state(self.m, p, w), _state(self.v, p, w), _new_like(w)
-                kernel(w._handle, g._handle, m._handle, v._handle, out._handle, self.lr, b1, b2, self.eps,
-                       self.weight_decay, correct1, correct2, self._decoupled)
-                p.cached_data = out
+                kernel(w._handle, g._handle, m._handle, v._handle, out._handle, scalar(self._lr), b1, b2, self.eps,
+                       self.weight_decay, scalar(self._correct1), scalar(self._correct2), self._decoupled)
+                _store(p, w, out)
                 continue
             decay = self.weight_decay
             if decay and not self._decoupled:
@@ -215,14 +260,13 @@ class Adam(Optimizer):
                 # The moments are the optimiser's own arrays: update them in place (fewer buffers).
                 m.imul(b1).iadd(g * (1 - b1))
                 v.imul(b2).iadd((g * g).imul(1 - b2))
+            in_place = w is p.cached_data and w.is_compact()
             if decay and self._decoupled:
-                w = w * (1 - self.lr * decay)
+                w = w.imul(scalar(self._decay_factor)) if in_place else w * scalar(self._decay_factor)
             # lr * (m / c1) / (sqrt(v / c2) + eps) with the corrections folded into two scalars,
             # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): one pass less over v.
-            root2 = math.sqrt(correct2)
-            denom = v.sqrt().iadd(self.eps * root2)
-            # A new weight array (not in place): a tensor detached from the parameter keeps its values.
-            p.cached_data = w - (m * (self.lr * root2 / correct1)).idiv(denom)
+            denom = v.sqrt().iadd(scalar(self._eps_term))
+            _subtract_into(p, w, (m * scalar(self._step_size)).idiv(denom))
 
 
 class AdamW(Adam):
@@ -263,9 +307,9 @@ class RMSprop(Optimizer):
                 w, g = w.compact(), g.compact()
                 v, out = _state(self.v, p, w), _new_like(w)
                 buf = _state(self.buf, p, w)._handle if self.momentum else None
-                kernel(w._handle, g._handle, v._handle, buf, out._handle, self.lr, a, self.eps, self.weight_decay,
-                       self.momentum)
-                p.cached_data = out
+                kernel(w._handle, g._handle, v._handle, buf, out._handle, scalar(self._lr), a, self.eps,
+                       self.weight_decay, self.momentum)
+                _store(p, w, out)
                 continue
             if self.weight_decay:
                 g = g + w * self.weight_decay
@@ -279,4 +323,7 @@ class RMSprop(Optimizer):
                 buf = self.buf.get(p)
                 update = update if buf is None else buf.imul(self.momentum).iadd(update)
                 self.buf[p] = update
-            p.cached_data = w - update * self.lr
+            _subtract_into(p, w, update * scalar(self._lr))
+
+    def _lr(self):
+        return self.lr
