@@ -204,7 +204,12 @@ def _rewrite_links(markdown, origin, uri, files):
 
 
 def on_config(config):
-    """List the PyTorch users' page among the guides once docs/for-pytorch-users.md exists."""
+    """List the PyTorch users' page among the guides once docs/for-pytorch-users.md exists; show the
+    docstrings' ``>>>`` examples as code (mkdocstrings renders with this same extension list)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from doctest_blocks import DoctestBlocks
+
+    config.markdown_extensions.append(DoctestBlocks())
     if (ROOT / "docs" / "for-pytorch-users.md").exists():
         for section in config.nav:
             if isinstance(section, dict) and "Guides" in section:

@@ -17,6 +17,7 @@ __all__ = ["pytest_generate_tests", "dev", "dtype", "tol"]
 
 
 def pytest_generate_tests(metafunc):
+    """pytest hook: run each test that takes ``needle_backend`` once per backend of ``NEEDLE_TEST_BACKENDS``."""
     if "needle_backend" in metafunc.fixturenames:
         names = selected_backends()
         if not missing_allowed():
