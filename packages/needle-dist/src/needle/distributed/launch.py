@@ -44,6 +44,7 @@ def mpiexec_command(n, argv, mpiexec=None, extra=()):
 
 
 def main(argv=None):
+    """Command line: ``python -m needle.distributed.launch -n N script.py [args]``; returns the ranks' exit status."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--nproc", type=int, default=2, help="number of ranks")
     parser.add_argument("script", help="Python script to run on every rank")
