@@ -43,18 +43,7 @@ NEEDLE_TUNABLE(kDirectBRows, i64(1) << 18);
 NEEDLE_TUNABLE(kPrivateThreads, 4);
 NEEDLE_TUNABLE(kPrivateB, i64(1) << 17);
 
-MicroKernel pick_kernel() {
-  const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    MicroKernel k = avx512::gemm_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    MicroKernel k = avx2::gemm_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  return generic::gemm_kernel();
-}
+MicroKernel pick_kernel() { return NEEDLE_CPU_PICK(gemm_kernel); }
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }

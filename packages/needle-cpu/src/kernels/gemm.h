@@ -48,8 +48,8 @@ struct MicroKernel {
 };
 
 namespace generic { MicroKernel gemm_kernel(); }
-namespace avx2 { MicroKernel gemm_kernel(); }    // fn null when not built for AVX2
-namespace avx512 { MicroKernel gemm_kernel(); }  // fn null when not built for AVX-512
+namespace avx2 { MicroKernel gemm_kernel(); }    // x86-64 builds only
+namespace avx512 { MicroKernel gemm_kernel(); }  // x86-64 builds only
 
 // The course's tiled layout: a is (m/T, n/T, T, T), b is (n/T, p/T, T, T), out (m/T, p/T, T, T).
 constexpr int kTile = 8;

@@ -43,18 +43,7 @@ NEEDLE_TUNABLE(kPrivateB, i64(1) << 18);
 NEEDLE_TUNABLE(kTuneKC, 0);  // > 0: overrides the kernel's kc (benchmark sweeps only)
 NEEDLE_TUNABLE(kTuneMC, 0);  // > 0: overrides the kernel's mc
 
-MicroKernelF64 pick_kernel() {
-  const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    MicroKernelF64 k = avx512::gemm_f64_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    MicroKernelF64 k = avx2::gemm_f64_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  return generic::gemm_f64_kernel();
-}
+MicroKernelF64 pick_kernel() { return NEEDLE_CPU_PICK(gemm_f64_kernel); }
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }

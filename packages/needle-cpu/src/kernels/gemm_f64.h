@@ -36,7 +36,7 @@ struct MicroKernelF64 {
 };
 
 namespace generic { MicroKernelF64 gemm_f64_kernel(); }
-namespace avx2 { MicroKernelF64 gemm_f64_kernel(); }    // fn null when not built for AVX2
-namespace avx512 { MicroKernelF64 gemm_f64_kernel(); }  // fn null when not built for AVX-512
+namespace avx2 { MicroKernelF64 gemm_f64_kernel(); }    // x86-64 builds only
+namespace avx512 { MicroKernelF64 gemm_f64_kernel(); }  // x86-64 builds only
 
 }  // namespace needle_cpu

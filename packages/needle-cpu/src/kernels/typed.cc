@@ -21,7 +21,7 @@ constexpr i64 kAlign = 64;
 // Below this many multiply-adds a matmul stays on one thread.
 constexpr i64 kParallelMacs = i64(1) << 18;
 
-const TypedTable* table() { return active_table(avx512::typed_table, avx2::typed_table, generic::typed_table); }
+const TypedTable* table() { return NEEDLE_CPU_PICK(typed_table); }
 
 const char* at(const void* p, i64 i, std::size_t size) { return static_cast<const char*>(p) + i * static_cast<i64>(size); }
 char* at(void* p, i64 i, std::size_t size) { return static_cast<char*>(p) + i * static_cast<i64>(size); }
