@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu_features.h"
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 #include "kernels/threads.h"
 
 namespace needle_cpu {
@@ -163,7 +163,7 @@ void matmul_rows(DType dt, const void* a, const void* b, void* c, i64 m, i64 n, 
 }
 }  // namespace
 
-// The float64 product: the packed, register-blocked GEMM of gemm_f64.h (c never overlaps a or b:
+// The float64 product: the packed, register-blocked GEMM of gemm.h (c never overlaps a or b:
 // the bindings compute an aliased product into a scratch buffer).
 void matmul_f64(const double* a, const double* b, double* c, i64 m, i64 n, i64 p) {
   gemm_f64(a, b, c, m, n, p);

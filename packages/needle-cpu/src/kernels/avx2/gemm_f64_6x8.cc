@@ -1,7 +1,7 @@
 // AVX2+FMA 6x8 double micro-kernel: 12 ymm accumulators, 2 for B, 1 broadcast of A (15 of 16
 // registers), the float 6x16 kernel at double width. Compiled with -mavx2 -mfma; called only
 // when the CPU has both. Edge tiles go through the loop nest's buffer.
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 
 #include <immintrin.h>
 

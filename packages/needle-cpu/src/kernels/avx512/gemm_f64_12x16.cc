@@ -3,7 +3,7 @@
 // fewer columns) run as their own template instances with masked B loads and masked C
 // loads/stores, so they cost only their real work and never touch memory outside the tile.
 // Compiled with -mavx512f -mavx512vl -mavx512dq -mfma; called only when the CPU has them.
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 
 #include <immintrin.h>
 
