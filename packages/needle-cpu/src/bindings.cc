@@ -8,7 +8,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <optional>
@@ -354,7 +353,7 @@ void matmul_into(const char* kernel, const Buffer& a, const Buffer& b, const Buf
 // others and the inputs: refuses an output that is another output or an input buffer (in-place
 // gates/dc/state are one argument each).
 void need_unaliased_outputs(const char* kernel, std::initializer_list<const Buffer*> outs,
-                           std::initializer_list<const Buffer*> ins) {
+                            std::initializer_list<const Buffer*> ins) {
   for (auto o = outs.begin(); o != outs.end(); ++o) {
     for (auto p = o + 1; p != outs.end(); ++p)
       if (overlaps(**o, **p)) fail(std::string(kernel) + ": two outputs are the same buffer");
