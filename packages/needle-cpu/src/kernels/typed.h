@@ -57,7 +57,7 @@ union Scalar {
   double f64;
 };
 
-// Per-ISA tables (typed_impl.h fills them); an entry is null where the dtype is not accepted.
+// Per-ISA tables (portable/typed_loops.cc fills them); an entry is null where the dtype is not accepted.
 // Kernels take [0, n) of compact buffers; the dispatchers below split the work across threads.
 struct TypedTable {
   void (*binary[static_cast<int>(TBinary::kCount)][kNumDTypes])(const void* a, const void* b, void* out, i64 n);
