@@ -8,7 +8,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <optional>
@@ -23,7 +22,6 @@
 #include "kernels/ewise.h"
 #include "kernels/ewise_strided.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_f64.h"
 #include "kernels/lstm.h"
 #include "kernels/optim.h"
 #include "kernels/softmax_xent.h"
@@ -71,6 +69,31 @@ void need_size(const char* kernel, const char* name, const Buffer& b, i64 want, 
   if (exact ? b.size() != want : b.size() < want)
     fail(std::string(kernel) + ": buffer " + name + " has " + std::to_string(b.size()) + " elements, needs " +
          (exact ? "" : "at least ") + std::to_string(want));
+}
+
+// Argument checks declared once per kernel: every count in [0, 2**58], then each buffer holding at
+// least the product of its dimensions (an overflowing product is an error too), in the order given.
+void need_counts(const char* kernel, std::initializer_list<std::pair<const char*, i64>> counts) {
+  for (auto [name, v] : counts) count_arg(kernel, name, v);
+}
+struct Holds {  // buffer `name` holds at least the product of `dims` elements
+  const char* name;
+  const Buffer& buf;
+  std::initializer_list<i64> dims;
+};
+void need_sizes(const char* kernel, std::initializer_list<Holds> rules) {
+  for (const Holds& r : rules) need_size(kernel, r.name, r.buf, product(kernel, r.dims), false);
+}
+
+// Runs `write(dst)` with dst the memory of out, or, when out shares memory with an input
+// (`aliased`), a scratch buffer of `count` elements of out's dtype that is copied over out after:
+// no kernel reads what it is writing.
+template <class Write>
+void write_via_scratch_if(bool aliased, Buffer& out, i64 count, Write&& write) {
+  if (!aliased) return write(out.raw());
+  Buffer tmp(count, out.dtype());
+  write(tmp.raw());
+  needle_cpu::copy_bytes(tmp.raw(), out.raw(), tmp.nbytes());
 }
 
 // The view (shape, strides, offset) over `buf`, checked to stay inside it; *total = its element count.
@@ -306,38 +329,34 @@ void def_reduce(py::module_& m, const char* name, int op, bool arg, const char* 
   }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), doc);
 }
 
-// out = a @ b (+ bias), or transpose(a) @ b when `a_transposed` (a is then n x m), computed into a
-// scratch buffer when out overlaps an input.
-void matmul_into(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 m, i64 n, i64 p,
-                 bool a_transposed = false) {
-  if (a.dtype() != kF32) {  // the other dtypes (the caller checked them): typed.h's blocked kernel
-    const bool alias = overlaps(a, out) || overlaps(b, out);
-    MaybeRelease gil(product("matmul", {m, n, p}));
-    if (!alias) return needle_cpu::typed_matmul(a.dtype(), a.raw(), b.raw(), out.raw(), m, n, p);
-    Buffer tmp(m * p, a.dtype());
-    needle_cpu::typed_matmul(a.dtype(), a.raw(), b.raw(), tmp.raw(), m, n, p);
-    std::memcpy(out.raw(), tmp.raw(), tmp.nbytes());
-    return;
-  }
-  bool alias = overlaps(a, out) || overlaps(b, out) || (bias && overlaps(*bias, out));
-  MaybeRelease gil(product("matmul", {m, n, p}));
-  auto run = [&](float* c) {
-    const float* bias_data = bias ? bias->data() : nullptr;
-    if (a_transposed) needle_cpu::sgemm_tn(m, n, p, a.data(), m, b.data(), p, c, p, bias_data);
-    else needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, c, p, bias_data);
-  };
-  if (!alias) {
-    run(out.data());
-    return;
-  }
-  Buffer tmp(m * p);
-  run(tmp.data());
-  std::memcpy(out.data(), tmp.data(), m * p * sizeof(float));
+// out = a @ b (+ bias) for `batch` compact products (m x n) @ (n x p), or transpose(a) @ b when
+// `a_transposed` (a is then n x m); sizes and dtypes checked by the caller.
+void matmul_into(const char* kernel, const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 batch,
+                 i64 m, i64 n, i64 p, bool a_transposed = false) {
+  const bool aliased = overlaps(a, out) || overlaps(b, out) || (bias != nullptr && overlaps(*bias, out));
+  MaybeRelease gil(product(kernel, {batch, m, n, p}));
+  write_via_scratch_if(aliased, out, batch * m * p, [&](void* dst) {
+    if (a.dtype() != kF32) {  // the other dtypes: typed.h's blocked kernel, one product after another
+      const i64 item = static_cast<i64>(needle_cpu::itemsize(a.dtype()));
+      const char* pa = static_cast<const char*>(a.raw());
+      const char* pb = static_cast<const char*>(b.raw());
+      for (i64 i = 0; i < batch; ++i)
+        needle_cpu::typed_matmul(a.dtype(), pa + i * m * n * item, pb + i * n * p * item,
+                                 static_cast<char*>(dst) + i * m * p * item, m, n, p);
+      return;
+    }
+    float* c = static_cast<float*>(dst);
+    if (a_transposed) needle_cpu::sgemm_tn(m, n, p, a.data(), m, b.data(), p, c, p, bias ? bias->data() : nullptr);
+    else if (bias != nullptr) needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, c, p, bias->data());
+    else needle_cpu::sgemm_batched(batch, m, n, p, a.data(), b.data(), c);
+  });
 }
 
-// The LSTM kernels' outputs must be buffers of their own (in-place gates/dc are one argument each).
-void lstm_distinct_outputs(const char* kernel, std::initializer_list<const Buffer*> outs,
-                           std::initializer_list<const Buffer*> ins) {
+// The fused kernels (LSTM, softmax cross-entropy, optimisers) write each output while reading the
+// others and the inputs: refuses an output that is another output or an input buffer (in-place
+// gates/dc/state are one argument each).
+void need_unaliased_outputs(const char* kernel, std::initializer_list<const Buffer*> outs,
+                            std::initializer_list<const Buffer*> ins) {
   for (auto o = outs.begin(); o != outs.end(); ++o) {
     for (auto p = o + 1; p != outs.end(); ++p)
       if (overlaps(**o, **p)) fail(std::string(kernel) + ": two outputs are the same buffer");
@@ -486,13 +505,7 @@ PYBIND11_MODULE(_core, m) {
     need_same_dtype("compact", "out", out, "a", a);
     const std::size_t item = needle_cpu::itemsize(a.dtype());
     MaybeRelease gil(n);
-    if (overlaps(a, out)) {  // gathering a buffer into itself: go through a copy
-      Buffer tmp(n, a.dtype());
-      needle_cpu::compact(a.raw(), tmp.raw(), view, item);
-      needle_cpu::copy_bytes(tmp.raw(), out.raw(), tmp.nbytes());
-    } else {
-      needle_cpu::compact(a.raw(), out.raw(), view, item);
-    }
+    write_via_scratch_if(overlaps(a, out), out, n, [&](void* dst) { needle_cpu::compact(a.raw(), dst, view, item); });
   }, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
      "Gather the strided view of a into the compact buffer out (of a's dtype).");
 
@@ -597,25 +610,23 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("cond"), py::arg("a"), py::arg("b"), py::arg("out"), "out = a where cond else b (cond: bool).");
 
   m.def("matmul", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
-    count_arg("matmul", "m", m_); count_arg("matmul", "n", n); count_arg("matmul", "p", p);
-    need_size("matmul", "a", a, product("matmul", {m_, n}), false);
-    need_size("matmul", "b", b, product("matmul", {n, p}), false);
-    need_size("matmul", "out", out, product("matmul", {m_, p}), false);
-    need_dtype_in("matmul", "a", a, needle_cpu::kNumericDTypes);
-    need_same_dtype("matmul", "b", b, "a", a);
-    need_same_dtype("matmul", "out", out, "a", a);
-    matmul_into(a, b, nullptr, out, m_, n, p);
+    const char* k = "matmul";
+    need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
+    need_sizes(k, {{"a", a, {m_, n}}, {"b", b, {n, p}}, {"out", out, {m_, p}}});
+    need_dtype_in(k, "a", a, needle_cpu::kNumericDTypes);
+    need_same_dtype(k, "b", b, "a", a);
+    need_same_dtype(k, "out", out, "a", a);
+    matmul_into(k, a, b, nullptr, out, 1, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (m x p) = a (m x n) @ b (n x p), compact row-major, any dtype but bool (integers wrap); float32:\n"
      "packed AVX-512/AVX2 GEMM, threaded.");
 
   m.def("matmul_tn", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
-    count_arg("matmul_tn", "m", m_); count_arg("matmul_tn", "n", n); count_arg("matmul_tn", "p", p);
-    need_size("matmul_tn", "a", a, product("matmul_tn", {n, m_}), false);
-    need_size("matmul_tn", "b", b, product("matmul_tn", {n, p}), false);
-    need_size("matmul_tn", "out", out, product("matmul_tn", {m_, p}), false);
-    need_float32("matmul_tn", {{"a", &a}, {"b", &b}, {"out", &out}});
-    matmul_into(a, b, nullptr, out, m_, n, p, true);
+    const char* k = "matmul_tn";
+    need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
+    need_sizes(k, {{"a", a, {n, m_}}, {"b", b, {n, p}}, {"out", out, {m_, p}}});
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
+    matmul_into(k, a, b, nullptr, out, 1, m_, n, p, true);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (m x p) = transpose(a) @ b with a (n x m) and b (n x p) compact: a weight gradient x^T @ g "
      "without a transposed copy of x.");
@@ -649,61 +660,32 @@ PYBIND11_MODULE(_core, m) {
      "broadcast operand (stride 0) is read in place, with no compact copy.");
 
   m.def("matmul_bias", [](const Buffer& a, const Buffer& b, const Buffer& bias, Buffer& out, i64 m_, i64 n, i64 p) {
-    count_arg("matmul_bias", "m", m_); count_arg("matmul_bias", "n", n); count_arg("matmul_bias", "p", p);
-    need_size("matmul_bias", "a", a, product("matmul_bias", {m_, n}), false);
-    need_size("matmul_bias", "b", b, product("matmul_bias", {n, p}), false);
-    need_size("matmul_bias", "bias", bias, p, false);
-    need_size("matmul_bias", "out", out, product("matmul_bias", {m_, p}), false);
-    need_float32("matmul_bias", {{"a", &a}, {"b", &b}, {"bias", &bias}, {"out", &out}});
-    matmul_into(a, b, &bias, out, m_, n, p);
+    const char* k = "matmul_bias";
+    need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
+    need_sizes(k, {{"a", a, {m_, n}}, {"b", b, {n, p}}, {"bias", bias, {p}}, {"out", out, {m_, p}}});
+    need_float32(k, {{"a", &a}, {"b", &b}, {"bias", &bias}, {"out", &out}});
+    matmul_into(k, a, b, &bias, out, 1, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("bias"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "Fused linear layer: out (m x p) = a (m x n) @ b (n x p) + bias (p,) broadcast over rows.");
 
   m.def("matmul_batched", [](const Buffer& a, const Buffer& b, Buffer& out, i64 batch, i64 m_, i64 n, i64 p) {
     const char* k = "matmul_batched";
-    count_arg(k, "batch", batch); count_arg(k, "m", m_); count_arg(k, "n", n); count_arg(k, "p", p);
-    need_size(k, "a", a, product(k, {batch, m_, n}), false);
-    need_size(k, "b", b, product(k, {batch, n, p}), false);
-    need_size(k, "out", out, product(k, {batch, m_, p}), false);
+    need_counts(k, {{"batch", batch}, {"m", m_}, {"n", n}, {"p", p}});
+    need_sizes(k, {{"a", a, {batch, m_, n}}, {"b", b, {batch, n, p}}, {"out", out, {batch, m_, p}}});
     need_dtype_in(k, "a", a, needle_cpu::kNumericDTypes);
     need_same_dtype(k, "b", b, "a", a);
     need_same_dtype(k, "out", out, "a", a);
-    i64 total = product(k, {batch, m_, p});
-    if (a.dtype() != kF32) {  // one product after another, each threaded (typed.h)
-      const bool alias = overlaps(a, out) || overlaps(b, out);
-      std::optional<Buffer> tmp;
-      if (alias) tmp.emplace(total, a.dtype());
-      char* dst = static_cast<char*>(alias ? tmp->raw() : out.raw());
-      const char* pa = static_cast<const char*>(a.raw());
-      const char* pb = static_cast<const char*>(b.raw());
-      const i64 item = static_cast<i64>(needle_cpu::itemsize(a.dtype()));
-      MaybeRelease gil(product(k, {batch, m_, n, p}));
-      for (i64 i = 0; i < batch; ++i)
-        needle_cpu::typed_matmul(a.dtype(), pa + i * m_ * n * item, pb + i * n * p * item, dst + i * m_ * p * item, m_,
-                                 n, p);
-      if (alias) std::memcpy(out.raw(), tmp->raw(), tmp->nbytes());
-      return;
-    }
-    if (overlaps(a, out) || overlaps(b, out)) {
-      Buffer tmp(total);
-      { MaybeRelease gil(product(k, {batch, m_, n, p})); needle_cpu::sgemm_batched(batch, m_, n, p, a.data(), b.data(), tmp.data()); }
-      std::memcpy(out.data(), tmp.data(), total * sizeof(float));
-      return;
-    }
-    MaybeRelease gil(product(k, {batch, m_, n, p}));
-    needle_cpu::sgemm_batched(batch, m_, n, p, a.data(), b.data(), out.data());
+    matmul_into(k, a, b, nullptr, out, batch, m_, n, p);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (batch, m, p) = a (batch, m, n) @ b (batch, n, p), all compact.");
 
   m.def("matmul_tiled", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
     const char* k = "matmul_tiled";
-    count_arg(k, "m", m_); count_arg(k, "n", n); count_arg(k, "p", p);
+    need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
     if (m_ % needle_cpu::kTile || n % needle_cpu::kTile || p % needle_cpu::kTile)
       fail("matmul_tiled: m, n, p = " + std::to_string(m_) + ", " + std::to_string(n) + ", " + std::to_string(p) +
            " must be multiples of the tile size " + std::to_string(needle_cpu::kTile));
-    need_size(k, "a", a, product(k, {m_, n}), false);
-    need_size(k, "b", b, product(k, {n, p}), false);
-    need_size(k, "out", out, product(k, {m_, p}), false);
+    need_sizes(k, {{"a", a, {m_, n}}, {"b", b, {n, p}}, {"out", out, {m_, p}}});
     if (overlaps(a, out) || overlaps(b, out)) fail("matmul_tiled: out must not be a or b");
     need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
     MaybeRelease gil(product(k, {m_, n, p}));
@@ -715,17 +697,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("conv2d_nhwc", [](const Buffer& a, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out,
                           i64 kh, i64 kw, i64 sh, i64 sw) {
     const char* k = "conv2d_nhwc";
-    for (auto [name, v] : {std::pair<const char*, i64>{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out},
-                           {"kh", kh}, {"kw", kw}, {"sh", sh}, {"sw", sw}})
-      count_arg(k, name, v);
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}});
     if (kh < 1 || kw < 1 || sh < 1 || sw < 1) fail("conv2d_nhwc: kernel size and stride must be >= 1");
     if (h < kh || w < kw)
       fail("conv2d_nhwc: input " + std::to_string(h) + "x" + std::to_string(w) + " is smaller than the kernel " +
            std::to_string(kh) + "x" + std::to_string(kw));
     const i64 ho = (h - kh) / sh + 1, wo = (w - kw) / sw + 1;
-    need_size(k, "a", a, product(k, {n, h, w, c_in}), false);
-    need_size(k, "b", b, product(k, {kh, kw, c_in, c_out}), false);
-    need_size(k, "out", out, product(k, {n, ho, wo, c_out}), false);
+    need_sizes(k, {{"a", a, {n, h, w, c_in}}, {"b", b, {kh, kw, c_in, c_out}}, {"out", out, {n, ho, wo, c_out}}});
     if (overlaps(a, out) || overlaps(b, out)) fail("conv2d_nhwc: out must not be a or b");
     need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
     MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
@@ -749,10 +728,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("gather_rows", [](const Buffer& a, const Buffer& idx, Buffer& out, i64 rows, i64 row_size, i64 count) {
     const char* k = "gather_rows";
-    count_arg(k, "rows", rows); count_arg(k, "row_size", row_size); count_arg(k, "count", count);
-    need_size(k, "a", a, product(k, {rows, row_size}), false);
-    need_size(k, "idx", idx, count, false);
-    need_size(k, "out", out, product(k, {count, row_size}), false);
+    need_counts(k, {{"rows", rows}, {"row_size", row_size}, {"count", count}});
+    need_sizes(k, {{"a", a, {rows, row_size}}, {"idx", idx, {count}}, {"out", out, {count, row_size}}});
     need_dtype(k, "idx", idx, DType::kInt64);
     need_same_dtype(k, "out", out, "a", a);
     if (overlaps(a, out) || overlaps(idx, out)) fail("gather_rows: out must not be a or idx");
@@ -765,10 +742,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("scatter_add_rows", [](const Buffer& g, const Buffer& idx, Buffer& out, i64 rows, i64 row_size, i64 count) {
     const char* k = "scatter_add_rows";
-    count_arg(k, "rows", rows); count_arg(k, "row_size", row_size); count_arg(k, "count", count);
-    need_size(k, "g", g, product(k, {count, row_size}), false);
-    need_size(k, "idx", idx, count, false);
-    need_size(k, "out", out, product(k, {rows, row_size}), false);
+    need_counts(k, {{"rows", rows}, {"row_size", row_size}, {"count", count}});
+    need_sizes(k, {{"g", g, {count, row_size}}, {"idx", idx, {count}}, {"out", out, {rows, row_size}}});
     need_dtype(k, "idx", idx, DType::kInt64);
     need_dtype_in(k, "g", g, needle_cpu::kNumericDTypes);
     need_same_dtype(k, "out", out, "g", g);
@@ -791,7 +766,7 @@ PYBIND11_MODULE(_core, m) {
     for (auto [name, b] : {std::pair<const char*, const Buffer*>{"c_prev", &c_prev}, {"c", &c}, {"tc", &tc}, {"h", &h}})
       need_size(k, name, *b, cell, false);
     need_size(k, "out", out, product(k, {t + 1, cell}), false);
-    lstm_distinct_outputs(k, {&gates, &c, &tc, &h, &out}, {&x, &c_prev});
+    need_unaliased_outputs(k, {&gates, &c, &tc, &h, &out}, {&x, &c_prev});
     need_float32(k, {{"gates", &gates}, {"x", &x}, {"c_prev", &c_prev}, {"c", &c}, {"tc", &tc}, {"h", &h}, {"out", &out}});
     MaybeRelease gil(wide);
     needle_cpu::lstm_cell_forward(gates.data(), x.data() + t * wide, c_prev.data(), c.data(), tc.data(), h.data(),
@@ -812,7 +787,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "act", act, wide, false);
     need_size(k, "dg", dg, wide, false);
     need_size(k, "d_gates", d_gates, product(k, {t + 1, wide}), false);
-    lstm_distinct_outputs(k, {&dc, &dg, &d_gates}, {&dh, &g_out, &act, &c_prev, &tc});
+    need_unaliased_outputs(k, {&dc, &dg, &d_gates}, {&dh, &g_out, &act, &c_prev, &tc});
     need_float32(k, {{"dh", &dh}, {"g_out", &g_out}, {"act", &act}, {"c_prev", &c_prev}, {"tc", &tc}, {"dc", &dc},
                      {"dg", &dg}, {"d_gates", &d_gates}});
     MaybeRelease gil(wide);
@@ -833,7 +808,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "labels", labels, m_, false);
     need_size(kn, "probs", probs, total, false);
     need_size(kn, "loss_rows", loss_rows, m_, false);
-    lstm_distinct_outputs(kn, {&probs, &loss_rows}, {&z, &labels});
+    need_unaliased_outputs(kn, {&probs, &loss_rows}, {&z, &labels});
     need_float32(kn, {{"z", &z}, {"labels", &labels}, {"probs", &probs}, {"loss_rows", &loss_rows}});
     const std::vector<i64> classes = checked_classes(kn, labels, m_, k);
     MaybeRelease gil(total);
@@ -851,7 +826,7 @@ PYBIND11_MODULE(_core, m) {
     need_size(kn, "labels", labels, m_, false);
     need_size(kn, "scale", scale, 1, false);
     need_size(kn, "out", out, total, false);
-    lstm_distinct_outputs(kn, {&out}, {&probs, &labels, &scale});
+    need_unaliased_outputs(kn, {&out}, {&probs, &labels, &scale});
     need_float32(kn, {{"probs", &probs}, {"labels", &labels}, {"scale", &scale}, {"out", &out}});
     const std::vector<i64> classes = checked_classes(kn, labels, m_, k);
     const float s = scale.data()[0];
@@ -873,7 +848,7 @@ PYBIND11_MODULE(_core, m) {
     if (!(bias_c1 > 0 && bias_c2 > 0))
       fail("adam_step: bias corrections must be > 0, got bias_c1=" + std::to_string(bias_c1) +
            ", bias_c2=" + std::to_string(bias_c2));
-    lstm_distinct_outputs(k, {&m_, &v, &out}, {&param, &grad});
+    need_unaliased_outputs(k, {&m_, &v, &out}, {&param, &grad});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"m", &m_}, {"v", &v}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::adam_step(param.data(), grad.data(), m_.data(), v.data(), out.data(), n, lr, beta1, beta2, eps,
@@ -891,8 +866,8 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "out", out, n, true);
     if (u) need_size(k, "u", *u, n, true);
     else if (momentum != 0) fail("sgd_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer u");
-    if (u) lstm_distinct_outputs(k, {u, &out}, {&param, &grad});
-    else lstm_distinct_outputs(k, {&out}, {&param, &grad});
+    if (u) need_unaliased_outputs(k, {u, &out}, {&param, &grad});
+    else need_unaliased_outputs(k, {&out}, {&param, &grad});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"u", u}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::sgd_step(param.data(), grad.data(), u ? u->data() : nullptr, out.data(), n, lr, momentum, weight_decay);
@@ -908,8 +883,8 @@ PYBIND11_MODULE(_core, m) {
       need_size(k, name, *b, n, true);
     if (buf) need_size(k, "buf", *buf, n, true);
     else if (momentum != 0) fail("rmsprop_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer buf");
-    if (buf) lstm_distinct_outputs(k, {&v, buf, &out}, {&param, &grad});
-    else lstm_distinct_outputs(k, {&v, &out}, {&param, &grad});
+    if (buf) need_unaliased_outputs(k, {&v, buf, &out}, {&param, &grad});
+    else need_unaliased_outputs(k, {&v, &out}, {&param, &grad});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"v", &v}, {"buf", buf}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::rmsprop_step(param.data(), grad.data(), v.data(), buf ? buf->data() : nullptr, out.data(), n, lr, alpha,

@@ -17,6 +17,23 @@ def isa(request):
 
 
 @pytest.fixture
+def refuses():
+    """``refuses(kernel, args, change, match)``: ``kernel(**args)`` with ``change`` applied raises a
+    ValueError matching ``match``. ``change`` is a dict of new arguments, or ``"x=y"``: argument y
+    passed as x too (one buffer in two roles)."""
+    def check(kernel, args, change, match):
+        args = dict(args)
+        if isinstance(change, str):
+            name, other = change.split("=")
+            args[name] = args[other]
+        else:
+            args.update(change)
+        with pytest.raises(ValueError, match=match):
+            kernel(**args)
+    return check
+
+
+@pytest.fixture
 def backend():
     return _backend
 

@@ -119,9 +119,9 @@ SCALARS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, bias_
 
 
 @pytest.mark.parametrize("change,match", [
-    (dict(grad=5), "adam_step: buffer grad has 5 elements, needs 6"),
-    (dict(v=7), "buffer v has 7 elements, needs 6"),
-    (dict(out=0), "buffer out has 0 elements, needs 6"),
+    (dict(grad=B.Array(5)), "adam_step: buffer grad has 5 elements, needs 6"),
+    (dict(v=B.Array(7)), "buffer v has 7 elements, needs 6"),
+    (dict(out=B.Array(0)), "buffer out has 0 elements, needs 6"),
     ("out=param", "an output is also an input"),
     ("m=grad", "an output is also an input"),
     ("m=v", "two outputs are the same buffer"),
@@ -129,15 +129,8 @@ SCALARS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, bias_
     (dict(bias_c1=0.0), "bias corrections must be > 0"),
     (dict(bias_c2=-1.0), "bias corrections must be > 0"),
 ])
-def test_adam_step_refuses_bad_arguments(change, match):
-    args = {name: B.Array(6) for name in ADAM} | SCALARS
-    if isinstance(change, str):
-        name, other = change.split("=")
-        args[name] = args[other]
-    else:
-        args.update({k: B.Array(x) if k in ADAM else x for k, x in change.items()})
-    with pytest.raises(ValueError, match=match):
-        B.adam_step(**args)
+def test_adam_step_refuses_bad_arguments(refuses, change, match):
+    refuses(B.adam_step, {name: B.Array(6) for name in ADAM} | SCALARS, change, match)
 
 
 def test_sgd_and_rmsprop_refuse_bad_arguments():

@@ -20,18 +20,31 @@ const char* isa_name(Isa isa);
 // The ISA named `name` ("generic", "avx2", "avx512"); false when no ISA has that name.
 bool isa_from_name(const char* name, Isa* isa);
 
-// The kernel table of the active ISA, falling back a level when this build lacks one (the AVX
-// table functions return null then). Every per-ISA family (ewise, lstm, optim) picks this way.
-template <typename Table>
-const Table* active_table(const Table* (*avx512)(), const Table* (*avx2)(), const Table* (*generic)()) {
+// What the active ISA's `fn` returns: avx512(), else avx2(), else generic(), a level taken only
+// when it is active (or above) and this build has it. The avx2 and avx512 kernels are built on
+// x86-64 only (CMakeLists.txt); NEEDLE_CPU_PICK passes null for them elsewhere.
+template <typename R>
+R for_active_isa(R (*avx512)(), R (*avx2)(), R (*generic)()) {
   const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    if (const Table* t = avx512()) return t;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    if (const Table* t = avx2()) return t;
-  }
+  if (isa == Isa::kAvx512 && avx512 != nullptr) return avx512();
+  if ((isa == Isa::kAvx512 || isa == Isa::kAvx2) && avx2 != nullptr) return avx2();
   return generic();
 }
 
 }  // namespace needle_cpu
+
+#ifdef NEEDLE_CPU_HAVE_AVX512
+#define NEEDLE_CPU_IF_AVX512(f) f
+#else
+#define NEEDLE_CPU_IF_AVX512(f) nullptr
+#endif
+#ifdef NEEDLE_CPU_HAVE_AVX2
+#define NEEDLE_CPU_IF_AVX2(f) f
+#else
+#define NEEDLE_CPU_IF_AVX2(f) nullptr
+#endif
+// The active ISA's `fn` of the per-ISA namespaces: NEEDLE_CPU_PICK(ewise_table) is the table of
+// generic::ewise_table, avx2::ewise_table or avx512::ewise_table.
+#define NEEDLE_CPU_PICK(fn)                                                                              \
+  ::needle_cpu::for_active_isa<decltype(generic::fn())>(NEEDLE_CPU_IF_AVX512(avx512::fn),               \
+                                                        NEEDLE_CPU_IF_AVX2(avx2::fn), generic::fn)

@@ -15,7 +15,7 @@ using i64 = std::int64_t;
 constexpr i64 kGrainCheap = 1 << 15;
 constexpr i64 kGrainCostly = 1 << 13;
 
-const EwiseTable* table() { return active_table(avx512::ewise_table, avx2::ewise_table, generic::ewise_table); }
+const EwiseTable* table() { return NEEDLE_CPU_PICK(ewise_table); }
 
 bool costly(Unary op) {
   return op == Unary::kLog || op == Unary::kExp || op == Unary::kTanh || op == Unary::kSigmoid;

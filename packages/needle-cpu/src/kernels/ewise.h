@@ -19,7 +19,7 @@ void copy(const float* a, float* out, std::int64_t n);
 void reduce_sum(const float* a, float* out, std::int64_t rows, std::int64_t len);
 void reduce_max(const float* a, float* out, std::int64_t rows, std::int64_t len);
 
-// Per-ISA function tables (ewise_impl.h fills them).
+// Per-ISA function tables (portable/ewise_loops.cc fills them).
 struct EwiseTable {
   void (*binary[static_cast<int>(Binary::kCount)])(const float*, const float*, float*, std::int64_t);
   void (*scalar[static_cast<int>(ScalarOp::kCount)])(const float*, float, float*, std::int64_t);
@@ -29,7 +29,10 @@ struct EwiseTable {
 };
 
 namespace generic { const EwiseTable* ewise_table(); }
-namespace avx2 { const EwiseTable* ewise_table(); }    // null when not built for AVX2
-namespace avx512 { const EwiseTable* ewise_table(); }  // null when not built for AVX-512
+namespace avx2 { const EwiseTable* ewise_table(); }  // x86-64 builds only, as every avx2/avx512 name
+namespace avx512 {
+const EwiseTable* ewise_table();
+void use_vector_math(EwiseTable& t);  // avx512/ewise_math.cc: hand-written exp, tanh, sigmoid
+}  // namespace avx512
 
 }  // namespace needle_cpu

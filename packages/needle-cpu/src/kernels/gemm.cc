@@ -1,11 +1,11 @@
-// The GEMM loop nest (Goto/BLIS): B in KC-deep slices of NR-wide panels, A in MC x KC blocks of
-// MR-tall panels (L2), and a micro-kernel over MR x NR tiles of C (one B panel stays in L1/L2
-// while the A block streams). Edge tiles go through a small buffer, or straight to C for
-// kernels with masked edge tiles, so any m, n, p works. A may be given transposed (sgemm_tn):
-// its panels are then plain copies, or it is read in place. Threads split C three ways (see
-// gemm()): B read in place with no packing at all (small B), one block of C per thread that
-// packs its own operands (2 to kPrivateThreads threads), or B blocks packed by all threads
-// together and rows split.
+// The GEMM loop nest (Goto/BLIS), written once for float and double: B in KC-deep slices of
+// NR-wide panels, A in MC x KC blocks of MR-tall panels (L2), and a micro-kernel over MR x NR
+// tiles of C (one B panel stays in L1/L2 while the A block streams). Edge tiles go through a
+// small buffer, or straight to C for kernels with masked edge tiles, so any m, n, p works. A may
+// be given transposed (sgemm_tn): its panels are then plain copies, or it is read in place.
+// Threads split C three ways (see gemm()): B read in place with no packing at all (small B), one
+// block of C per thread that packs its own operands (2 to kPrivateThreads threads), or B blocks
+// packed by all threads together and rows split. The portable micro-kernels are here too.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -20,41 +20,80 @@ namespace {
 
 using i64 = std::int64_t;
 
-// Block sizes for 32 KiB L1d / 512 KiB L2 per core: a 256 x 16 B panel is 16 KiB (L1), a
-// 96 x 256 A block 96 KiB (L2), a 256 x 4096 B block 4 MiB (L3).
-constexpr i64 kKC = 256, kMC = 96, kNC = 4096;
-// Below this many multiply-adds one thread is faster than waking another.
-constexpr i64 kParallelMacs = i64(1) << 19;
-#ifdef NEEDLE_GEMM_TUNE  // a benchmark harness sweeps these
-#define NEEDLE_TUNABLE(name, value) static const i64 name = std::getenv(#name) ? std::atoll(std::getenv(#name)) : (value)
-#else
-#define NEEDLE_TUNABLE(name, value) constexpr i64 name = (value)
-#endif
-// B of at most kDirectB floats (64 KiB) is read in place by kernels that can; so is B of up to
-// kDirectBRows floats (1 MiB) with rows of at most kDirectCols floats when A has at most
-// kDirectRows rows (measured: 2x faster at 2 threads for 64 x 784 x 128; wider rows, 2 KiB
-// apart, or more rows of A reusing B are faster packed).
-NEEDLE_TUNABLE(kDirectB, i64(1) << 14);
-NEEDLE_TUNABLE(kDirectRows, 192);
-NEEDLE_TUNABLE(kDirectCols, 256);
-NEEDLE_TUNABLE(kDirectBRows, i64(1) << 18);
-// With at most kPrivateThreads threads each packs its own blocks of A and B, B in blocks of
-// at most kPrivateB floats (512 KiB: L2-resident).
-NEEDLE_TUNABLE(kPrivateThreads, 4);
-NEEDLE_TUNABLE(kPrivateB, i64(1) << 17);
+// Block sizes and thresholds per element type, for 32 KiB L1d / 512 KiB L2 per core. float: a
+// 256 x 16 B panel is 16 KiB (L1), a 96 x 256 A block 96 KiB (L2), a 256 x 4096 B block 4 MiB
+// (L3); double: 32 KiB, 192 KiB (L2) and a 256 x 2048 B block (4 MiB). Kernels may ask for
+// other kc / mc.
+//  - kParallelMacs: below this many multiply-adds one thread is faster than waking another.
+//  - B of at most kDirectB elements (64 KiB) is read in place by kernels that can; so is B of up
+//    to kDirectBRows elements (1 MiB) with rows of at most kDirectCols elements when A has at
+//    most kDirectRows rows (measured on float: 2x faster at 2 threads for 64 x 784 x 128; wider
+//    rows, 2 KiB apart, or more rows of A reusing B are faster packed).
+//  - With at most kPrivateThreads threads each packs its own blocks of A and B, B in blocks of at
+//    most kPrivateB elements (float: 512 KiB, L2-resident; double: 2 MiB, fewer repacks of A:
+//    measured 2-4% faster than 512 KiB at n = 1024 and 2048 on Zen 4 with 2 threads, and no
+//    slower than 4 or 8 MiB).
+template <class T>
+struct Blocking;
+template <>
+struct Blocking<float> {
+  static constexpr i64 kKC = 256, kMC = 96, kNC = 4096, kParallelMacs = i64(1) << 19;
+  static constexpr i64 kDirectB = i64(1) << 14, kDirectRows = 192, kDirectCols = 256, kDirectBRows = i64(1) << 18;
+  static constexpr i64 kPrivateThreads = 4, kPrivateB = i64(1) << 17;
+};
+template <>
+struct Blocking<double> {
+  static constexpr i64 kKC = 256, kMC = 96, kNC = 2048, kParallelMacs = i64(1) << 18;
+  static constexpr i64 kDirectB = i64(1) << 13, kDirectRows = 192, kDirectCols = 128, kDirectBRows = i64(1) << 17;
+  static constexpr i64 kPrivateThreads = 4, kPrivateB = i64(1) << 18;
+};
 
-MicroKernel pick_kernel() {
-  const Isa isa = active_isa();
-  if (isa == Isa::kAvx512) {
-    MicroKernel k = avx512::gemm_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) {
-    MicroKernel k = avx2::gemm_kernel();
-    if (k.fn != nullptr) return k;
-  }
-  return generic::gemm_kernel();
+// A benchmark harness built with NEEDLE_GEMM_TUNE sweeps these through environment variables of
+// the same names (kKC and kMC override the kernel's kc and mc).
+#ifdef NEEDLE_GEMM_TUNE
+i64 tunable(const char* name, i64 value) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::atoll(v) : value;
 }
+#else
+constexpr i64 tunable(const char*, i64 value) { return value; }
+#endif
+#define NEEDLE_TUNABLE(T, name) tunable(#name, Blocking<T>::name)
+
+}  // namespace
+
+// The portable micro-kernels: plain loops the compiler keeps in (SSE2, on baseline x86-64)
+// registers, 4x8 for float and 4x4 for double.
+namespace generic {
+namespace {
+template <class T, int MR, int NR>
+void kernel_ref(i64 kc, const T* __restrict Ap, const T* __restrict Bp, T* C, i64 ldc, bool accumulate) {
+  T acc[MR][NR] = {};
+  for (i64 k = 0; k < kc; ++k) {
+    const T* a = Ap + k * MR;
+    const T* b = Bp + k * NR;
+    for (int r = 0; r < MR; ++r)
+      for (int c = 0; c < NR; ++c) acc[r][c] += a[r] * b[c];
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* row = C + r * ldc;
+    if (accumulate) for (int c = 0; c < NR; ++c) row[c] += acc[r][c];
+    else for (int c = 0; c < NR; ++c) row[c] = acc[r][c];
+  }
+}
+}  // namespace
+MicroKernel gemm_kernel() { return {4, 8, kernel_ref<float, 4, 8>}; }
+MicroKernelF64 gemm_f64_kernel() { return {4, 4, kernel_ref<double, 4, 4>}; }
+}  // namespace generic
+
+namespace {
+
+template <class T>
+MicroKernelT<T> pick_kernel();
+template <>
+MicroKernel pick_kernel<float>() { return NEEDLE_CPU_PICK(gemm_kernel); }
+template <>
+MicroKernelF64 pick_kernel<double>() { return NEEDLE_CPU_PICK(gemm_f64_kernel); }
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 i64 round_up(i64 a, i64 b) { return ceil_div(a, b) * b; }
@@ -65,26 +104,28 @@ i64 even_block(i64 total, i64 limit, i64 unit) {
 
 // A (m x n) read in place: element (i, k) at p[i * rs + k * cs]; row-major (cs == 1) or
 // transposed (rs == 1, the n x m matrix A^T stored with row stride cs).
+template <class T>
 struct AView {
-  const float* p;
+  const T* p;
   i64 rs, cs;
   bool transposed() const { return cs != 1; }
-  const float* at(i64 i, i64 k) const { return p + i * rs + k * cs; }
+  const T* at(i64 i, i64 k) const { return p + i * rs + k * cs; }
 };
 
 // MR-tall panels of the mc x kc block of A at rows i0, k-slice k0, zero-padded to whole panels.
 // A row-major block is a transpose (the kernel's pack_a when it has one); a transposed A already
 // holds each k's rows contiguously, so its panels are plain copies.
-void pack_a(const AView& A, i64 i0, i64 k0, i64 mc, i64 kc, const MicroKernel& uk, float* dst) {
+template <class T>
+void pack_a(const AView<T>& A, i64 i0, i64 k0, i64 mc, i64 kc, const MicroKernelT<T>& uk, T* dst) {
   const int mr = uk.mr;
   for (i64 r = 0; r < mc; r += mr) {
     const i64 rows = std::min<i64>(mr, mc - r);
-    const float* a = A.at(i0 + r, k0);
-    float* d = dst + r * kc;
+    const T* a = A.at(i0 + r, k0);
+    T* d = dst + r * kc;
     if (A.transposed()) {
       for (i64 k = 0; k < kc; ++k) {
-        std::memcpy(d + k * mr, a + k * A.cs, rows * sizeof(float));
-        if (rows < mr) std::memset(d + k * mr + rows, 0, (mr - rows) * sizeof(float));
+        std::memcpy(d + k * mr, a + k * A.cs, rows * sizeof(T));
+        if (rows < mr) std::memset(d + k * mr + rows, 0, (mr - rows) * sizeof(T));
       }
     } else if (rows == mr && uk.pack_a != nullptr) {
       uk.pack_a(a, A.rs, kc, d);
@@ -92,7 +133,7 @@ void pack_a(const AView& A, i64 i0, i64 k0, i64 mc, i64 kc, const MicroKernel& u
       uk.pack_a_edge(a, A.rs, kc, static_cast<int>(rows), d);
     } else {
       for (i64 k = 0; k < kc; ++k)
-        for (int i = 0; i < mr; ++i) d[k * mr + i] = i < rows ? a[i * A.rs + k] : 0.0f;
+        for (int i = 0; i < mr; ++i) d[k * mr + i] = i < rows ? a[i * A.rs + k] : T(0);
     }
   }
 }
@@ -100,89 +141,98 @@ void pack_a(const AView& A, i64 i0, i64 k0, i64 mc, i64 kc, const MicroKernel& u
 // NR-wide panels [j0, j1) of the kc x nc block of B at `b` (row stride ldb), zero-padded. Rows
 // are walked in the outer loop so B is read sequentially (one panel at a time would touch one
 // cache line in each of kc rows, kc * ldb apart).
-void pack_b_panels(const float* b, i64 ldb, i64 kc, i64 nc, int nr, i64 j0, i64 j1, float* dst) {
+template <class T>
+void pack_b(const MicroKernelT<T>& uk, const T* b, i64 ldb, i64 kc, i64 nc, i64 j0, i64 j1, T* dst) {
+  if (uk.pack_b != nullptr) return uk.pack_b(b, ldb, kc, nc, j0, j1, dst);
+  const int nr = uk.nr;
   for (i64 k = 0; k < kc; ++k) {
-    const float* src = b + k * ldb;
+    const T* src = b + k * ldb;
     for (i64 j = j0; j < j1; ++j) {
       const i64 c0 = j * nr, cols = std::min<i64>(nr, nc - c0);
-      float* d = dst + (j * kc + k) * nr;
-      if (cols == nr) {
-        std::memcpy(d, src + c0, nr * sizeof(float));
-      } else {
-        std::memcpy(d, src + c0, cols * sizeof(float));
-        std::memset(d + cols, 0, (nr - cols) * sizeof(float));
-      }
+      T* d = dst + (j * kc + k) * nr;
+      std::memcpy(d, src + c0, cols * sizeof(T));
+      if (cols < nr) std::memset(d + cols, 0, (nr - cols) * sizeof(T));
     }
   }
 }
 
+// Scratch of `count` elements, 64-byte aligned (buffer.h: the cache and fault injection apply).
+template <class T>
 struct Workspace {
-  float* p;
+  T* p;
   std::size_t n;
-  explicit Workspace(std::size_t count) : p(count > 0 ? alloc_floats(count) : nullptr), n(count) {}
+  explicit Workspace(std::size_t count)
+      : p(count > 0 ? static_cast<T*>(alloc_bytes(count * sizeof(T))) : nullptr), n(count) {}
   ~Workspace() {
-    if (p != nullptr) free_floats(p, n);
+    if (p != nullptr) free_bytes(p, n * sizeof(T));
   }
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
 };
 
 // Per-thread scratch (slot 0: packed A blocks, slot 1: a thread's own packed B panels); pool
-// threads persist, so each is allocated once.
-float* thread_buffer(int slot, std::size_t count) {
+// threads persist, so each is allocated once (per element type).
+template <class T>
+T* thread_buffer(int slot, std::size_t count) {
   struct Scratch {
-    float* p = nullptr;
+    T* p = nullptr;
     std::size_t n = 0;
-    ~Scratch() { free_floats(p, n); }
+    ~Scratch() {
+      if (p != nullptr) free_bytes(p, n * sizeof(T));
+    }
   };
   thread_local Scratch s[2];
   Scratch& b = s[slot];
   if (b.n < count) {
-    free_floats(b.p, b.n);
+    if (b.p != nullptr) free_bytes(b.p, b.n * sizeof(T));
     b.p = nullptr;
     b.n = 0;
-    b.p = alloc_floats(count);
+    b.p = static_cast<T*>(alloc_bytes(count * sizeof(T)));
     b.n = count;
   }
   return b.p;
 }
 
 // One product's operands and kernel, shared by every block of work.
+template <class T>
 struct Plan {
-  MicroKernel uk;
-  AView A;
-  float* C;
+  MicroKernelT<T> uk;
+  AView<T> A;
+  T* C;
   i64 ldc;
+  i64 mc;         // the tallest block of A packed at once
   bool direct_a;  // tiles read A in place (only with B read in place)
 };
 
-// B's panels as the tiles read them: panel j at p + j * stride, its k rows rs floats apart.
+// B's panels as the tiles read them: panel j at p + j * stride, its k rows rs elements apart.
+template <class T>
 struct Panels {
-  const float* p;
+  const T* p;
   i64 stride, rs;
 };
 
 // C[r0:r1, panels q0..q1 of the column block at jc (nc wide)] (+)= A[r0:r1, pc:pc+kc] @ those
 // B panels: A packed in MC-row blocks (or read in place), then MR x NR tiles, one B panel at a
 // time against the whole A block (the panel stays in L1/L2 while A streams).
-void multiply_block(const Plan& x, i64 r0, i64 r1, i64 jc, i64 nc, i64 q0, i64 q1, i64 pc, i64 kc, Panels b,
-                    bool accumulate) {
-  const MicroKernel& uk = x.uk;
+template <class T>
+void multiply_block(const Plan<T>& x, i64 r0, i64 r1, i64 jc, i64 nc, i64 q0, i64 q1, i64 pc, i64 kc,
+                    Panels<T> b, bool accumulate) {
+  const MicroKernelT<T>& uk = x.uk;
   const int mr = uk.mr, nr = uk.nr;
-  const i64 mcb = even_block(r1 - r0, kMC, mr);
-  // (+ 8: a vector pack_a may store a few floats past the last panel.)
-  float* apack = x.direct_a ? nullptr : thread_buffer(0, static_cast<std::size_t>(mcb * kc) + 8);
-  alignas(64) float edge[16 * 16];
+  const i64 mcb = even_block(r1 - r0, x.mc, mr);
+  // (+ 8: a vector pack_a may store a few elements past the last panel.)
+  T* apack = x.direct_a ? nullptr : thread_buffer<T>(0, static_cast<std::size_t>(mcb * kc) + 8);
+  alignas(64) T edge[16 * 16];
   for (i64 ic = r0; ic < r1; ic += mcb) {
     const i64 mc = std::min(mcb, r1 - ic);
     if (!x.direct_a) pack_a(x.A, ic, pc, mc, kc, uk, apack);
     for (i64 j = q0; j < q1; ++j) {
       const int cols = static_cast<int>(std::min<i64>(nr, nc - j * nr));
-      const float* bp = b.p + j * b.stride;
+      const T* bp = b.p + j * b.stride;
       for (i64 ir = 0; ir < mc; ir += mr) {
         const int rows = static_cast<int>(std::min<i64>(mr, mc - ir));
-        float* cp = x.C + (ic + ir) * x.ldc + jc + j * nr;
-        const float* ap = apack + ir * kc;
+        T* cp = x.C + (ic + ir) * x.ldc + jc + j * nr;
+        const T* ap = apack + ir * kc;
         if (x.direct_a && x.A.transposed()) {
           uk.tile_col_a(kc, x.A.at(ic + ir, pc), x.A.cs, bp, b.rs, cp, x.ldc, accumulate, rows, cols);
         } else if (x.direct_a) {
@@ -202,11 +252,6 @@ void multiply_block(const Plan& x, i64 r0, i64 r1, i64 jc, i64 nc, i64 q0, i64 q
   }
 }
 
-void pack_b(const MicroKernel& uk, const float* b, i64 ldb, i64 kc, i64 nc, i64 j0, i64 j1, float* dst) {
-  if (uk.pack_b != nullptr) uk.pack_b(b, ldb, kc, nc, j0, j1, dst);
-  else pack_b_panels(b, ldb, kc, nc, uk.nr, j0, j1, dst);
-}
-
 // C (m x p) (+)= A @ B (n x p, row stride ldb) for n > 0, C already holding the bias when
 // `bias`. Work is handed out as chunks from a shared counter, so a thread the OS has not
 // scheduled yet simply gets fewer chunks instead of stalling the others. Three schedules:
@@ -218,23 +263,25 @@ void pack_b(const MicroKernel& uk, const float* b, i64 ldb, i64 kc, i64 nc, i64 
 //    64 x 784 x 128 to 2048^3, where one thread's B block stays in its L2);
 //  - one thread, or more than kPrivateThreads: Goto's schedule, B blocks packed by all
 //    threads together (A packed once per block of B), then rows split.
-void gemm(i64 m, i64 n, i64 p, const AView& A, const float* B, i64 ldb, float* C, i64 ldc, bool bias,
-          int nthreads) {
-  Plan x{pick_kernel(), A, C, ldc, false};
-  const MicroKernel& uk = x.uk;
+template <class T>
+void gemm(i64 m, i64 n, i64 p, const AView<T>& A, const T* B, i64 ldb, T* C, i64 ldc, bool bias, int nthreads) {
+  const MicroKernelT<T> uk = pick_kernel<T>();
   const int mr = uk.mr, nr = uk.nr;
-  const i64 kcb = even_block(n, uk.kc > 0 ? uk.kc : kKC, 1);
+  const i64 kcb = even_block(n, tunable("kKC", uk.kc > 0 ? uk.kc : Blocking<T>::kKC), 1);
+  Plan<T> x{uk, A, C, ldc, tunable("kMC", uk.mc > 0 ? uk.mc : Blocking<T>::kMC), false};
   const i64 panels_all = ceil_div(p, nr);
   const i64 row_units = ceil_div(m, mr);
 
   int nt = nthreads > 0 ? nthreads : num_threads();
-  if (m * n * p < kParallelMacs) nt = 1;
+  if (m * n * p < NEEDLE_TUNABLE(T, kParallelMacs)) nt = 1;
   const i64 want = nt > 1 ? 4 * nt : 1;
 
   // A small B (L2-resident) is read in place by kernels that take a B row stride: packing it
   // costs about as much as the product when few rows of A share it.
-  const bool direct_b = uk.tile != nullptr && (n * p <= kDirectB || (m <= kDirectRows && ldb <= kDirectCols &&
-                                                                      n * p <= kDirectBRows));
+  const bool direct_b =
+      uk.tile != nullptr && (n * p <= NEEDLE_TUNABLE(T, kDirectB) ||
+                             (m <= NEEDLE_TUNABLE(T, kDirectRows) && ldb <= NEEDLE_TUNABLE(T, kDirectCols) &&
+                              n * p <= NEEDLE_TUNABLE(T, kDirectBRows)));
   if (direct_b) {
     x.direct_a = (A.transposed() ? uk.tile_col_a : uk.tile_row_a) != nullptr;
     // Row chunks differ by at most one MR unit, so equal numbers of chunks mean equal work.
@@ -246,12 +293,12 @@ void gemm(i64 m, i64 n, i64 p, const AView& A, const float* B, i64 ldb, float* C
       split_range(panels_all, c % groups, groups, 1, &q0, &q1);
       for (i64 pc = 0; pc < n; pc += kcb)
         multiply_block(x, r0 * mr, std::min(m, r1 * mr), 0, p, q0, q1, pc, std::min(kcb, n - pc),
-                       Panels{B + pc * ldb, nr, ldb}, pc > 0 || bias);
+                       Panels<T>{B + pc * ldb, nr, ldb}, pc > 0 || bias);
     });
     return;
   }
 
-  if (nt > 1 && nt <= kPrivateThreads) {
+  if (nt > 1 && nt <= NEEDLE_TUNABLE(T, kPrivateThreads)) {
     // One block of C per thread, rg row groups x cg column groups; a thread packs its own rows
     // of A and columns of B, so A is packed cg times and B rg times in all: the grid using the
     // most threads, then with the least packing (n * (cg * m + rg * p)).
@@ -260,36 +307,37 @@ void gemm(i64 m, i64 n, i64 p, const AView& A, const float* B, i64 ldb, float* C
       const i64 r = std::min<i64>(nt / c, row_units);
       if (r * c > rg * cg || (r * c == rg * cg && c * m + r * p < cg * m + rg * p)) rg = r, cg = c;
     }
+    const i64 private_b = NEEDLE_TUNABLE(T, kPrivateB);
     parallel_chunks(nt, rg * cg, [&](i64 g) {
       i64 r0, r1, q0, q1;
       split_range(row_units, g / cg, rg, 1, &r0, &r1);
       split_range(panels_all, g % cg, cg, 1, &q0, &q1);
-      const i64 sub = even_block(q1 - q0, std::max<i64>(1, kPrivateB / (kcb * nr)), 1);
-      float* bpack = thread_buffer(1, static_cast<std::size_t>(sub * kcb * nr));
+      const i64 sub = even_block(q1 - q0, std::max<i64>(1, private_b / (kcb * nr)), 1);
+      T* bpack = thread_buffer<T>(1, static_cast<std::size_t>(sub * kcb * nr));
       for (i64 qs = q0; qs < q1; qs += sub) {
         const i64 jc = qs * nr, nc = std::min(p - jc, std::min(sub, q1 - qs) * nr), panels = ceil_div(nc, nr);
         for (i64 pc = 0; pc < n; pc += kcb) {
           const i64 kc = std::min(kcb, n - pc);
           pack_b(uk, B + pc * ldb + jc, ldb, kc, nc, 0, panels, bpack);
-          multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, 0, panels, pc, kc, Panels{bpack, kc * nr, nr},
-                         pc > 0 || bias);
+          multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, 0, panels, pc, kc,
+                         Panels<T>{bpack, kc * nr, nr}, pc > 0 || bias);
         }
       }
     });
     return;
   }
 
-  const i64 ncb = even_block(p, kNC, nr);
+  const i64 ncb = even_block(p, NEEDLE_TUNABLE(T, kNC), nr);
   const i64 panels_max = ceil_div(std::min(ncb, round_up(p, nr)), nr);
   const i64 row_chunks = std::min(row_units, want);
   const i64 col_groups = std::max<i64>(1, std::min(panels_max, ceil_div(want, row_chunks)));
-  Workspace bpack(static_cast<std::size_t>(kcb * panels_max * nr));
+  Workspace<T> bpack(static_cast<std::size_t>(kcb * panels_max * nr));
   for (i64 jc = 0; jc < p; jc += ncb) {
     const i64 nc = std::min(ncb, p - jc);
     const i64 panels = ceil_div(nc, nr);
     for (i64 pc = 0; pc < n; pc += kcb) {
       const i64 kc = std::min(kcb, n - pc);
-      const float* bsrc = B + pc * ldb + jc;
+      const T* bsrc = B + pc * ldb + jc;
       const i64 pack_chunks = nt > 1 ? std::min(panels, want) : 1;
       parallel_chunks(nt, pack_chunks, [&](i64 c) {
         i64 q0, q1;
@@ -301,41 +349,47 @@ void gemm(i64 m, i64 n, i64 p, const AView& A, const float* B, i64 ldb, float* C
         i64 r0, r1, q0, q1;
         split_range(row_units, c / groups, row_chunks, 1, &r0, &r1);
         split_range(panels, c % groups, groups, 1, &q0, &q1);
-        multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, q0, q1, pc, kc, Panels{bpack.p, kc * nr, nr},
+        multiply_block(x, r0 * mr, std::min(m, r1 * mr), jc, nc, q0, q1, pc, kc, Panels<T>{bpack.p, kc * nr, nr},
                        pc > 0 || bias);
       });
     }
   }
 }
 
-// C starts as the bias rows (or zeros when n == 0); then every k-slice accumulates into it.
-bool init_c(i64 m, i64 n, i64 p, float* C, i64 ldc, const float* bias) {
-  if (bias == nullptr && n > 0) return false;
-  for (i64 i = 0; i < m; ++i) {
-    if (bias != nullptr) std::memcpy(C + i * ldc, bias, p * sizeof(float));
-    else std::memset(C + i * ldc, 0, p * sizeof(float));
+// C = A @ B [+ bias] for any m, n, p >= 0: C starts as the bias rows (or zeros when n == 0),
+// then every k-slice accumulates into it.
+template <class T>
+void gemm_into(i64 m, i64 n, i64 p, const AView<T>& A, const T* B, i64 ldb, T* C, i64 ldc, const T* bias,
+               int nthreads) {
+  if (m <= 0 || p <= 0) return;
+  if (bias != nullptr || n <= 0) {
+    for (i64 i = 0; i < m; ++i) {
+      if (bias != nullptr) std::memcpy(C + i * ldc, bias, p * sizeof(T));
+      else std::memset(C + i * ldc, 0, p * sizeof(T));
+    }
   }
-  return true;
+  if (n > 0) gemm(m, n, p, A, B, ldb, C, ldc, bias != nullptr, nthreads);
 }
 
 }  // namespace
 
 void sgemm(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
            const float* bias, int nthreads) {
-  if (m <= 0 || p <= 0) return;
-  init_c(m, n, p, C, ldc, bias);
-  if (n > 0) gemm(m, n, p, AView{A, lda, 1}, B, ldb, C, ldc, bias != nullptr, nthreads);
+  gemm_into(m, n, p, AView<float>{A, lda, 1}, B, ldb, C, ldc, bias, nthreads);
 }
 
 void sgemm_tn(i64 m, i64 n, i64 p, const float* At, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
               const float* bias, int nthreads) {
-  if (m <= 0 || p <= 0) return;
-  init_c(m, n, p, C, ldc, bias);
-  if (n > 0) gemm(m, n, p, AView{At, 1, lda}, B, ldb, C, ldc, bias != nullptr, nthreads);
+  gemm_into(m, n, p, AView<float>{At, 1, lda}, B, ldb, C, ldc, bias, nthreads);
+}
+
+void gemm_f64(const double* a, const double* b, double* c, i64 m, i64 n, i64 p) {
+  gemm_into(m, n, p, AView<double>{a, n, 1}, b, p, c, p, static_cast<const double*>(nullptr), 0);
 }
 
 void sgemm_batched(i64 batch, i64 m, i64 n, i64 p, const float* A, const float* B, float* C) {
   if (batch <= 0) return;
+  constexpr i64 kParallelMacs = Blocking<float>::kParallelMacs;
   if (m * n * p >= kParallelMacs || batch == 1) {
     for (i64 i = 0; i < batch; ++i) sgemm(m, n, p, A + i * m * n, n, B + i * n * p, p, C + i * m * p, p);
     return;

@@ -1,5 +1,6 @@
-// Single-precision matrix multiply: a packed, cache-blocked GEMM (BLIS-style loop nest) around
-// a register-blocked micro-kernel chosen at run time (AVX-512 12x32, AVX2+FMA 6x16, or a portable 4x8).
+// Matrix multiply in float32 and float64: one packed, cache-blocked GEMM loop nest (BLIS-style,
+// gemm.cc) around a register-blocked micro-kernel chosen at run time: AVX-512 12x32, AVX2+FMA 6x16
+// or a portable 4x8 for float; 12x16, 6x8 or 4x4 for double.
 #pragma once
 #include <cstdint>
 
@@ -19,37 +20,51 @@ void sgemm_tn(std::int64_t m, std::int64_t n, std::int64_t p, const float* At, s
 void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t p, const float* A,
                    const float* B, float* C);
 
-// A micro-kernel computes a full MR x NR tile from packed panels:
-// C[r][c] (+)= sum_k Ap[k * MR + r] * Bp[k * NR + c], accumulating into C when `accumulate`.
-// pack_a (optional) packs one full MR-row panel: dst[k * MR + r] = a[r * lda + k] for k < kc; it may
-// write up to 8 floats past dst + kc * MR (callers leave that slack).
-// tile (optional) computes any rows x cols tile (rows <= MR, cols <= NR) straight into C, reading
-// B rows rs_b floats apart (NR in packed panels); when set, the loop nest uses it for every tile,
-// edges included.
-struct MicroKernel {
-  int mr, nr;
-  void (*fn)(std::int64_t kc, const float* Ap, const float* Bp, float* C, std::int64_t ldc, bool accumulate);
-  void (*pack_a)(const float* a, std::int64_t lda, std::int64_t kc, float* dst) = nullptr;
-  void (*tile)(std::int64_t kc, const float* Ap, const float* Bp, std::int64_t rs_b, float* C, std::int64_t ldc,
-               bool accumulate, int rows, int cols) = nullptr;
-  // pack_b (optional) packs the NR-wide panels [j0, j1) of the kc x nc block at b (row stride ldb),
-  // zero-padded: dst[(j * kc + k) * NR + c] = b[k * ldb + j * NR + c].
-  // tile_row_a (optional): tile reading A in place (row r at A + r * lda) instead of packed.
-  void (*tile_row_a)(std::int64_t kc, const float* A, std::int64_t lda, const float* Bp, std::int64_t rs_b, float* C,
-                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
-  // tile_col_a (optional): tile reading a transposed A in place (row r's k-th value at A + k * lda + r).
-  void (*tile_col_a)(std::int64_t kc, const float* A, std::int64_t lda, const float* Bp, std::int64_t rs_b, float* C,
-                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
-  // pack_a_edge (optional) packs a panel of rows < MR rows, zero-padded to MR.
-  void (*pack_a_edge)(const float* a, std::int64_t lda, std::int64_t kc, int rows, float* dst) = nullptr;
-  void (*pack_b)(const float* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc, std::int64_t j0, std::int64_t j1,
-                 float* dst) = nullptr;
-  std::int64_t kc = 0;  // the deepest k slice (0: the loop nest's default)
-};
+// c (m x p) = a (m x n) @ b (n x p) in float64, all compact row-major. c must not overlap a or b.
+// Any sizes >= 0 (n == 0 gives zeros); threads through the kernel pool (num_threads()).
+void gemm_f64(const double* a, const double* b, double* c, std::int64_t m, std::int64_t n, std::int64_t p);
 
-namespace generic { MicroKernel gemm_kernel(); }
-namespace avx2 { MicroKernel gemm_kernel(); }    // fn null when not built for AVX2
-namespace avx512 { MicroKernel gemm_kernel(); }  // fn null when not built for AVX-512
+// A micro-kernel on elements T (float or double) computes a full MR x NR tile from packed panels:
+// C[r][c] (+)= sum_k Ap[k * MR + r] * Bp[k * NR + c], accumulating into C when `accumulate`.
+// The optional members (null: the loop nest's portable code):
+//  - pack_a packs one full MR-row panel: dst[k * MR + r] = a[r * lda + k] for k < kc; it may write
+//    up to 8 elements past dst + kc * MR (callers leave that slack); pack_a_edge packs `rows` < MR
+//    rows, zero-padded to MR;
+//  - pack_b packs the NR-wide panels [j0, j1) of the kc x nc block at b (row stride ldb),
+//    zero-padded: dst[(j * kc + k) * NR + c] = b[k * ldb + j * NR + c];
+//  - tile computes any rows x cols tile (rows <= MR, cols <= NR) straight into C, reading B rows
+//    rs_b elements apart (NR in packed panels); with it the loop nest needs no edge buffer and may
+//    read a small B in place; tile_row_a does the same reading A in place (row r at A + r * lda),
+//    tile_col_a reading a transposed A in place (row r's k-th value at A + k * lda + r).
+template <class T>
+struct MicroKernelT {
+  int mr, nr;
+  void (*fn)(std::int64_t kc, const T* Ap, const T* Bp, T* C, std::int64_t ldc, bool accumulate);
+  void (*pack_a)(const T* a, std::int64_t lda, std::int64_t kc, T* dst) = nullptr;
+  void (*tile)(std::int64_t kc, const T* Ap, const T* Bp, std::int64_t rs_b, T* C, std::int64_t ldc,
+               bool accumulate, int rows, int cols) = nullptr;
+  void (*tile_row_a)(std::int64_t kc, const T* A, std::int64_t lda, const T* Bp, std::int64_t rs_b, T* C,
+                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
+  void (*tile_col_a)(std::int64_t kc, const T* A, std::int64_t lda, const T* Bp, std::int64_t rs_b, T* C,
+                     std::int64_t ldc, bool accumulate, int rows, int cols) = nullptr;
+  void (*pack_a_edge)(const T* a, std::int64_t lda, std::int64_t kc, int rows, T* dst) = nullptr;
+  void (*pack_b)(const T* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc, std::int64_t j0, std::int64_t j1,
+                 T* dst) = nullptr;
+  std::int64_t kc = 0;  // the deepest k slice (0: the loop nest's default)
+  std::int64_t mc = 0;  // the tallest block of A packed at once (0: the loop nest's default)
+};
+using MicroKernel = MicroKernelT<float>;
+using MicroKernelF64 = MicroKernelT<double>;
+
+// The hand-written micro-kernels (avx2/, avx512/); the portable ones live in gemm.cc.
+namespace avx2 {  // x86-64 builds only
+MicroKernel gemm_kernel();
+MicroKernelF64 gemm_f64_kernel();
+}  // namespace avx2
+namespace avx512 {  // x86-64 builds only
+MicroKernel gemm_kernel();
+MicroKernelF64 gemm_f64_kernel();
+}  // namespace avx512
 
 // The course's tiled layout: a is (m/T, n/T, T, T), b is (n/T, p/T, T, T), out (m/T, p/T, T, T).
 constexpr int kTile = 8;

@@ -16,7 +16,7 @@ using i64 = std::int64_t;
 constexpr i64 kGrainForward = 1 << 13;
 constexpr i64 kGrainBackward = 1 << 15;
 
-const LstmTable* table() { return active_table(avx512::lstm_table, avx2::lstm_table, generic::lstm_table); }
+const LstmTable* table() { return NEEDLE_CPU_PICK(lstm_table); }
 
 // f(lo, hi) over row ranges of [0, batch), threaded when the step is large enough.
 template <class F>

@@ -22,7 +22,7 @@ void lstm_cell_backward(const float* dh, const float* dh_out, const float* act, 
                         const float* tc, float* dc, float* dg, float* dg_copy, std::int64_t batch,
                         std::int64_t hid);
 
-// Per-ISA loops over `rows` rows (lstm_impl.h); sigmoid and tanh come from the ewise kernels.
+// Per-ISA loops over `rows` rows (portable/lstm_loops.cc); sigmoid and tanh come from the ewise kernels.
 struct LstmTable {
   // c = sf * c_prev + si * tg for rows of act (4hid wide) and c_prev, c (hid wide).
   void (*cell)(const float* act, const float* c_prev, float* c, std::int64_t rows, std::int64_t hid);
@@ -35,7 +35,7 @@ struct LstmTable {
 };
 
 namespace generic { const LstmTable* lstm_table(); }
-namespace avx2 { const LstmTable* lstm_table(); }    // null when not built for AVX2
-namespace avx512 { const LstmTable* lstm_table(); }  // null when not built for AVX-512
+namespace avx2 { const LstmTable* lstm_table(); }    // x86-64 builds only
+namespace avx512 { const LstmTable* lstm_table(); }  // x86-64 builds only
 
 }  // namespace needle_cpu

@@ -16,7 +16,7 @@ using i64 = std::int64_t;
 constexpr i64 kGrainCheap = 1 << 14;
 constexpr i64 kGrainRoot = 1 << 13;
 
-const OptimTable* table() { return active_table(avx512::optim_table, avx2::optim_table, generic::optim_table); }
+const OptimTable* table() { return NEEDLE_CPU_PICK(optim_table); }
 
 }  // namespace
 

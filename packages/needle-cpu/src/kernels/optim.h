@@ -41,7 +41,7 @@ struct RmspropScalars {
 // How Adam applies weight decay: not at all, as L2 on the gradient (Adam), or on the weights (AdamW).
 enum class AdamDecay { kNone, kL2, kDecoupled, kCount };
 
-// Per-ISA loops over [0, n) (optim_impl.h); sgd and rmsprop are indexed [weight decay][momentum].
+// Per-ISA loops over [0, n) (portable/optim_loops.cc); sgd and rmsprop are indexed [weight decay][momentum].
 struct OptimTable {
   void (*adam[static_cast<int>(AdamDecay::kCount)])(const float* w, const float* g, float* m, float* v, float* out, std::int64_t n,
                      const AdamScalars& s);
@@ -51,7 +51,7 @@ struct OptimTable {
 };
 
 namespace generic { const OptimTable* optim_table(); }
-namespace avx2 { const OptimTable* optim_table(); }    // null when not built for AVX2
-namespace avx512 { const OptimTable* optim_table(); }  // null when not built for AVX-512
+namespace avx2 { const OptimTable* optim_table(); }    // x86-64 builds only
+namespace avx512 { const OptimTable* optim_table(); }  // x86-64 builds only
 
 }  // namespace needle_cpu

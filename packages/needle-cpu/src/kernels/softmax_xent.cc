@@ -19,7 +19,7 @@ constexpr i64 kGrainForward = 1 << 13;
 // The active ISA's elementwise kernels, called per row directly: through the dispatching
 // ewise_* functions each call would check the threading grain again, which costs more than the
 // work on a short row (the MLP's 10 classes).
-const EwiseTable* ewise() { return active_table(avx512::ewise_table, avx2::ewise_table, generic::ewise_table); }
+const EwiseTable* ewise() { return NEEDLE_CPU_PICK(ewise_table); }
 
 // One row in a few passes: the logits are read from memory once and the softmax written once;
 // the passes after the first find the row in cache (L1 for rows up to several thousand classes).

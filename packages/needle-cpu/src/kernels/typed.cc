@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu_features.h"
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 #include "kernels/threads.h"
 
 namespace needle_cpu {
@@ -21,7 +21,7 @@ constexpr i64 kAlign = 64;
 // Below this many multiply-adds a matmul stays on one thread.
 constexpr i64 kParallelMacs = i64(1) << 18;
 
-const TypedTable* table() { return active_table(avx512::typed_table, avx2::typed_table, generic::typed_table); }
+const TypedTable* table() { return NEEDLE_CPU_PICK(typed_table); }
 
 const char* at(const void* p, i64 i, std::size_t size) { return static_cast<const char*>(p) + i * static_cast<i64>(size); }
 char* at(void* p, i64 i, std::size_t size) { return static_cast<char*>(p) + i * static_cast<i64>(size); }
@@ -163,7 +163,7 @@ void matmul_rows(DType dt, const void* a, const void* b, void* c, i64 m, i64 n, 
 }
 }  // namespace
 
-// The float64 product: the packed, register-blocked GEMM of gemm_f64.h (c never overlaps a or b:
+// The float64 product: the packed, register-blocked GEMM of gemm.h (c never overlaps a or b:
 // the bindings compute an aliased product into a scratch buffer).
 void matmul_f64(const double* a, const double* b, double* c, i64 m, i64 n, i64 p) {
   gemm_f64(a, b, c, m, n, p);

@@ -1,6 +1,6 @@
 // Kernels on every dtype (protocol 2): elementwise, comparisons, casts, where, reductions, argmax,
-// matmul, row gather/scatter. Written once as templates over the element type (typed_impl.h),
-// compiled per ISA like the float32 kernels, and picked at run time by active_table(). Buffers
+// matmul, row gather/scatter. Written once as templates over the element type (portable/typed_loops.cc),
+// compiled per ISA like the float32 kernels, and picked at run time by NEEDLE_CPU_PICK. Buffers
 // are compact and untyped here: the bindings have checked every dtype against the rules below.
 //
 // float32 arithmetic, math, sum and max keep their own SIMD kernels (ewise.h); the bindings send
@@ -57,7 +57,7 @@ union Scalar {
   double f64;
 };
 
-// Per-ISA tables (typed_impl.h fills them); an entry is null where the dtype is not accepted.
+// Per-ISA tables (portable/typed_loops.cc fills them); an entry is null where the dtype is not accepted.
 // Kernels take [0, n) of compact buffers; the dispatchers below split the work across threads.
 struct TypedTable {
   void (*binary[static_cast<int>(TBinary::kCount)][kNumDTypes])(const void* a, const void* b, void* out, i64 n);
@@ -79,8 +79,8 @@ struct TypedTable {
 };
 
 namespace generic { const TypedTable* typed_table(); }
-namespace avx2 { const TypedTable* typed_table(); }    // null when not built for AVX2
-namespace avx512 { const TypedTable* typed_table(); }  // null when not built for AVX-512
+namespace avx2 { const TypedTable* typed_table(); }    // x86-64 builds only
+namespace avx512 { const TypedTable* typed_table(); }  // x86-64 builds only
 
 // ---- dispatchers (typed.cc): the active ISA's kernel, threaded. dtype is that of the inputs.
 void typed_binary(TBinary op, DType dt, const void* a, const void* b, void* out, i64 n);

@@ -1,14 +1,14 @@
-// AVX-512 elementwise kernels: the same source as ewise_generic.cc, compiled with
-// -mavx512f -mavx512vl -mavx512dq -mfma (16 floats per vector), plus hand-written exp, tanh
-// and sigmoid. GCC's vectorised forms of those spend most of their time on the exponent
-// arithmetic and a full-precision division; here vscalefps applies 2^n (denormal results
-// included) and the reciprocal is rcp14 plus one Newton step (about 2^-28 relative error).
-// Same polynomials and special values (inf, nan, -0, denormals) as ewise_impl.h.
-#include <algorithm>
+// Hand-written AVX-512 exp, tanh and sigmoid for the AVX-512 elementwise table
+// (portable/ewise_loops.cc compiled for AVX-512 calls use_vector_math). GCC's vectorised forms of
+// those spend most of their time on the exponent arithmetic and a full-precision division; here
+// vscalefps applies 2^n (denormal results included) and the reciprocal is rcp14 plus one Newton
+// step (about 2^-28 relative error). Same polynomials and special values (inf, nan, -0,
+// denormals) as the portable loops.
+#include <cstdint>
 
 #include "kernels/ewise.h"
+#include "kernels/ewise_math.h"
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__FMA__)
 // GCC 12 warns about its own intrinsics' _mm512_undefined_ps (GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -18,18 +18,9 @@
 namespace needle_cpu {
 namespace avx512 {
 namespace {
-void use_vector_math(EwiseTable& t);
-}  // namespace
-}  // namespace avx512
-}  // namespace needle_cpu
 
-#define NEEDLE_ISA_NS avx512
-#define NEEDLE_EWISE_OVERRIDES(t) use_vector_math(t)
-#include "kernels/ewise_impl.h"
-
-namespace needle_cpu {
-namespace avx512 {
-namespace {
+using i64 = std::int64_t;
+using namespace ewise_math;
 
 inline __m512 set1(float v) { return _mm512_set1_ps(v); }
 
@@ -98,20 +89,13 @@ void vector_unary(const float* a, float* out, i64 n) {
   }
 }
 
+}  // namespace
+
 void use_vector_math(EwiseTable& t) {
   t.unary[static_cast<int>(Unary::kExp)] = vector_unary<exp16>;
   t.unary[static_cast<int>(Unary::kTanh)] = vector_unary<tanh16>;
   t.unary[static_cast<int>(Unary::kSigmoid)] = vector_unary<sigmoid16>;
 }
 
-}  // namespace
 }  // namespace avx512
 }  // namespace needle_cpu
-
-#else
-namespace needle_cpu {
-namespace avx512 {
-const EwiseTable* ewise_table() { return nullptr; }
-}  // namespace avx512
-}  // namespace needle_cpu
-#endif

@@ -1,17 +1,18 @@
 // Elementwise kernels written once as plain, branch-free loops that the compiler vectorises;
-// included by ewise_generic.cc (baseline ISA), ewise_avx2.cc (-mavx2 -mfma) and ewise_avx512.cc
-// (-mavx512f/vl/dq), each inside its own namespace NEEDLE_ISA_NS; an includer may define
-// NEEDLE_EWISE_OVERRIDES(table) to replace entries with hand-written kernels. The math
-// functions are polynomial approximations (about 1-2 ulp) so that exp/log/tanh vectorise too;
-// special values (inf, nan, 0, denormals) follow IEEE/numpy.
+// CMakeLists.txt compiles this file once per ISA (baseline, -mavx2 -mfma, -mavx512f/vl/dq), each
+// inside its own namespace NEEDLE_ISA_NS. The AVX-512 table then takes the hand-written exp, tanh
+// and sigmoid of avx512/ewise_math.cc. The math functions are polynomial approximations (about
+// 1-2 ulp) so that exp/log/tanh vectorise too; special values (inf, nan, 0, denormals) follow
+// IEEE/numpy.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "kernels/ewise.h"
+#include "kernels/ewise_math.h"
 
 #ifndef NEEDLE_ISA_NS
-#error "define NEEDLE_ISA_NS before including ewise_impl.h"
+#error "NEEDLE_ISA_NS is defined by CMakeLists.txt, which compiles this file once per ISA"
 #endif
 
 namespace needle_cpu {
@@ -19,25 +20,13 @@ namespace NEEDLE_ISA_NS {
 namespace {
 
 using i64 = std::int64_t;
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+using namespace ewise_math;
 
 inline float as_float(std::int32_t i) { return __builtin_bit_cast(float, i); }
 inline std::int32_t as_int(float f) { return __builtin_bit_cast(std::int32_t, f); }
 
 // max that returns nan when either side is nan, as numpy.maximum does.
 inline float nan_max(float a, float b) { return (a >= b || a != a) ? a : b; }
-
-// Constants of exp_f and tanh_f, shared with the hand-written vector forms of some ISAs.
-constexpr float kExpHi = 88.72283935546875f, kExpLo = -103.972084045410f;
-constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187045e-06f;
-// exp(r) = 1 + r + r^2 * poly(r) on |r| <= ln2 / 2, highest power first.
-constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
-                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-// tanh(x) = x + x^3 * poly(x^2) for |x| < kTanhSmall, highest power first.
-constexpr float kTanhSmall = 0.625f;
-constexpr float kTanhPoly[5] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f,
-                                1.33314422036e-1f, -3.33332819422e-1f};
 
 inline float exp_f(float x) {
   const float hi = kExpHi, lo = kExpLo;
@@ -256,8 +245,8 @@ EwiseTable make_table() {
   U(Unary::kRelu, unary_kernel<Relu>);
   t.row_sum = row_sum;
   t.row_max = row_max;
-#ifdef NEEDLE_EWISE_OVERRIDES
-  NEEDLE_EWISE_OVERRIDES(t);  // hand-written kernels of this ISA replace some entries
+#ifdef NEEDLE_ISA_AVX512
+  use_vector_math(t);  // avx512/ewise_math.cc
 #endif
   return t;
 }

@@ -1,9 +1,8 @@
 // AVX2+FMA 6x8 double micro-kernel: 12 ymm accumulators, 2 for B, 1 broadcast of A (15 of 16
 // registers), the float 6x16 kernel at double width. Compiled with -mavx2 -mfma; called only
 // when the CPU has both. Edge tiles go through the loop nest's buffer.
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
 namespace needle_cpu {
@@ -26,7 +25,7 @@ void kernel_6x8(i64 kc, const double* __restrict Ap, const double* __restrict Bp
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + NR - 1), _MM_HINT_T0);
   }
-  // No unrolling: with 15 of 16 ymm registers live an unrolled body spills (see gemm_avx2.cc).
+  // No unrolling: with 15 of 16 ymm registers live an unrolled body spills (see gemm_6x16.cc).
 #pragma GCC unroll 1
   for (i64 k = 0; k < kc; ++k) {
     const __m256d b0 = _mm256_load_pd(Bp), b1 = _mm256_load_pd(Bp + 4);
@@ -96,10 +95,3 @@ MicroKernelF64 gemm_f64_kernel() { return {MR, NR, kernel_6x8, pack_a_6}; }
 }  // namespace avx2
 }  // namespace needle_cpu
 
-#else
-namespace needle_cpu {
-namespace avx2 {
-MicroKernelF64 gemm_f64_kernel() { return {6, 8, nullptr}; }
-}  // namespace avx2
-}  // namespace needle_cpu
-#endif

@@ -1,5 +1,5 @@
-// The fused optimiser loops, written once as plain loops that the compiler vectorises; included by
-// optim_generic.cc, optim_avx2.cc and optim_avx512.cc inside namespace NEEDLE_ISA_NS. Built with
+// The fused optimiser loops, written once as plain loops that the compiler vectorises; compiled
+// once per ISA by CMakeLists.txt, inside namespace NEEDLE_ISA_NS. Built with
 // -ffp-contract=off, and every expression groups as the composed NDArray update (needle.optim) does,
 // so the fused step rounds exactly as the fallback's sequence of kernels.
 #include <cmath>
@@ -8,7 +8,7 @@
 #include "kernels/optim.h"
 
 #ifndef NEEDLE_ISA_NS
-#error "define NEEDLE_ISA_NS before including optim_impl.h"
+#error "NEEDLE_ISA_NS is defined by CMakeLists.txt, which compiles this file once per ISA"
 #endif
 
 namespace needle_cpu {

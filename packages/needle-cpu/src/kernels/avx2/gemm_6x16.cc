@@ -2,7 +2,6 @@
 // Compiled with -mavx2 -mfma; called only when the CPU has both.
 #include "kernels/gemm.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
 namespace needle_cpu {
@@ -108,10 +107,3 @@ MicroKernel gemm_kernel() { return {MR, NR, kernel_6x16, pack_a_6}; }
 }  // namespace avx2
 }  // namespace needle_cpu
 
-#else
-namespace needle_cpu {
-namespace avx2 {
-MicroKernel gemm_kernel() { return {6, 16, nullptr}; }
-}  // namespace avx2
-}  // namespace needle_cpu
-#endif

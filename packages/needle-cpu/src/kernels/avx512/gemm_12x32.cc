@@ -5,7 +5,6 @@
 // called only when the CPU has them.
 #include "kernels/gemm.h"
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__FMA__)
 #include <immintrin.h>
 
 #include <utility>
@@ -193,10 +192,3 @@ MicroKernel gemm_kernel() {
 }  // namespace avx512
 }  // namespace needle_cpu
 
-#else
-namespace needle_cpu {
-namespace avx512 {
-MicroKernel gemm_kernel() { return {12, 32, nullptr}; }
-}  // namespace avx512
-}  // namespace needle_cpu
-#endif

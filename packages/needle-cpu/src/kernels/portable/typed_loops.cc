@@ -1,6 +1,6 @@
-// The kernels of typed.h, written once as templates over the dtype and compiled once per ISA:
-// included by typed_generic.cc (baseline), typed_avx2.cc (-mavx2 -mfma) and typed_avx512.cc
-// (-mavx512f/vl/dq), each inside its own namespace NEEDLE_ISA_NS, as ewise_impl.h is. The loops
+// The kernels of typed.h, written once as templates over the dtype and compiled once per ISA by
+// CMakeLists.txt (baseline, -mavx2 -mfma, -mavx512f/vl/dq), each inside its own namespace
+// NEEDLE_ISA_NS, as ewise_loops.cc is. The loops
 // are plain and branch-free so that GCC vectorises them for every element type (integer ones
 // included: build with -fopt-info-vec to see which).
 //
@@ -17,7 +17,7 @@
 #include "kernels/typed.h"
 
 #ifndef NEEDLE_ISA_NS
-#error "define NEEDLE_ISA_NS before including typed_impl.h"
+#error "NEEDLE_ISA_NS is defined by CMakeLists.txt, which compiles this file once per ISA"
 #endif
 
 namespace needle_cpu {

@@ -1,5 +1,5 @@
 // The LSTM cell's elementwise loops, written once as plain loops that the compiler vectorises;
-// included by lstm_generic.cc, lstm_avx2.cc and lstm_avx512.cc inside namespace NEEDLE_ISA_NS.
+// CMakeLists.txt compiles this file once per ISA, inside namespace NEEDLE_ISA_NS.
 // Built with -ffp-contract=off, and every expression groups as the composed NDArray code does, so
 // the fused step rounds exactly as the fallback's sequence of kernels.
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include "kernels/lstm.h"
 
 #ifndef NEEDLE_ISA_NS
-#error "define NEEDLE_ISA_NS before including lstm_impl.h"
+#error "NEEDLE_ISA_NS is defined by CMakeLists.txt, which compiles this file once per ISA"
 #endif
 
 namespace needle_cpu {

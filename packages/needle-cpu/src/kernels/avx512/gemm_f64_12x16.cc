@@ -3,9 +3,8 @@
 // fewer columns) run as their own template instances with masked B loads and masked C
 // loads/stores, so they cost only their real work and never touch memory outside the tile.
 // Compiled with -mavx512f -mavx512vl -mavx512dq -mfma; called only when the CPU has them.
-#include "kernels/gemm_f64.h"
+#include "kernels/gemm.h"
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__FMA__)
 #include <immintrin.h>
 
 #include <cstdlib>
@@ -203,10 +202,3 @@ MicroKernelF64 gemm_f64_kernel() {
 }  // namespace avx512
 }  // namespace needle_cpu
 
-#else
-namespace needle_cpu {
-namespace avx512 {
-MicroKernelF64 gemm_f64_kernel() { return {12, 16, nullptr}; }
-}  // namespace avx512
-}  // namespace needle_cpu
-#endif
