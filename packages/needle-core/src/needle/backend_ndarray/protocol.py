@@ -198,8 +198,9 @@ OPTIONAL_KERNELS = (
 #: every row), ``ewise_relu_backward(a, b, out)`` (out = b where a > 0, else 0: a is a ReLU's
 #: input or output, b its output gradient) and ``matmul_tn(a, b, out, m, n, p)`` (out (m, p) =
 #: transpose(a) @ b for compact a (n, m) and b (n, p): the weight gradient ``x^T @ g`` of a 2-D
-#: matmul without a transposed copy of x). Without them core composes matmul
-#: + broadcast add, a comparison + multiply, and a transposing compact + matmul.
+#: matmul without a transposed copy of x) and ``matmul_nt(a, b, out, m, n, p)`` (out (m, p) =
+#: a @ transpose(b) for compact a (m, n) and b (p, n): the input gradient ``g @ w^T``). Without them
+#: core composes matmul + broadcast add, a comparison + multiply, and a transposing compact + matmul.
 #:
 #: The LSTM layer (``needle.nn.LSTM``) uses the pair ``lstm_cell_forward`` / ``lstm_cell_backward``
 #: when a backend has both, one call per step each way; without them it composes each step from
@@ -257,6 +258,7 @@ FUSED_KERNELS = (
     "matmul_bias",
     "ewise_relu_backward",
     "matmul_tn",
+    "matmul_nt",
     "lstm_cell_forward",
     "lstm_cell_backward",
     "adam_step",

@@ -2,9 +2,12 @@
 
 Gradients are built from ops, so they are graph tensors and can be differentiated again.
 Elementwise binary ops broadcast with numpy's rules; each input's gradient is summed back
-to that input's shape.
+to that input's shape. A stateless op is one class and one function whose body
+:func:`_stateless` supplies (one shared instance serves every call); an op of a tensor and a
+Python number subclasses :class:`ScalarOp`.
 """
 import builtins
+import functools
 import math
 from numbers import Number
 
@@ -12,21 +15,30 @@ import numpy as np
 
 from .. import _dtypes
 from .._argnames import UNSET, axes_and_keepdims, one_of
-from ..autograd import NDArray, Tensor, TensorOp, _make_from_op, backward_memo
+from ..autograd import NDArray, Tensor, TensorOp, _make_from_op
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
 # ---- argument checks --------------------------------------------------------------------------
+def _ready_pair(a, b):
+    """The data of Tensors ``a`` and ``b`` when both exist on one device object in one dtype, else None:
+    the common case of every binary op, read off the data directly (for a small op the layers cost
+    more than the kernel). The ops' one shortcut past ``Tensor.device``/``dtype``."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a.cached_data, b.cached_data
+        if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
+            return da, db
+    return None
+
+
 def _check_pair(name, a, b):
     """Check two operands; a dtype mix is promoted (PyTorch's rule, ``needle._dtypes``) by Cast nodes,
     so that each input's gradient comes back in its own dtype."""
+    if _ready_pair(a, b) is not None:
+        return a, b
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
-    # Fast path (every binary op): same device object and dtype, read off the data directly.
-    da, db = a.cached_data, b.cached_data
-    if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
-        return a, b
     if a.device != b.device:
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
                          f"move one with .to(device)")
@@ -40,24 +52,16 @@ def _check_pair(name, a, b):
 
 
 def _elementwise(name, op, a, b):
-    """``op(a, b)`` for an elementwise binary op, after ``_check_broadcast``.
-
-    The common case (both Tensors with data on one device object, one dtype and shape) is checked
-    inline and goes straight to the graph: for a small add the layers cost more than the kernel.
-    """
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a.cached_data, b.cached_data
-        if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
-                and da._shape == db._shape):
-            return _make_from_op(Tensor, op, (a, b))
-    a, b = _check_broadcast(name, a, b)
+    """``op(a, b)`` for an elementwise binary op, after ``_check_broadcast`` (straight to the graph in
+    the common case: one device, dtype and shape)."""
+    ready = _ready_pair(a, b)
+    if ready is None or ready[0]._shape != ready[1]._shape:
+        a, b = _check_broadcast(name, a, b)
     return _make_from_op(Tensor, op, (a, b))
 
 
 def _check_broadcast(name, a, b):
     a, b = _check_pair(name, a, b)
-    if a.cached_data is not None and b.cached_data is not None and a.cached_data._shape == b.cached_data._shape:
-        return a, b
     if a.shape != b.shape:
         try:
             broadcast_shapes(a.shape, b.shape)
@@ -101,10 +105,49 @@ def unbroadcast(grad, shape):
     return reshape(grad, shape)
 
 
+# ---- how an op becomes a function ----------------------------------------------------------------
+def _stateless(op_class, elementwise=False):
+    """Decorator: the decorated function (its name, signature and docstring; the body is empty, as in
+    a pluggy hookspec) calls one shared ``op_class()``, through the dtype and broadcasting checks when
+    ``elementwise``. The class gets the function's docstring."""
+    op = op_class()
+
+    def wrap(fn):
+        op_class.__doc__ = op_class.__doc__ or fn.__doc__
+        name = fn.__name__
+        if elementwise:
+            def call(a, b):
+                return _elementwise(name, op, a, b)
+        else:
+            def call(a):
+                return op(a)
+        return functools.wraps(fn)(call)
+    return wrap
+
+
+class ScalarOp(TensorOp):
+    """An op of one tensor and a Python number, ``scalar``."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+
+def _with_scalar(op_class):
+    """Decorator: the decorated function ``f(a, scalar)`` (body empty) checks ``scalar`` (a real number,
+    see ``_check_scalar``) and applies ``op_class(scalar)``; the class gets the function's docstring."""
+    def wrap(fn):
+        name = fn.__name__
+        op_class.__doc__ = op_class.__doc__ or fn.__doc__
+
+        @functools.wraps(fn)
+        def call(a, scalar):
+            return op_class(_check_scalar(name, scalar))(a)
+        return call
+    return wrap
+
+
 # ---- elementwise arithmetic --------------------------------------------------------------------
 class EWiseAdd(TensorOp):
-    """``a + b`` elementwise (broadcasting); each gradient is summed back to its input's shape."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a + b
 
@@ -113,20 +156,12 @@ class EWiseAdd(TensorOp):
         return _needed(node, lambda: unbroadcast(out_grad, a.shape), lambda: unbroadcast(out_grad, b.shape))
 
 
+@_stateless(EWiseAdd, elementwise=True)
 def add(a, b):
-    """Elementwise ``a + b`` (broadcasting)."""
-    return _elementwise("add", _EWISEADD, a, b)
+    """Elementwise ``a + b`` (broadcasting); each gradient is summed back to its input's shape."""
 
 
-_EWISEADD = EWiseAdd()  # stateless: one instance serves every call
-
-
-class AddScalar(TensorOp):
-    """``a + scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class AddScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a + self.scalar
 
@@ -134,15 +169,12 @@ class AddScalar(TensorOp):
         return out_grad
 
 
+@_with_scalar(AddScalar)
 def add_scalar(a, scalar):
     """``a + scalar``."""
-    scalar = _check_scalar("add_scalar", scalar)
-    return AddScalar(scalar)(a)
 
 
 class EWiseMul(TensorOp):
-    """``a * b`` elementwise (broadcasting)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a * b
 
@@ -151,20 +183,12 @@ class EWiseMul(TensorOp):
         return _needed(node, lambda: unbroadcast(out_grad * b, a.shape), lambda: unbroadcast(out_grad * a, b.shape))
 
 
+@_stateless(EWiseMul, elementwise=True)
 def multiply(a, b):
     """Elementwise ``a * b`` (broadcasting)."""
-    return _elementwise("multiply", _EWISEMUL, a, b)
 
 
-_EWISEMUL = EWiseMul()  # stateless: one instance serves every call
-
-
-class MulScalar(TensorOp):
-    """``a * scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class MulScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a * self.scalar
 
@@ -172,15 +196,12 @@ class MulScalar(TensorOp):
         return out_grad * self.scalar
 
 
+@_with_scalar(MulScalar)
 def mul_scalar(a, scalar):
     """``a * scalar``."""
-    scalar = _check_scalar("mul_scalar", scalar)
-    return MulScalar(scalar)(a)
 
 
 class EWisePow(TensorOp):
-    """``a ** b`` elementwise."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a ** b
 
@@ -191,20 +212,12 @@ class EWisePow(TensorOp):
                        lambda: unbroadcast(out_grad * node * log(a), b.shape))
 
 
+@_stateless(EWisePow, elementwise=True)
 def power(a, b):
     """Elementwise ``a ** b`` (broadcasting)."""
-    return _elementwise("power", _EWISEPOW, a, b)
 
 
-_EWISEPOW = EWisePow()  # stateless: one instance serves every call
-
-
-class PowerScalar(TensorOp):
-    """``a ** scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class PowerScalar(ScalarOp):
     def compute(self, a: NDArray) -> NDArray:
         return a ** self.scalar
 
@@ -215,17 +228,13 @@ class PowerScalar(TensorOp):
         return out_grad * (power_scalar(a, self.scalar - 1) * self.scalar)
 
 
+@_with_scalar(PowerScalar)
 def power_scalar(a, scalar):
     """``a ** scalar``."""
-    scalar = _check_scalar("power_scalar", scalar)
-    return PowerScalar(scalar)(a)
 
 
-class RPowerScalar(TensorOp):
-    """``scalar ** a``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
+class RPowerScalar(ScalarOp):
+    """``scalar ** a`` (scalar > 0)."""
 
     def compute(self, a: NDArray):
         return (a * math.log(self.scalar)).exp()
@@ -243,8 +252,6 @@ def rpower_scalar(a, scalar):
 
 
 class EWiseDiv(TensorOp):
-    """``a / b`` elementwise (broadcasting)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a / b
 
@@ -254,20 +261,12 @@ class EWiseDiv(TensorOp):
                        lambda: unbroadcast(negate(out_grad * a / (b * b)), b.shape))
 
 
+@_stateless(EWiseDiv, elementwise=True)
 def divide(a, b):
     """Elementwise ``a / b`` (broadcasting)."""
-    return _elementwise("divide", _EWISEDIV, a, b)
 
 
-_EWISEDIV = EWiseDiv()  # stateless: one instance serves every call
-
-
-class DivScalar(TensorOp):
-    """``a / scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class DivScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a / self.scalar
 
@@ -275,36 +274,26 @@ class DivScalar(TensorOp):
         return out_grad / self.scalar
 
 
+@_with_scalar(DivScalar)
 def divide_scalar(a, scalar):
     """``a / scalar``."""
-    scalar = _check_scalar("divide_scalar", scalar)
-    return DivScalar(scalar)(a)
 
 
-class RDivScalar(TensorOp):
-    """``scalar / a``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class RDivScalar(ScalarOp):
     def compute(self, a: NDArray):
         # Not ``self.scalar / a``: a numpy scalar on the left would turn ``a`` into a numpy array.
         return a.__rtruediv__(self.scalar)
 
     def gradient(self, out_grad, node):
-        a = node.inputs[0]
-        return negate(out_grad * node / a)
+        return negate(out_grad * node / node.inputs[0])
 
 
+@_with_scalar(RDivScalar)
 def rdivide_scalar(a, scalar):
     """``scalar / a``."""
-    scalar = _check_scalar("rdivide_scalar", scalar)
-    return RDivScalar(scalar)(a)
 
 
 class Negate(TensorOp):
-    """``-a``."""
-
     def compute(self, a: NDArray):
         return -a
 
@@ -312,18 +301,13 @@ class Negate(TensorOp):
         return negate(out_grad)
 
 
+@_stateless(Negate)
 def negate(a):
     """``-a``."""
-    return _NEGATE(a)
-
-
-_NEGATE = Negate()  # stateless: one instance serves every call
 
 
 # ---- unary functions ---------------------------------------------------------------------------
 class Log(TensorOp):
-    """Natural logarithm."""
-
     def compute(self, a: NDArray):
         return a.log()
 
@@ -331,17 +315,12 @@ class Log(TensorOp):
         return out_grad / node.inputs[0]
 
 
+@_stateless(Log)
 def log(a):
     """Natural logarithm."""
-    return _LOG(a)
-
-
-_LOG = Log()  # stateless: one instance serves every call
 
 
 class Exp(TensorOp):
-    """Exponential."""
-
     def compute(self, a: NDArray):
         return a.exp()
 
@@ -349,17 +328,12 @@ class Exp(TensorOp):
         return out_grad * node
 
 
+@_stateless(Exp)
 def exp(a):
     """Exponential."""
-    return _EXP(a)
-
-
-_EXP = Exp()  # stateless: one instance serves every call
 
 
 class ReLU(TensorOp):
-    """``max(a, 0)``; the gradient passes where the output is positive."""
-
     def compute(self, a: NDArray):
         return a.relu()
 
@@ -378,17 +352,12 @@ class ReLUBackward(TensorOp):
         return ReLUBackward()(out_grad, node.inputs[1]), None
 
 
+@_stateless(ReLU)
 def relu(a):
-    """``max(a, 0)``."""
-    return _RELU(a)
-
-
-_RELU = ReLU()  # stateless: one instance serves every call
+    """``max(a, 0)``; the gradient passes where the output is positive."""
 
 
 class Tanh(TensorOp):
-    """Hyperbolic tangent."""
-
     def compute(self, a: NDArray):
         return a.tanh()
 
@@ -396,17 +365,12 @@ class Tanh(TensorOp):
         return out_grad * add_scalar(negate(node * node), 1.0)
 
 
+@_stateless(Tanh)
 def tanh(a):
     """Hyperbolic tangent."""
-    return _TANH(a)
-
-
-_TANH = Tanh()  # stateless: one instance serves every call
 
 
 class Sigmoid(TensorOp):
-    """Logistic sigmoid ``1 / (1 + exp(-a))``, finite for every finite input."""
-
     def compute(self, a: NDArray):
         return a.sigmoid()
 
@@ -414,17 +378,12 @@ class Sigmoid(TensorOp):
         return out_grad * node * add_scalar(negate(node), 1.0)
 
 
+@_stateless(Sigmoid)
 def sigmoid(a):
-    """Logistic sigmoid, finite for every finite input."""
-    return _SIGMOID(a)
-
-
-_SIGMOID = Sigmoid()  # stateless: one instance serves every call
+    """Logistic sigmoid ``1 / (1 + exp(-a))``, finite for every finite input."""
 
 
 class Sqrt(TensorOp):
-    """Square root."""
-
     def compute(self, a: NDArray):
         return a.sqrt()
 
@@ -432,12 +391,9 @@ class Sqrt(TensorOp):
         return out_grad / (node * 2.0)
 
 
+@_stateless(Sqrt)
 def sqrt(a):
     """Square root."""
-    return _SQRT(a)
-
-
-_SQRT = Sqrt()  # stateless: one instance serves every call
 
 
 # ---- shape ops -----------------------------------------------------------------------------------
@@ -710,6 +666,9 @@ def min(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+# The 2-D products take a transposed operand (``matmul_tn``: a^T b, ``matmul_nt``: a b^T), as BLAS
+# does: the gradients of each are products of the same three kinds, so no transposed copy is made
+# where the backend has the kernel (NDArray composes one where it has not).
 class MatMulBias(TensorOp):
     """``x @ w + b``: x (m, n), w (n, p), b of p elements (e.g. (1, p)); one node, one kernel where the
     backend has ``matmul_bias``. The bias gradient is the column sum of the output gradient."""
@@ -719,8 +678,7 @@ class MatMulBias(TensorOp):
 
     def gradient(self, out_grad, node):
         x, w, b = node.inputs
-        return _needed(node, lambda: matmul(out_grad, transposed_for_backward(w)),
-                       lambda: matmul_tn(x, out_grad),
+        return _needed(node, lambda: matmul_nt(out_grad, w), lambda: matmul_tn(x, out_grad),
                        lambda: reshape(summation(out_grad, (0,)), b.shape))
 
 
@@ -735,20 +693,24 @@ def matmul_bias(x, w, b):
 
 
 class MatMulTN(TensorOp):
-    """``transpose(a) @ b`` for 2-D a (n, m) and b (n, p): the weight gradient of ``x @ w`` in one
-    kernel where the backend has ``matmul_tn`` (no transposed copy of x)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a.matmul_tn(b)
 
     def gradient(self, out_grad, node):
         # out = a^T b: d/da = b out_grad^T (n, m), d/db = a out_grad (n, p)
         a, b = node.inputs
-        return _needed(node, lambda: matmul(b, transpose(out_grad)), lambda: matmul(a, out_grad))
+        return _needed(node, lambda: matmul_nt(b, out_grad), lambda: matmul(a, out_grad))
 
 
 def matmul_tn(a, b):
-    """``transpose(a) @ b`` for a 2-D ``a`` (n, m) and ``b`` (n, p)."""
+    """``transpose(a) @ b`` for a 2-D ``a`` (n, m) and ``b`` (n, p): the weight gradient of ``x @ w`` in
+    one kernel where the backend has ``matmul_tn`` (no transposed copy of ``a``).
+
+    >>> import needle as ndl
+    >>> a = ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    >>> ndl.matmul_tn(a, ndl.Tensor([[1.0], [1.0], [1.0]])).numpy().tolist()
+    [[9.0], [12.0]]
+    """
     a, b = _check_pair("matmul_tn", a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"matmul_tn: shapes {a.shape} and {b.shape} need a (n, m) and b (n, p)")
@@ -758,23 +720,32 @@ def matmul_tn(a, b):
 _MATMUL_TN = MatMulTN()
 
 
-class TransposeCopy(TensorOp):
-    """The last two axes swapped, as a compact copy (a view would be copied by every matmul using it)."""
-
-    def compute(self, a: NDArray):
-        perm = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
-        return a.permute(perm).compact()
+class MatMulNT(TensorOp):
+    def compute(self, a: NDArray, b: NDArray):
+        return a.matmul_nt(b)
 
     def gradient(self, out_grad, node):
-        return transpose(out_grad)
+        # out = a b^T: d/da = out_grad b (m, n), d/db = out_grad^T a (p, n)
+        a, b = node.inputs
+        return _needed(node, lambda: matmul(out_grad, b), lambda: matmul_tn(out_grad, a))
 
 
-def transposed_for_backward(a):
-    """``a`` with its last two axes swapped, made once per backward pass (see ``autograd.backward_memo``).
+def matmul_nt(a, b):
+    """``a @ transpose(b)`` for a 2-D ``a`` (m, n) and ``b`` (p, n): the input gradient ``g @ w^T`` of
+    ``x @ w`` in one kernel where the backend has ``matmul_nt`` (no transposed copy of ``b``).
 
-    A weight used at every step of a sequence needs the same transposed copy in each step's gradient.
+    >>> import needle as ndl
+    >>> a = ndl.Tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> ndl.matmul_nt(a, ndl.Tensor([[1.0, 1.0], [1.0, 0.0]])).numpy().tolist()
+    [[3.0, 1.0], [7.0, 3.0]]
     """
-    return backward_memo(("T", a), lambda: TransposeCopy()(a))
+    a, b = _check_pair("matmul_nt", a, b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"matmul_nt: shapes {a.shape} and {b.shape} need a (m, n) and b (p, n)")
+    return _MATMUL_NT(a, b)
+
+
+_MATMUL_NT = MatMulNT()
 
 
 class MatMul(TensorOp):
@@ -785,16 +756,10 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(matmul(out_grad, transposed_for_backward(b)), a.shape),
-                       lambda: _matmul_grad_b(a, b, out_grad))
-
-
-def _matmul_grad_b(a, b, out_grad):
-    """The gradient ``a^T @ out_grad`` of ``b`` in ``a @ b``: one matmul_tn for 2-D operands (no
-    transposed copy of ``a``), else a batched matmul summed over broadcast axes."""
-    if a.ndim == 2 and b.ndim == 2:
-        return matmul_tn(a, out_grad)
-    return unbroadcast(matmul(transposed_for_backward(a), out_grad), b.shape)
+        if a.ndim == 2 and b.ndim == 2:
+            return _needed(node, lambda: matmul_nt(out_grad, b), lambda: matmul_tn(a, out_grad))
+        return _needed(node, lambda: unbroadcast(matmul(out_grad, transpose(b)), a.shape),
+                       lambda: unbroadcast(matmul(transpose(a), out_grad), b.shape))
 
 
 def matmul(a, b):
