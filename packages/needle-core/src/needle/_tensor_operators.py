@@ -1,5 +1,6 @@
-"""The Tensor methods that only call an op: operators (``+ - * / ** @``, comparisons, logic),
-reductions and shape methods with the course's, PyTorch's and numpy's spellings, conversions.
+"""The Tensor methods that only read the data or call an op: conversions (numpy, DLPack, Python
+numbers, dtypes and devices), operators (``+ - * / ** @``, comparisons, logic), and the reductions
+and shape methods with the course's, PyTorch's and numpy's spellings.
 
 ``Tensor`` inherits them from :class:`TensorOperators`, so ``needle/autograd.py`` keeps the graph
 and the backward pass alone. ``needle.ops`` subclasses autograd's ``TensorOp`` and so cannot be
@@ -38,9 +39,52 @@ def _is_dtype_like(value):
 
 
 class TensorOperators:
-    """Mixin of ``Tensor``: each method is one call of a ``needle.ops`` function."""
+    """Mixin of ``Tensor``: each method reads the data or calls a ``needle.ops`` function."""
 
     __slots__ = ()
+
+    # ---- conversions ------------------------------------------------------------------
+    def numpy(self, copy=True):
+        """A numpy copy of the data. ``copy=False`` shares the memory instead (a write on either side
+        shows on the other; autograd does not see it): for a tensor in host memory (numpy and cpu
+        backends) whose view has no negative stride, else ValueError, never a silent copy."""
+        return self.realize_cached_data().numpy(copy=copy)
+
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing the data's memory (zero-copy; a compact copy for a flipped view), so
+        ``numpy.from_dlpack(t)`` and ``torch.from_dlpack(t)`` see this tensor's memory."""
+        return self.realize_cached_data().__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
+                                                     copy=copy)
+
+    def __dlpack_device__(self):
+        """``(device_type, index)`` of the data's memory, as DLPack numbers them (1 host, 2 CUDA)."""
+        return self.realize_cached_data().__dlpack_device__()
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def item(self):
+        """The value of a one-element tensor as a Python number (float, int or bool, by dtype)."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(-1)[0].item()
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             f"use .any()-style reductions or compare one element")
+        return bool(self.item())
+
+    def __float__(self):
+        if self.size != 1:
+            raise TypeError(f"float() needs a tensor with one element, got shape {self.shape}")
+        return float(self.item())
+
+    def __int__(self):
+        if self.size != 1:
+            raise TypeError(f"int() needs a tensor with one element, got shape {self.shape}")
+        return int(self.item())
 
     def to(self, device=None, dtype=None):
         """This tensor on ``device`` and/or in ``dtype`` (itself when nothing changes); differentiable.

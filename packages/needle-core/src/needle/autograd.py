@@ -244,74 +244,16 @@ class Tensor(Value, TensorOperators):
         """A new leaf Tensor with the same data and no graph."""
         return Tensor.make_const(self.realize_cached_data())
 
-    # The data is read directly when present: these run several times per op.
-    @property
-    def shape(self):
-        data = self.cached_data
-        return (data if data is not None else self.realize_cached_data())._shape
+    # Through the one shortcut to the data (these run several times per op).
+    shape = property(lambda self: self.realize_cached_data()._shape, doc="The shape, a tuple of ints.")
+    dtype = property(lambda self: self.realize_cached_data()._dtype, doc="The dtype's name (``'float32'``, ...).")
+    device = property(lambda self: self.realize_cached_data()._device, doc="The device holding the data.")
 
-    @property
-    def dtype(self):
-        data = self.cached_data
-        return (data if data is not None else self.realize_cached_data())._dtype
-
-    @property
-    def device(self):
-        data = self.cached_data
-        return (data if data is not None else self.realize_cached_data())._device
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    @property
-    def size(self):
-        return self.realize_cached_data().size
+    ndim = property(lambda self: len(self.shape), doc="The number of axes.")
+    size = property(lambda self: self.realize_cached_data().size, doc="The number of elements.")
 
     def __len__(self):
         return len(self.realize_cached_data())
-
-    def numpy(self, copy=True):
-        """A numpy copy of the data. ``copy=False`` shares the memory instead (a write on either side
-        shows on the other; autograd does not see it): for a tensor in host memory (numpy and cpu
-        backends) whose view has no negative stride, else ValueError, never a silent copy."""
-        return self.realize_cached_data().numpy(copy=copy)
-
-    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
-        """A DLPack capsule sharing the data's memory (zero-copy; a compact copy for a flipped view), so
-        ``numpy.from_dlpack(t)`` and ``torch.from_dlpack(t)`` see this tensor's memory."""
-        return self.realize_cached_data().__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
-                                                     copy=copy)
-
-    def __dlpack_device__(self):
-        """``(device_type, index)`` of the data's memory, as DLPack numbers them (1 host, 2 CUDA)."""
-        return self.realize_cached_data().__dlpack_device__()
-
-    def __array__(self, dtype=None, copy=None):
-        out = self.numpy()
-        return out if dtype is None else out.astype(dtype)
-
-    def item(self):
-        """The value of a one-element tensor as a Python number (float, int or bool, by dtype)."""
-        if self.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.numpy().reshape(-1)[0].item()
-
-    def __bool__(self):
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
-                             f"use .any()-style reductions or compare one element")
-        return bool(self.item())
-
-    def __float__(self):
-        if self.size != 1:
-            raise TypeError(f"float() needs a tensor with one element, got shape {self.shape}")
-        return float(self.item())
-
-    def __int__(self):
-        if self.size != 1:
-            raise TypeError(f"int() needs a tensor with one element, got shape {self.shape}")
-        return int(self.item())
 
     def __repr__(self):
         return f"needle.Tensor({self.realize_cached_data().numpy()})"
@@ -339,11 +281,9 @@ class Tensor(Value, TensorOperators):
             out_grad = _ops.cast(out_grad, self.dtype)
         if out_grad.shape != self.shape:
             raise ValueError(f"backward: out_grad has shape {out_grad.shape}, tensor has shape {self.shape}")
-        if create_graph:
+        with contextlib.nullcontext() if create_graph else no_grad():
             compute_gradient_of_variables(self, out_grad)
-        else:
-            with no_grad():
-                compute_gradient_of_variables(self, out_grad)
+
 
 # ---- backward ------------------------------------------------------------------------------
 def _post_order(roots, inputs_of):

@@ -426,7 +426,13 @@ class Transpose(TensorOp):
 
 
 def transpose(a, axes=None):
-    """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``."""
+    """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0, 2.0, 3.0]]])
+    >>> ndl.transpose(x).shape, ndl.transpose(x, (0, 2)).shape
+    ((1, 3, 1), (3, 1, 1))
+    """
     if axes is not None:
         if len(axes) == 2 and not all(-a.ndim <= ax < a.ndim for ax in axes):
             raise ValueError(f"transpose: axes={tuple(axes)} is out of range for shape {a.shape}")
@@ -452,7 +458,12 @@ class Permute(TensorOp):
 
 
 def permute(a, axes):
-    """Reorder the axes of ``a`` to ``axes``."""
+    """Reorder the axes of ``a`` to ``axes``.
+
+    >>> import needle as ndl
+    >>> ndl.permute(ndl.Tensor([[[1.0, 2.0, 3.0]]]), (2, 0, 1)).shape
+    (3, 1, 1)
+    """
     axes = tuple(axes)
     if sorted(ax % builtins.max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
         raise ValueError(f"permute: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
@@ -473,7 +484,15 @@ class Reshape(TensorOp):
 
 
 def reshape(a, shape):
-    """``a`` with a new shape of the same size (one -1 is inferred)."""
+    """``a`` with a new shape of the same size (one -1 is inferred).
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    >>> ndl.reshape(x, (2, 3)).numpy().tolist()
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    >>> ndl.reshape(x, (-1, 2)).shape
+    (3, 2)
+    """
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(int(s) for s in shape)
@@ -498,7 +517,12 @@ def _axis_arg(who, axis, ndim):
 
 def unsqueeze(a, axis=UNSET, *, dim=UNSET):
     """``a`` with a new axis of length 1 at position ``axis`` (in [-ndim-1, ndim]; also ``dim=``),
-    as ``torch.unsqueeze`` / ``numpy.expand_dims``: a reshape (the gradient reshapes back)."""
+    as ``torch.unsqueeze`` / ``numpy.expand_dims``: a reshape (the gradient reshapes back).
+
+    >>> import needle as ndl
+    >>> ndl.unsqueeze(ndl.Tensor([1.0, 2.0]), 0).shape
+    (1, 2)
+    """
     axis = one_of("unsqueeze", UNSET, axis=axis, dim=dim)
     if axis is UNSET:
         raise TypeError("unsqueeze: missing the axis argument (axis= or dim=)")
@@ -508,7 +532,13 @@ def unsqueeze(a, axis=UNSET, *, dim=UNSET):
 
 def squeeze(a, axis=UNSET, *, dim=UNSET):
     """``a`` without axes of length 1: all of them (``axis=None``), or the axis (or tuple of axes)
-    given, where an axis whose length is not 1 stays (``torch.squeeze``). Also ``dim=``; a reshape."""
+    given, where an axis whose length is not 1 stays (``torch.squeeze``). Also ``dim=``; a reshape.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0], [2.0]]])
+    >>> ndl.squeeze(x).shape, ndl.squeeze(x, 2).shape
+    ((2,), (1, 2))
+    """
     axis = one_of("squeeze", None, axis=axis, dim=dim)
     if axis is None:
         drop = {i for i, s in enumerate(a.shape) if s == 1}
@@ -520,7 +550,13 @@ def squeeze(a, axis=UNSET, *, dim=UNSET):
 
 def flatten(a, start=UNSET, end=UNSET, *, start_dim=UNSET, end_dim=UNSET):
     """``a`` with axes ``start`` to ``end`` (inclusive; default all) merged into one, as
-    ``torch.flatten`` (also ``start_dim=``/``end_dim=``); a 0-d tensor becomes 1-D. A reshape."""
+    ``torch.flatten`` (also ``start_dim=``/``end_dim=``); a 0-d tensor becomes 1-D. A reshape.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    >>> ndl.flatten(x).shape, ndl.flatten(x, 1).shape
+    ((4,), (1, 4))
+    """
     start = one_of("flatten", 0, start=start, start_dim=start_dim)
     end = one_of("flatten", -1, end=end, end_dim=end_dim)
     if a.ndim == 0:
@@ -546,7 +582,14 @@ class BroadcastTo(TensorOp):
 
 
 def broadcast_to(a, shape):
-    """``a`` broadcast to ``shape`` (numpy rules; leading axes may be added)."""
+    """``a`` broadcast to ``shape`` (numpy rules; leading axes may be added).
+
+    >>> import needle as ndl
+    >>> ndl.broadcast_to(ndl.Tensor([[1.0], [2.0]]), (2, 3)).numpy().tolist()
+    [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]
+    >>> ndl.broadcast_to(ndl.Tensor([1.0, 2.0]), (3, 2)).shape
+    (3, 2)
+    """
     shape = tuple(int(s) for s in shape)
     try:
         if broadcast_shapes(a.shape, shape) != shape:
@@ -604,7 +647,12 @@ def summation(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=U
 
 def mean(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
     """Mean over ``axes`` (int, tuple or None for all; default all); ``keepdims`` keeps them with
-    length 1. Also spelled ``axis=``/``dim=`` and ``keepdim=``. The mean of integers is float32."""
+    length 1. Also spelled ``axis=``/``dim=`` and ``keepdim=``. The mean of integers is float32.
+
+    >>> import needle as ndl
+    >>> ndl.mean(ndl.Tensor([[1.0, 2.0], [3.0, 4.0]]), axes=1).numpy().tolist()
+    [1.5, 3.5]
+    """
     axes, keepdims = axes_and_keepdims("mean", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
     count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape), "axes", a.shape, "mean"))
     return divide_scalar(summation(a, axes, keepdims), float(count))
@@ -652,6 +700,10 @@ def max(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
     length 1; also spelled ``axis=``/``dim=`` and ``keepdim=``. Tied maxima share the gradient evenly.
 
     Unlike ``torch.max(x, dim)``, this returns the values only (use :func:`argmax` for the indices).
+
+    >>> import needle as ndl
+    >>> ndl.max(ndl.Tensor([[1.0, 5.0], [3.0, 4.0]]), axes=0).numpy().tolist()
+    [3.0, 5.0]
     """
     return _extreme(Max, "max", a, axes, keepdims, axis, dim, keepdim)
 
@@ -916,7 +968,15 @@ def _advanced_index(a, index):
 
 def get_item(a, index):
     """``a[index]``: numpy basic indexing (ints, slices, None, ...), or an integer or bool Tensor /
-    array / list, which gathers along the first axis (a mask selects, giving one flattened axis)."""
+    array / list, which gathers along the first axis (a mask selects, giving one flattened axis).
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    >>> x[1, ::2].numpy().tolist(), x[:, None].shape
+    ([4.0, 6.0], (2, 1, 3))
+    >>> x[ndl.Tensor([1, 1, 0])].shape
+    (3, 3)
+    """
     first = index[0] if isinstance(index, tuple) and index else index
     array = _index_array(first)
     if array is None:
@@ -945,7 +1005,12 @@ class Flip(TensorOp):
 
 
 def flip(a, axes):
-    """Reverse ``a`` along ``axes``."""
+    """Reverse ``a`` along ``axes``.
+
+    >>> import needle as ndl
+    >>> ndl.flip(ndl.Tensor([[1.0, 2.0], [3.0, 4.0]]), (1,)).numpy().tolist()
+    [[2.0, 1.0], [4.0, 3.0]]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "flip")
     return Flip(axes)(a)
 
@@ -973,7 +1038,12 @@ class Dilate(TensorOp):
 
 
 def dilate(a, axes, dilation):
-    """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element."""
+    """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element.
+
+    >>> import needle as ndl
+    >>> ndl.dilate(ndl.Tensor([1.0, 2.0]), (0,), 2).numpy().tolist()
+    [1.0, 0.0, 0.0, 2.0, 0.0, 0.0]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "dilate")
     return Dilate(axes, dilation)(a)
 
@@ -1000,7 +1070,12 @@ class UnDilate(TensorOp):
 
 
 def undilate(a, axes, dilation):
-    """Inverse of :func:`dilate`."""
+    """Inverse of :func:`dilate`.
+
+    >>> import needle as ndl
+    >>> ndl.undilate(ndl.Tensor([1.0, 0.0, 2.0, 0.0]), (0,), 1).numpy().tolist()
+    [1.0, 2.0]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "undilate")
     return UnDilate(axes, dilation)(a)
 
@@ -1020,7 +1095,12 @@ class Pad(TensorOp):
 
 
 def pad(a, axes):
-    """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis."""
+    """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis.
+
+    >>> import needle as ndl
+    >>> ndl.pad(ndl.Tensor([[1.0, 2.0]]), ((1, 0), (0, 1))).numpy().tolist()
+    [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]]
+    """
     if len(axes) != len(a.shape) or any(len(p) != 2 or builtins.min(p) < 0 for p in axes):
         raise ValueError(f"pad: need one non-negative (before, after) pair per axis of shape {a.shape}, got {axes}")
     return Pad(axes)(a)

@@ -92,7 +92,13 @@ class MakeTensorTuple(TensorTupleOp):
 
 
 def make_tuple(*args):
-    """A TensorTuple of the given tensors."""
+    """A TensorTuple of the given tensors.
+
+    >>> import needle as ndl
+    >>> t = ndl.make_tuple(ndl.Tensor([1.0]), ndl.Tensor([2.0, 3.0]))
+    >>> len(t), t[1].shape
+    (2, (2,))
+    """
     return MakeTensorTuple()(*args)
 
 
@@ -168,7 +174,15 @@ class Stack(TensorOp):
 
 
 def stack(args, axis):
-    """Stack a sequence of equal-shaped tensors along a new ``axis``."""
+    """Stack a sequence of equal-shaped tensors along a new ``axis``.
+
+    >>> import needle as ndl
+    >>> a, b = ndl.Tensor([1.0, 2.0]), ndl.Tensor([3.0, 4.0])
+    >>> ndl.stack([a, b], 0).numpy().tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    >>> ndl.stack([a, b], 1).shape
+    (2, 2)
+    """
     args = _check_same("stack", args)
     shapes = {t.shape for t in args}
     if len(shapes) > 1:
@@ -193,7 +207,15 @@ class Split(TensorTupleOp):
 
 
 def split(a, axis):
-    """The slices of ``a`` along ``axis``, as a TensorTuple."""
+    """The slices of ``a`` along ``axis``, as a TensorTuple.
+
+    >>> import needle as ndl
+    >>> parts = ndl.split(ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 0)
+    >>> len(parts), parts[2].numpy().tolist()
+    (3, [5.0, 6.0])
+    >>> [p.shape for p in ndl.split(ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 1)]
+    [(3,), (3,)]
+    """
     normalize_axes(axis, len(a.shape), "axis", a.shape, "split")
     return Split(axis)(a)
 
@@ -227,7 +249,14 @@ class Concatenate(TensorOp):
 
 
 def concatenate(args, axis):
-    """Join a sequence of tensors along an existing ``axis``."""
+    """Join a sequence of tensors along an existing ``axis``.
+
+    >>> import needle as ndl
+    >>> ndl.concatenate([ndl.Tensor([[1.0, 2.0]]), ndl.Tensor([[3.0, 4.0]])], 0).shape
+    (2, 2)
+    >>> ndl.concatenate([ndl.Tensor([[1.0, 2.0]]), ndl.Tensor([[3.0]])], 1).numpy().tolist()
+    [[1.0, 2.0, 3.0]]
+    """
     args = _check_same("concatenate", args)
     ndim = len(args[0].shape)
     ax = normalize_axes(axis, ndim, "axis", args[0].shape, "concatenate")[0]
