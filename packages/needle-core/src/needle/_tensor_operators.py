@@ -44,6 +44,33 @@ class TensorOperators:
     __slots__ = ()
 
     # ---- conversions ------------------------------------------------------------------
+    @property
+    def data(self):
+        """A detached Tensor sharing this one's storage."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, TensorOperators):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Tensor.data: new value has dtype {value.dtype}, tensor has {self.dtype}")
+        if value.shape != self.shape:
+            raise ValueError(f"Tensor.data: new value has shape {value.shape}, tensor has {self.shape}")
+        if value.device != self.device:
+            raise ValueError(f"Tensor.data: new value is on {value.device}, tensor is on {self.device}; "
+                             f"move it with .to(device) first")
+        self.cached_data = value.realize_cached_data()
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def __repr__(self):
+        return f"needle.Tensor({self.realize_cached_data().numpy()})"
+
+    def __str__(self):
+        return str(self.realize_cached_data().numpy())
+
     def numpy(self, copy=True):
         """A numpy copy of the data. ``copy=False`` shares the memory instead (a write on either side
         shows on the other; autograd does not see it): for a tensor in host memory (numpy and cpu

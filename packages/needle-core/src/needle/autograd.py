@@ -99,7 +99,7 @@ class Value:
     num_outputs = 1  # a class default: the eager path of every op skips storing it
 
     def realize_cached_data(self):
-        """The node's data, computed (once) on first use: the one shortcut to it."""
+        """The node's data, computed (once) on first use."""
         data = self.cached_data
         if data is None:
             # Iteratively, inputs first: a lazy graph can be deeper than the recursion limit.
@@ -144,10 +144,15 @@ class Value:
             return value
         # Eager: compute first, then fill the node's fields directly (this runs once per op).
         # One and two inputs are unrolled: a list comprehension costs ~0.2 us, a tenth of a small op.
+        # The data are read directly when present (realize_cached_data, inlined).
         if len(inputs) == 2:
-            data = op.compute(inputs[0].realize_cached_data(), inputs[1].realize_cached_data())
+            x, y = inputs
+            dx, dy = x.cached_data, y.cached_data
+            data = op.compute(dx if dx is not None else x.realize_cached_data(),
+                              dy if dy is not None else y.realize_cached_data())
         elif len(inputs) == 1:
-            data = op.compute(inputs[0].realize_cached_data())
+            dx = inputs[0].cached_data
+            data = op.compute(dx if dx is not None else inputs[0].realize_cached_data())
         else:
             data = op.compute(*[x.realize_cached_data() for x in inputs])
         if requires_grad and getattr(data, "_dtype", "float32") not in _FLOATS:
@@ -160,6 +165,15 @@ class Value:
 
 
 _make_from_op = Value.make_from_op.__func__
+
+
+def _data_property(attr, doc):
+    """A property reading ``attr`` of the node's data: the one shortcut to shape, dtype and device
+    (read several times per op, so the data is read directly when present)."""
+    def read(self):
+        data = self.cached_data
+        return getattr(data if data is not None else self.realize_cached_data(), attr)
+    return property(read, doc=doc)
 
 
 class Tensor(Value, TensorOperators):
@@ -221,45 +235,16 @@ class Tensor(Value, TensorOperators):
             data = data.realize_cached_data()
         return Value.make_const.__func__(Tensor, data, requires_grad=requires_grad)
 
-    # ---- data and metadata ------------------------------------------------------------
-    @property
-    def data(self):
-        """A detached Tensor sharing this one's storage."""
-        return self.detach()
-
-    @data.setter
-    def data(self, value):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
-        if value.dtype != self.dtype:
-            raise TypeError(f"Tensor.data: new value has dtype {value.dtype}, tensor has {self.dtype}")
-        if value.shape != self.shape:
-            raise ValueError(f"Tensor.data: new value has shape {value.shape}, tensor has {self.shape}")
-        if value.device != self.device:
-            raise ValueError(f"Tensor.data: new value is on {value.device}, tensor is on {self.device}; "
-                             f"move it with .to(device) first")
-        self.cached_data = value.realize_cached_data()
-
+    # ---- data and metadata (more in TensorOperators) ------------------------------------
     def detach(self):
         """A new leaf Tensor with the same data and no graph."""
         return Tensor.make_const(self.realize_cached_data())
 
-    # Through the one shortcut to the data (these run several times per op).
-    shape = property(lambda self: self.realize_cached_data()._shape, doc="The shape, a tuple of ints.")
-    dtype = property(lambda self: self.realize_cached_data()._dtype, doc="The dtype's name (``'float32'``, ...).")
-    device = property(lambda self: self.realize_cached_data()._device, doc="The device holding the data.")
-
+    shape = _data_property("_shape", "The shape, a tuple of ints.")
+    dtype = _data_property("_dtype", "The dtype's name (``'float32'``, ...).")
+    device = _data_property("_device", "The device holding the data.")
     ndim = property(lambda self: len(self.shape), doc="The number of axes.")
     size = property(lambda self: self.realize_cached_data().size, doc="The number of elements.")
-
-    def __len__(self):
-        return len(self.realize_cached_data())
-
-    def __repr__(self):
-        return f"needle.Tensor({self.realize_cached_data().numpy()})"
-
-    def __str__(self):
-        return str(self.realize_cached_data().numpy())
 
     # ---- autograd ---------------------------------------------------------------------
     def backward(self, out_grad=None, create_graph=True):
@@ -345,15 +330,14 @@ def gradients(output_tensor, out_grad, wrt):
 
 
 def _sweep(output, out_grad, stop=None):
-    """The loop: in reverse topological order, sum each node's partial adjoints (a TensorTuple's
-    may be sparse: see ``ops_tuple.TupleAdjoint``) and hand the sum to its op, which gives its
-    inputs' partials. With ``stop`` (node ids), collect their adjoints instead of leaves' ``.grad``."""
-    adjoints, found = {id(output): [out_grad]}, {}
+    """The loop: in reverse topological order, each node's adjoint (the sum of its partials, added as
+    they come; a TensorTuple's may be sparse, see ``ops_tuple.TupleAdjoint``) goes to its op, which
+    gives its inputs' partials. With ``stop`` (node ids), collect their adjoints instead of ``.grad``."""
+    adjoints, found = {id(output): out_grad}, {}
     for node in reversed(_topo_sort([output], True, stop or ())):
-        partials = adjoints.pop(id(node), None)
-        if partials is None:
+        grad = adjoints.pop(id(node), None)  # the sum of its partial adjoints
+        if grad is None:
             continue
-        grad = sum_node_list(partials)
         if stop is not None and id(node) in stop:
             found[id(node)] = grad
         elif node.is_leaf():
@@ -362,7 +346,8 @@ def _sweep(output, out_grad, stop=None):
         elif node.requires_grad:
             for inp, partial in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
                 if partial is not None and inp.requires_grad:  # None: the op skipped an input needing none
-                    adjoints.setdefault(id(inp), []).append(partial)
+                    known = adjoints.get(id(inp))
+                    adjoints[id(inp)] = partial if known is None else known + partial
     return found
 
 
