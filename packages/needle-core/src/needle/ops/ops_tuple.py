@@ -103,7 +103,8 @@ def make_tuple(*args):
 
 
 class TupleGetItem(TensorOp):
-    """Element ``index`` of a TensorTuple; the adjoint is that element's gradient, zeros elsewhere."""
+    """Element ``index`` of a TensorTuple; the tuple's adjoint is a :class:`TupleAdjoint` holding this
+    element's gradient alone (zeros elsewhere, made only if read)."""
 
     def __init__(self, index):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
