@@ -371,8 +371,11 @@ def from_dlpack(obj, device=None, copy=None, requires_grad=False):
 
     return Tensor.make_const(array_from_dlpack(obj, device=device, copy=copy), requires_grad=requires_grad)
 
-from . import ops as _ops  # noqa: E402  (ops import this module)
+
+# Last: ops subclass TensorOp and build Tensors. TensorTuple lives beside its ops (re-exported here);
+# Tensor's operator methods get the ops module now that it exists.
+from . import ops as _ops  # noqa: E402
 from . import _tensor_operators  # noqa: E402
-from .ops.ops_tuple import TensorTuple  # noqa: E402,F401  (re-exported: needle.autograd.TensorTuple)
+from .ops.ops_tuple import TensorTuple  # noqa: E402,F401
 
 _tensor_operators._ops = _ops
