@@ -51,15 +51,6 @@ def _check_pair(name, a, b):
     return a, b
 
 
-def _elementwise(name, op, a, b):
-    """``op(a, b)`` for an elementwise binary op, after ``_check_broadcast`` (straight to the graph in
-    the common case: one device, dtype and shape)."""
-    ready = _ready_pair(a, b)
-    if ready is None or ready[0]._shape != ready[1]._shape:
-        a, b = _check_broadcast(name, a, b)
-    return _make_from_op(Tensor, op, (a, b))
-
-
 def _check_broadcast(name, a, b):
     a, b = _check_pair(name, a, b)
     if a.shape != b.shape:
@@ -116,8 +107,11 @@ def _stateless(op_class, elementwise=False):
         op_class.__doc__ = op_class.__doc__ or fn.__doc__
         name = fn.__name__
         if elementwise:
-            def call(a, b):
-                return _elementwise(name, op, a, b)
+            def call(a, b):  # straight to the graph in the common case: one device, dtype and shape
+                ready = _ready_pair(a, b)
+                if ready is None or ready[0]._shape != ready[1]._shape:
+                    a, b = _check_broadcast(name, a, b)
+                return _make_from_op(Tensor, op, (a, b))
         else:
             def call(a):
                 return op(a)
