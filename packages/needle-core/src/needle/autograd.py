@@ -157,8 +157,10 @@ class Value:
             data = op.compute(*[x.realize_cached_data() for x in inputs])
         if requires_grad and getattr(data, "_dtype", "float32") not in _FLOATS:
             requires_grad = False  # integer and bool results (comparisons, argmax) are constants
-        # Nothing upstream needs a gradient: keep the result, not the graph.
-        value.op, value.inputs = (op, list(inputs)) if requires_grad else (None, [])
+        if requires_grad:
+            value.op, value.inputs = op, list(inputs)
+        else:  # nothing upstream needs a gradient: keep the result, not the graph
+            value.op, value.inputs = None, []
         value.cached_data = data
         value.requires_grad = requires_grad
         return value

@@ -21,13 +21,13 @@ from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 # ---- argument checks --------------------------------------------------------------------------
 def _ready_pair(a, b):
-    """The data of Tensors ``a`` and ``b`` when both exist on one device object in one dtype, else None:
-    the common case of every binary op, read off the data directly (for a small op the layers cost
-    more than the kernel). The ops' one shortcut past ``Tensor.device``/``dtype``."""
+    """Whether Tensors ``a`` and ``b`` have one shape, when their data exist on one device object in one
+    dtype; else None. The common case of every binary op, read off the data directly (for a small op
+    the layers cost more than the kernel): the ops' one shortcut past ``Tensor.device``/``dtype``."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         da, db = a.cached_data, b.cached_data
         if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
-            return da, db
+            return da._shape == db._shape
     return None
 
 
@@ -108,8 +108,7 @@ def _stateless(op_class, elementwise=False):
         name = fn.__name__
         if elementwise:
             def call(a, b):  # straight to the graph in the common case: one device, dtype and shape
-                ready = _ready_pair(a, b)
-                if ready is None or ready[0]._shape != ready[1]._shape:
+                if not _ready_pair(a, b):
                     a, b = _check_broadcast(name, a, b)
                 return _make_from_op(Tensor, op, (a, b))
         else:
