@@ -107,18 +107,18 @@ def test_batched_and_broadcast_products_keep_their_gradients(device):
 
 
 @pytest.mark.parametrize("device", DEVICES, ids=str)
-def test_rnn_weight_transpose_is_made_once_per_backward(device, monkeypatch):
-    # h_{t+1} = h_t @ W for 5 steps: every step's input gradient needs W^T (one memoized copy);
-    # the weight gradients h_t^T @ g need no copy at all.
+def test_rnn_backward_takes_the_transposed_weight_in_matmul_nt(device, monkeypatch):
+    # h_{t+1} = h_t @ W for 5 steps: every step's input gradient is g @ W^T, one matmul_nt each (no
+    # transposed copy of W where the backend has the kernel); the weight gradients h_t^T @ g are matmul_tn.
     made = []
-    compute = ops.TransposeCopy.compute
-    monkeypatch.setattr(ops.TransposeCopy, "compute", lambda self, a: made.append(a.shape) or compute(self, a))
+    compute = ops.MatMulNT.compute
+    monkeypatch.setattr(ops.MatMulNT, "compute", lambda self, a, b: made.append(b.shape) or compute(self, a, b))
     h0, w = rng.standard_normal((2, 3)), rng.standard_normal((3, 3)) * 0.5
     tw, h = T(w, device), T(h0, device)
     for _ in range(5):
         h = ops.matmul(h, tw)
     ops.summation(h).backward(create_graph=False)
-    assert made == [(3, 3)]
+    assert made == [(3, 3)] * 5
     g, want, hs = np.ones((2, 3)), np.zeros((3, 3)), [h0]
     for _ in range(5):
         hs.append(hs[-1] @ w)

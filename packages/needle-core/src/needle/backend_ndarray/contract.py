@@ -405,6 +405,11 @@ class Backend:
         of a 2-D matmul without a transposed copy of x."""
 
     @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def matmul_nt(self, a, b, out, m, n, p):
+        """out (m, p) = a @ transpose(b) for compact a (m, n) and b (p, n): the input gradient ``g @ W^T``
+        of a 2-D matmul without a transposed copy of W."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
     def lstm_cell_forward(self, gates, x, c_prev, c, tc, h, out, t, batch, hid):
         """One LSTM step forward (``needle.nn.LSTM`` uses it with :meth:`lstm_cell_backward`, both or neither).
 

@@ -1030,6 +1030,25 @@ class NDArray:
         kernel(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
         return out
 
+    def matmul_nt(self, other):
+        """``self @ transpose(other)`` for a 2-D ``self`` (m, n) and ``other`` (p, n): an input gradient
+        ``g @ w^T`` without a transposed copy of ``w``.
+
+        One call to the backend's fused ``matmul_nt`` kernel, else (or when the transposed view is
+        compact already) a matmul with a compact copy of the transpose.
+        """
+        self._check_matmul_operand(other, "matmul_nt")
+        if self.ndim != 2 or other.ndim != 2 or self._shape[1] != other._shape[1]:
+            raise ValueError(f"matmul_nt: shapes {self._shape} and {other._shape} need a (m, n) and b (p, n)")
+        (m, n), p = self._shape, other._shape[0]
+        transposed = other.permute((1, 0))
+        kernel = self._device.fused("matmul_nt", self._dtype)
+        if kernel is None or transposed.is_compact():
+            return self @ transposed
+        out = NDArray._fresh((m, p), self._device, self._dtype)
+        kernel(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+        return out
+
     def matmul_bias(self, other, bias):
         """``self @ other + bias`` for 2-D operands and a bias of ``other.shape[1]`` elements (any shape).
 

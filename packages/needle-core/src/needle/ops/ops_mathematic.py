@@ -2,9 +2,12 @@
 
 Gradients are built from ops, so they are graph tensors and can be differentiated again.
 Elementwise binary ops broadcast with numpy's rules; each input's gradient is summed back
-to that input's shape.
+to that input's shape. A stateless op is one class and one function whose body
+:func:`_stateless` supplies (one shared instance serves every call); an op of a tensor and a
+Python number subclasses :class:`ScalarOp`.
 """
 import builtins
+import functools
 import math
 from numbers import Number
 
@@ -12,21 +15,30 @@ import numpy as np
 
 from .. import _dtypes
 from .._argnames import UNSET, axes_and_keepdims, one_of
-from ..autograd import NDArray, Tensor, TensorOp, _make_from_op, backward_memo
+from ..autograd import NDArray, Tensor, TensorOp, _make_from_op
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
 # ---- argument checks --------------------------------------------------------------------------
+def _ready_pair(a, b):
+    """Whether Tensors ``a`` and ``b`` have one shape, when their data exist on one device object in one
+    dtype; else None. The common case of every binary op, read off the data directly (for a small op
+    the layers cost more than the kernel): the ops' one shortcut past ``Tensor.device``/``dtype``."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        da, db = a.cached_data, b.cached_data
+        if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
+            return da._shape == db._shape
+    return None
+
+
 def _check_pair(name, a, b):
     """Check two operands; a dtype mix is promoted (PyTorch's rule, ``needle._dtypes``) by Cast nodes,
     so that each input's gradient comes back in its own dtype."""
+    if _ready_pair(a, b) is not None:
+        return a, b
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
         raise TypeError(f"{name}: expected Tensors, got {type(bad).__name__}")
-    # Fast path (every binary op): same device object and dtype, read off the data directly.
-    da, db = a.cached_data, b.cached_data
-    if da is not None and db is not None and da._device is db._device and da._dtype == db._dtype:
-        return a, b
     if a.device != b.device:
         raise ValueError(f"{name}: tensors are on different devices: a on {a.device}, b on {b.device}; "
                          f"move one with .to(device)")
@@ -39,25 +51,8 @@ def _check_pair(name, a, b):
     return a, b
 
 
-def _elementwise(name, op, a, b):
-    """``op(a, b)`` for an elementwise binary op, after ``_check_broadcast``.
-
-    The common case (both Tensors with data on one device object, one dtype and shape) is checked
-    inline and goes straight to the graph: for a small add the layers cost more than the kernel.
-    """
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a.cached_data, b.cached_data
-        if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
-                and da._shape == db._shape):
-            return _make_from_op(Tensor, op, (a, b))
-    a, b = _check_broadcast(name, a, b)
-    return _make_from_op(Tensor, op, (a, b))
-
-
 def _check_broadcast(name, a, b):
     a, b = _check_pair(name, a, b)
-    if a.cached_data is not None and b.cached_data is not None and a.cached_data._shape == b.cached_data._shape:
-        return a, b
     if a.shape != b.shape:
         try:
             broadcast_shapes(a.shape, b.shape)
@@ -101,10 +96,51 @@ def unbroadcast(grad, shape):
     return reshape(grad, shape)
 
 
+# ---- how an op becomes a function ----------------------------------------------------------------
+def _stateless(op_class, elementwise=False):
+    """Decorator: the decorated function (its name, signature and docstring; the body is empty, as in
+    a pluggy hookspec) calls one shared ``op_class()``, through the dtype and broadcasting checks when
+    ``elementwise``. The class gets the function's docstring."""
+    op = op_class()
+
+    def wrap(fn):
+        op_class.__doc__ = op_class.__doc__ or fn.__doc__
+        name = fn.__name__
+        if elementwise:
+            def call(a, b):  # straight to the graph in the common case: one device, dtype and shape
+                if not _ready_pair(a, b):
+                    a, b = _check_broadcast(name, a, b)
+                return _make_from_op(Tensor, op, (a, b))
+        else:
+            def call(a):
+                return op(a)
+        return functools.wraps(fn)(call)
+    return wrap
+
+
+class ScalarOp(TensorOp):
+    """An op of one tensor and a Python number, ``scalar``."""
+
+    def __init__(self, scalar):
+        self.scalar = scalar
+
+
+def _with_scalar(op_class):
+    """Decorator: the decorated function ``f(a, scalar)`` (body empty) checks ``scalar`` (a real number,
+    see ``_check_scalar``) and applies ``op_class(scalar)``; the class gets the function's docstring."""
+    def wrap(fn):
+        name = fn.__name__
+        op_class.__doc__ = op_class.__doc__ or fn.__doc__
+
+        @functools.wraps(fn)
+        def call(a, scalar):
+            return op_class(_check_scalar(name, scalar))(a)
+        return call
+    return wrap
+
+
 # ---- elementwise arithmetic --------------------------------------------------------------------
 class EWiseAdd(TensorOp):
-    """``a + b`` elementwise (broadcasting); each gradient is summed back to its input's shape."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a + b
 
@@ -113,20 +149,12 @@ class EWiseAdd(TensorOp):
         return _needed(node, lambda: unbroadcast(out_grad, a.shape), lambda: unbroadcast(out_grad, b.shape))
 
 
+@_stateless(EWiseAdd, elementwise=True)
 def add(a, b):
-    """Elementwise ``a + b`` (broadcasting)."""
-    return _elementwise("add", _EWISEADD, a, b)
+    """Elementwise ``a + b`` (broadcasting); each gradient is summed back to its input's shape."""
 
 
-_EWISEADD = EWiseAdd()  # stateless: one instance serves every call
-
-
-class AddScalar(TensorOp):
-    """``a + scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class AddScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a + self.scalar
 
@@ -134,15 +162,12 @@ class AddScalar(TensorOp):
         return out_grad
 
 
+@_with_scalar(AddScalar)
 def add_scalar(a, scalar):
     """``a + scalar``."""
-    scalar = _check_scalar("add_scalar", scalar)
-    return AddScalar(scalar)(a)
 
 
 class EWiseMul(TensorOp):
-    """``a * b`` elementwise (broadcasting)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a * b
 
@@ -151,20 +176,12 @@ class EWiseMul(TensorOp):
         return _needed(node, lambda: unbroadcast(out_grad * b, a.shape), lambda: unbroadcast(out_grad * a, b.shape))
 
 
+@_stateless(EWiseMul, elementwise=True)
 def multiply(a, b):
     """Elementwise ``a * b`` (broadcasting)."""
-    return _elementwise("multiply", _EWISEMUL, a, b)
 
 
-_EWISEMUL = EWiseMul()  # stateless: one instance serves every call
-
-
-class MulScalar(TensorOp):
-    """``a * scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class MulScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a * self.scalar
 
@@ -172,15 +189,12 @@ class MulScalar(TensorOp):
         return out_grad * self.scalar
 
 
+@_with_scalar(MulScalar)
 def mul_scalar(a, scalar):
     """``a * scalar``."""
-    scalar = _check_scalar("mul_scalar", scalar)
-    return MulScalar(scalar)(a)
 
 
 class EWisePow(TensorOp):
-    """``a ** b`` elementwise."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a ** b
 
@@ -191,20 +205,12 @@ class EWisePow(TensorOp):
                        lambda: unbroadcast(out_grad * node * log(a), b.shape))
 
 
+@_stateless(EWisePow, elementwise=True)
 def power(a, b):
     """Elementwise ``a ** b`` (broadcasting)."""
-    return _elementwise("power", _EWISEPOW, a, b)
 
 
-_EWISEPOW = EWisePow()  # stateless: one instance serves every call
-
-
-class PowerScalar(TensorOp):
-    """``a ** scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class PowerScalar(ScalarOp):
     def compute(self, a: NDArray) -> NDArray:
         return a ** self.scalar
 
@@ -215,17 +221,13 @@ class PowerScalar(TensorOp):
         return out_grad * (power_scalar(a, self.scalar - 1) * self.scalar)
 
 
+@_with_scalar(PowerScalar)
 def power_scalar(a, scalar):
     """``a ** scalar``."""
-    scalar = _check_scalar("power_scalar", scalar)
-    return PowerScalar(scalar)(a)
 
 
-class RPowerScalar(TensorOp):
-    """``scalar ** a``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
+class RPowerScalar(ScalarOp):
+    """``scalar ** a`` (scalar > 0)."""
 
     def compute(self, a: NDArray):
         return (a * math.log(self.scalar)).exp()
@@ -243,8 +245,6 @@ def rpower_scalar(a, scalar):
 
 
 class EWiseDiv(TensorOp):
-    """``a / b`` elementwise (broadcasting)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a / b
 
@@ -254,20 +254,12 @@ class EWiseDiv(TensorOp):
                        lambda: unbroadcast(negate(out_grad * a / (b * b)), b.shape))
 
 
+@_stateless(EWiseDiv, elementwise=True)
 def divide(a, b):
     """Elementwise ``a / b`` (broadcasting)."""
-    return _elementwise("divide", _EWISEDIV, a, b)
 
 
-_EWISEDIV = EWiseDiv()  # stateless: one instance serves every call
-
-
-class DivScalar(TensorOp):
-    """``a / scalar``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class DivScalar(ScalarOp):
     def compute(self, a: NDArray):
         return a / self.scalar
 
@@ -275,36 +267,26 @@ class DivScalar(TensorOp):
         return out_grad / self.scalar
 
 
+@_with_scalar(DivScalar)
 def divide_scalar(a, scalar):
     """``a / scalar``."""
-    scalar = _check_scalar("divide_scalar", scalar)
-    return DivScalar(scalar)(a)
 
 
-class RDivScalar(TensorOp):
-    """``scalar / a``."""
-
-    def __init__(self, scalar):
-        self.scalar = scalar
-
+class RDivScalar(ScalarOp):
     def compute(self, a: NDArray):
         # Not ``self.scalar / a``: a numpy scalar on the left would turn ``a`` into a numpy array.
         return a.__rtruediv__(self.scalar)
 
     def gradient(self, out_grad, node):
-        a = node.inputs[0]
-        return negate(out_grad * node / a)
+        return negate(out_grad * node / node.inputs[0])
 
 
+@_with_scalar(RDivScalar)
 def rdivide_scalar(a, scalar):
     """``scalar / a``."""
-    scalar = _check_scalar("rdivide_scalar", scalar)
-    return RDivScalar(scalar)(a)
 
 
 class Negate(TensorOp):
-    """``-a``."""
-
     def compute(self, a: NDArray):
         return -a
 
@@ -312,18 +294,13 @@ class Negate(TensorOp):
         return negate(out_grad)
 
 
+@_stateless(Negate)
 def negate(a):
     """``-a``."""
-    return _NEGATE(a)
-
-
-_NEGATE = Negate()  # stateless: one instance serves every call
 
 
 # ---- unary functions ---------------------------------------------------------------------------
 class Log(TensorOp):
-    """Natural logarithm."""
-
     def compute(self, a: NDArray):
         return a.log()
 
@@ -331,17 +308,12 @@ class Log(TensorOp):
         return out_grad / node.inputs[0]
 
 
+@_stateless(Log)
 def log(a):
     """Natural logarithm."""
-    return _LOG(a)
-
-
-_LOG = Log()  # stateless: one instance serves every call
 
 
 class Exp(TensorOp):
-    """Exponential."""
-
     def compute(self, a: NDArray):
         return a.exp()
 
@@ -349,17 +321,12 @@ class Exp(TensorOp):
         return out_grad * node
 
 
+@_stateless(Exp)
 def exp(a):
     """Exponential."""
-    return _EXP(a)
-
-
-_EXP = Exp()  # stateless: one instance serves every call
 
 
 class ReLU(TensorOp):
-    """``max(a, 0)``; the gradient passes where the output is positive."""
-
     def compute(self, a: NDArray):
         return a.relu()
 
@@ -378,17 +345,12 @@ class ReLUBackward(TensorOp):
         return ReLUBackward()(out_grad, node.inputs[1]), None
 
 
+@_stateless(ReLU)
 def relu(a):
-    """``max(a, 0)``."""
-    return _RELU(a)
-
-
-_RELU = ReLU()  # stateless: one instance serves every call
+    """``max(a, 0)``; the gradient passes where the output is positive."""
 
 
 class Tanh(TensorOp):
-    """Hyperbolic tangent."""
-
     def compute(self, a: NDArray):
         return a.tanh()
 
@@ -396,17 +358,12 @@ class Tanh(TensorOp):
         return out_grad * add_scalar(negate(node * node), 1.0)
 
 
+@_stateless(Tanh)
 def tanh(a):
     """Hyperbolic tangent."""
-    return _TANH(a)
-
-
-_TANH = Tanh()  # stateless: one instance serves every call
 
 
 class Sigmoid(TensorOp):
-    """Logistic sigmoid ``1 / (1 + exp(-a))``, finite for every finite input."""
-
     def compute(self, a: NDArray):
         return a.sigmoid()
 
@@ -414,17 +371,12 @@ class Sigmoid(TensorOp):
         return out_grad * node * add_scalar(negate(node), 1.0)
 
 
+@_stateless(Sigmoid)
 def sigmoid(a):
-    """Logistic sigmoid, finite for every finite input."""
-    return _SIGMOID(a)
-
-
-_SIGMOID = Sigmoid()  # stateless: one instance serves every call
+    """Logistic sigmoid ``1 / (1 + exp(-a))``, finite for every finite input."""
 
 
 class Sqrt(TensorOp):
-    """Square root."""
-
     def compute(self, a: NDArray):
         return a.sqrt()
 
@@ -432,12 +384,9 @@ class Sqrt(TensorOp):
         return out_grad / (node * 2.0)
 
 
+@_stateless(Sqrt)
 def sqrt(a):
     """Square root."""
-    return _SQRT(a)
-
-
-_SQRT = Sqrt()  # stateless: one instance serves every call
 
 
 # ---- shape ops -----------------------------------------------------------------------------------
@@ -470,7 +419,13 @@ class Transpose(TensorOp):
 
 
 def transpose(a, axes=None):
-    """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``."""
+    """Swap two axes of ``a``: the last two by default, or ``axes=(i, j)``.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0, 2.0, 3.0]]])
+    >>> ndl.transpose(x).shape, ndl.transpose(x, (0, 2)).shape
+    ((1, 3, 1), (3, 1, 1))
+    """
     if axes is not None:
         if len(axes) == 2 and not all(-a.ndim <= ax < a.ndim for ax in axes):
             raise ValueError(f"transpose: axes={tuple(axes)} is out of range for shape {a.shape}")
@@ -496,7 +451,12 @@ class Permute(TensorOp):
 
 
 def permute(a, axes):
-    """Reorder the axes of ``a`` to ``axes``."""
+    """Reorder the axes of ``a`` to ``axes``.
+
+    >>> import needle as ndl
+    >>> ndl.permute(ndl.Tensor([[[1.0, 2.0, 3.0]]]), (2, 0, 1)).shape
+    (3, 1, 1)
+    """
     axes = tuple(axes)
     if sorted(ax % builtins.max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
         raise ValueError(f"permute: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
@@ -517,7 +477,15 @@ class Reshape(TensorOp):
 
 
 def reshape(a, shape):
-    """``a`` with a new shape of the same size (one -1 is inferred)."""
+    """``a`` with a new shape of the same size (one -1 is inferred).
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    >>> ndl.reshape(x, (2, 3)).numpy().tolist()
+    [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    >>> ndl.reshape(x, (-1, 2)).shape
+    (3, 2)
+    """
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(int(s) for s in shape)
@@ -542,7 +510,12 @@ def _axis_arg(who, axis, ndim):
 
 def unsqueeze(a, axis=UNSET, *, dim=UNSET):
     """``a`` with a new axis of length 1 at position ``axis`` (in [-ndim-1, ndim]; also ``dim=``),
-    as ``torch.unsqueeze`` / ``numpy.expand_dims``: a reshape (the gradient reshapes back)."""
+    as ``torch.unsqueeze`` / ``numpy.expand_dims``: a reshape (the gradient reshapes back).
+
+    >>> import needle as ndl
+    >>> ndl.unsqueeze(ndl.Tensor([1.0, 2.0]), 0).shape
+    (1, 2)
+    """
     axis = one_of("unsqueeze", UNSET, axis=axis, dim=dim)
     if axis is UNSET:
         raise TypeError("unsqueeze: missing the axis argument (axis= or dim=)")
@@ -552,7 +525,13 @@ def unsqueeze(a, axis=UNSET, *, dim=UNSET):
 
 def squeeze(a, axis=UNSET, *, dim=UNSET):
     """``a`` without axes of length 1: all of them (``axis=None``), or the axis (or tuple of axes)
-    given, where an axis whose length is not 1 stays (``torch.squeeze``). Also ``dim=``; a reshape."""
+    given, where an axis whose length is not 1 stays (``torch.squeeze``). Also ``dim=``; a reshape.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0], [2.0]]])
+    >>> ndl.squeeze(x).shape, ndl.squeeze(x, 2).shape
+    ((2,), (1, 2))
+    """
     axis = one_of("squeeze", None, axis=axis, dim=dim)
     if axis is None:
         drop = {i for i, s in enumerate(a.shape) if s == 1}
@@ -564,7 +543,13 @@ def squeeze(a, axis=UNSET, *, dim=UNSET):
 
 def flatten(a, start=UNSET, end=UNSET, *, start_dim=UNSET, end_dim=UNSET):
     """``a`` with axes ``start`` to ``end`` (inclusive; default all) merged into one, as
-    ``torch.flatten`` (also ``start_dim=``/``end_dim=``); a 0-d tensor becomes 1-D. A reshape."""
+    ``torch.flatten`` (also ``start_dim=``/``end_dim=``); a 0-d tensor becomes 1-D. A reshape.
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    >>> ndl.flatten(x).shape, ndl.flatten(x, 1).shape
+    ((4,), (1, 4))
+    """
     start = one_of("flatten", 0, start=start, start_dim=start_dim)
     end = one_of("flatten", -1, end=end, end_dim=end_dim)
     if a.ndim == 0:
@@ -590,7 +575,14 @@ class BroadcastTo(TensorOp):
 
 
 def broadcast_to(a, shape):
-    """``a`` broadcast to ``shape`` (numpy rules; leading axes may be added)."""
+    """``a`` broadcast to ``shape`` (numpy rules; leading axes may be added).
+
+    >>> import needle as ndl
+    >>> ndl.broadcast_to(ndl.Tensor([[1.0], [2.0]]), (2, 3)).numpy().tolist()
+    [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]
+    >>> ndl.broadcast_to(ndl.Tensor([1.0, 2.0]), (3, 2)).shape
+    (3, 2)
+    """
     shape = tuple(int(s) for s in shape)
     try:
         if broadcast_shapes(a.shape, shape) != shape:
@@ -648,7 +640,12 @@ def summation(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=U
 
 def mean(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
     """Mean over ``axes`` (int, tuple or None for all; default all); ``keepdims`` keeps them with
-    length 1. Also spelled ``axis=``/``dim=`` and ``keepdim=``. The mean of integers is float32."""
+    length 1. Also spelled ``axis=``/``dim=`` and ``keepdim=``. The mean of integers is float32.
+
+    >>> import needle as ndl
+    >>> ndl.mean(ndl.Tensor([[1.0, 2.0], [3.0, 4.0]]), axes=1).numpy().tolist()
+    [1.5, 3.5]
+    """
     axes, keepdims = axes_and_keepdims("mean", keepdims, keepdim, axes=axes, axis=axis, dim=dim)
     count = prod(a.shape[i] for i in normalize_axes(axes, len(a.shape), "axes", a.shape, "mean"))
     return divide_scalar(summation(a, axes, keepdims), float(count))
@@ -696,6 +693,10 @@ def max(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
     length 1; also spelled ``axis=``/``dim=`` and ``keepdim=``. Tied maxima share the gradient evenly.
 
     Unlike ``torch.max(x, dim)``, this returns the values only (use :func:`argmax` for the indices).
+
+    >>> import needle as ndl
+    >>> ndl.max(ndl.Tensor([[1.0, 5.0], [3.0, 4.0]]), axes=0).numpy().tolist()
+    [3.0, 5.0]
     """
     return _extreme(Max, "max", a, axes, keepdims, axis, dim, keepdim)
 
@@ -710,6 +711,9 @@ def min(a, axes=UNSET, keepdims=UNSET, *, axis=UNSET, dim=UNSET, keepdim=UNSET):
 
 
 # ---- matmul ------------------------------------------------------------------------------------
+# The 2-D products take a transposed operand (``matmul_tn``: a^T b, ``matmul_nt``: a b^T), as BLAS
+# does: the gradients of each are products of the same three kinds, so no transposed copy is made
+# where the backend has the kernel (NDArray composes one where it has not).
 class MatMulBias(TensorOp):
     """``x @ w + b``: x (m, n), w (n, p), b of p elements (e.g. (1, p)); one node, one kernel where the
     backend has ``matmul_bias``. The bias gradient is the column sum of the output gradient."""
@@ -719,8 +723,7 @@ class MatMulBias(TensorOp):
 
     def gradient(self, out_grad, node):
         x, w, b = node.inputs
-        return _needed(node, lambda: matmul(out_grad, transposed_for_backward(w)),
-                       lambda: matmul_tn(x, out_grad),
+        return _needed(node, lambda: matmul_nt(out_grad, w), lambda: matmul_tn(x, out_grad),
                        lambda: reshape(summation(out_grad, (0,)), b.shape))
 
 
@@ -735,20 +738,24 @@ def matmul_bias(x, w, b):
 
 
 class MatMulTN(TensorOp):
-    """``transpose(a) @ b`` for 2-D a (n, m) and b (n, p): the weight gradient of ``x @ w`` in one
-    kernel where the backend has ``matmul_tn`` (no transposed copy of x)."""
-
     def compute(self, a: NDArray, b: NDArray):
         return a.matmul_tn(b)
 
     def gradient(self, out_grad, node):
         # out = a^T b: d/da = b out_grad^T (n, m), d/db = a out_grad (n, p)
         a, b = node.inputs
-        return _needed(node, lambda: matmul(b, transpose(out_grad)), lambda: matmul(a, out_grad))
+        return _needed(node, lambda: matmul_nt(b, out_grad), lambda: matmul(a, out_grad))
 
 
 def matmul_tn(a, b):
-    """``transpose(a) @ b`` for a 2-D ``a`` (n, m) and ``b`` (n, p)."""
+    """``transpose(a) @ b`` for a 2-D ``a`` (n, m) and ``b`` (n, p): the weight gradient of ``x @ w`` in
+    one kernel where the backend has ``matmul_tn`` (no transposed copy of ``a``).
+
+    >>> import needle as ndl
+    >>> a = ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    >>> ndl.matmul_tn(a, ndl.Tensor([[1.0], [1.0], [1.0]])).numpy().tolist()
+    [[9.0], [12.0]]
+    """
     a, b = _check_pair("matmul_tn", a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"matmul_tn: shapes {a.shape} and {b.shape} need a (n, m) and b (n, p)")
@@ -758,23 +765,32 @@ def matmul_tn(a, b):
 _MATMUL_TN = MatMulTN()
 
 
-class TransposeCopy(TensorOp):
-    """The last two axes swapped, as a compact copy (a view would be copied by every matmul using it)."""
-
-    def compute(self, a: NDArray):
-        perm = tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
-        return a.permute(perm).compact()
+class MatMulNT(TensorOp):
+    def compute(self, a: NDArray, b: NDArray):
+        return a.matmul_nt(b)
 
     def gradient(self, out_grad, node):
-        return transpose(out_grad)
+        # out = a b^T: d/da = out_grad b (m, n), d/db = out_grad^T a (p, n)
+        a, b = node.inputs
+        return _needed(node, lambda: matmul(out_grad, b), lambda: matmul_tn(out_grad, a))
 
 
-def transposed_for_backward(a):
-    """``a`` with its last two axes swapped, made once per backward pass (see ``autograd.backward_memo``).
+def matmul_nt(a, b):
+    """``a @ transpose(b)`` for a 2-D ``a`` (m, n) and ``b`` (p, n): the input gradient ``g @ w^T`` of
+    ``x @ w`` in one kernel where the backend has ``matmul_nt`` (no transposed copy of ``b``).
 
-    A weight used at every step of a sequence needs the same transposed copy in each step's gradient.
+    >>> import needle as ndl
+    >>> a = ndl.Tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> ndl.matmul_nt(a, ndl.Tensor([[1.0, 1.0], [1.0, 0.0]])).numpy().tolist()
+    [[3.0, 1.0], [7.0, 3.0]]
     """
-    return backward_memo(("T", a), lambda: TransposeCopy()(a))
+    a, b = _check_pair("matmul_nt", a, b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"matmul_nt: shapes {a.shape} and {b.shape} need a (m, n) and b (p, n)")
+    return _MATMUL_NT(a, b)
+
+
+_MATMUL_NT = MatMulNT()
 
 
 class MatMul(TensorOp):
@@ -785,16 +801,10 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(matmul(out_grad, transposed_for_backward(b)), a.shape),
-                       lambda: _matmul_grad_b(a, b, out_grad))
-
-
-def _matmul_grad_b(a, b, out_grad):
-    """The gradient ``a^T @ out_grad`` of ``b`` in ``a @ b``: one matmul_tn for 2-D operands (no
-    transposed copy of ``a``), else a batched matmul summed over broadcast axes."""
-    if a.ndim == 2 and b.ndim == 2:
-        return matmul_tn(a, out_grad)
-    return unbroadcast(matmul(transposed_for_backward(a), out_grad), b.shape)
+        if a.ndim == 2 and b.ndim == 2:
+            return _needed(node, lambda: matmul_nt(out_grad, b), lambda: matmul_tn(a, out_grad))
+        return _needed(node, lambda: unbroadcast(matmul(out_grad, transpose(b)), a.shape),
+                       lambda: unbroadcast(matmul(transpose(a), out_grad), b.shape))
 
 
 def matmul(a, b):
@@ -951,7 +961,15 @@ def _advanced_index(a, index):
 
 def get_item(a, index):
     """``a[index]``: numpy basic indexing (ints, slices, None, ...), or an integer or bool Tensor /
-    array / list, which gathers along the first axis (a mask selects, giving one flattened axis)."""
+    array / list, which gathers along the first axis (a mask selects, giving one flattened axis).
+
+    >>> import needle as ndl
+    >>> x = ndl.Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    >>> x[1, ::2].numpy().tolist(), x[:, None].shape
+    ([4.0, 6.0], (2, 1, 3))
+    >>> x[ndl.Tensor([1, 1, 0])].shape
+    (3, 3)
+    """
     first = index[0] if isinstance(index, tuple) and index else index
     array = _index_array(first)
     if array is None:
@@ -980,7 +998,12 @@ class Flip(TensorOp):
 
 
 def flip(a, axes):
-    """Reverse ``a`` along ``axes``."""
+    """Reverse ``a`` along ``axes``.
+
+    >>> import needle as ndl
+    >>> ndl.flip(ndl.Tensor([[1.0, 2.0], [3.0, 4.0]]), (1,)).numpy().tolist()
+    [[2.0, 1.0], [4.0, 3.0]]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "flip")
     return Flip(axes)(a)
 
@@ -1008,7 +1031,12 @@ class Dilate(TensorOp):
 
 
 def dilate(a, axes, dilation):
-    """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element."""
+    """Spread ``a`` out along ``axes`` with ``dilation`` zeros after each element.
+
+    >>> import needle as ndl
+    >>> ndl.dilate(ndl.Tensor([1.0, 2.0]), (0,), 2).numpy().tolist()
+    [1.0, 0.0, 0.0, 2.0, 0.0, 0.0]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "dilate")
     return Dilate(axes, dilation)(a)
 
@@ -1035,7 +1063,12 @@ class UnDilate(TensorOp):
 
 
 def undilate(a, axes, dilation):
-    """Inverse of :func:`dilate`."""
+    """Inverse of :func:`dilate`.
+
+    >>> import needle as ndl
+    >>> ndl.undilate(ndl.Tensor([1.0, 0.0, 2.0, 0.0]), (0,), 1).numpy().tolist()
+    [1.0, 2.0]
+    """
     normalize_axes(axes, len(a.shape), "axes", a.shape, "undilate")
     return UnDilate(axes, dilation)(a)
 
@@ -1055,7 +1088,12 @@ class Pad(TensorOp):
 
 
 def pad(a, axes):
-    """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis."""
+    """Zero-pad ``a``: ``axes`` holds one (before, after) pair per axis.
+
+    >>> import needle as ndl
+    >>> ndl.pad(ndl.Tensor([[1.0, 2.0]]), ((1, 0), (0, 1))).numpy().tolist()
+    [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0]]
+    """
     if len(axes) != len(a.shape) or any(len(p) != 2 or builtins.min(p) < 0 for p in axes):
         raise ValueError(f"pad: need one non-negative (before, after) pair per axis of shape {a.shape}, got {axes}")
     return Pad(axes)(a)

@@ -1,9 +1,84 @@
-"""Ops that produce or consume TensorTuples: make_tuple, tuple_get_item, stack, split, concatenate."""
+"""TensorTuple and the ops that produce or consume it: make_tuple, tuple_get_item, stack, split,
+concatenate."""
 import numpy as np
 
-from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
+from .. import backends
+from ..autograd import NDArray, Tensor, TensorOp, TensorTupleOp, Value
 from ..backend_ndarray.ndarray import normalize_axes
 from .ops_mathematic import get_item
+
+
+class TensorTuple(Value):
+    """A tuple of tensors that is one node of the graph (e.g. the output of ``split``)."""
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int):
+        return tuple_get_item(self, index)
+
+    def tuple(self):
+        return tuple(self[i] for i in range(len(self)))
+
+    def __iter__(self):
+        return iter(self.tuple())
+
+    def __repr__(self):
+        return "needle.TensorTuple" + str(self.tuple())
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __add__(self, other):
+        if isinstance(other, TupleAdjoint):
+            return other + self
+        if not isinstance(other, TensorTuple) or len(self) != len(other):
+            raise ValueError("TensorTuple + needs another TensorTuple of the same length")
+        return make_tuple(*[self[i] + other[i] for i in range(len(self))])
+
+    def detach(self):
+        return TensorTuple.make_const(self.realize_cached_data())
+
+    @property
+    def device(self):
+        data = self.realize_cached_data()
+        return data[0].device if data else backends.default_device()
+
+
+class TupleAdjoint:
+    """The adjoint of a TensorTuple read element by element (``TupleGetItem``'s gradient): the
+    adjoints of the elements read, by index; the others are zero. ``+`` merges two of them, or one
+    and a whole TensorTuple adjoint, adding only what was read: a tuple read at many indexes (the
+    steps of a split sequence) gets one adjoint per element, not one zero-filled tuple per read.
+    Read like a tuple (``len``, ``[i]``, iteration), an element nobody read is a zero tensor."""
+
+    def __init__(self, node, parts):
+        self.node, self.parts = node, parts  # node: the TensorTuple; parts: {index: adjoint}
+
+    def __add__(self, other):
+        parts = dict(self.parts)
+        for i, grad in (other.parts.items() if isinstance(other, TupleAdjoint) else enumerate(other)):
+            parts[i] = parts[i] + grad if i in parts else grad
+        return TupleAdjoint(self.node, parts)
+
+    __radd__ = __add__
+
+    def __len__(self):
+        return len(self.node.realize_cached_data())
+
+    def __getitem__(self, index):
+        grad = self.parts.get(index)
+        if grad is None:
+            arr = self.node.realize_cached_data()[index]
+            grad = Tensor.make_const(arr.device.full(arr.shape, 0.0, dtype=arr.dtype))
+        return grad
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def tuple(self):
+        """The adjoint as a TensorTuple (zeros where nothing was read)."""
+        return make_tuple(*self)
 
 
 class MakeTensorTuple(TensorTupleOp):
@@ -17,19 +92,26 @@ class MakeTensorTuple(TensorTupleOp):
 
 
 def make_tuple(*args):
-    """A TensorTuple of the given tensors."""
+    """A TensorTuple of the given tensors.
+
+    >>> import needle as ndl
+    >>> t = ndl.make_tuple(ndl.Tensor([1.0]), ndl.Tensor([2.0, 3.0]))
+    >>> len(t), t[1].shape
+    (2, (2,))
+    """
     return MakeTensorTuple()(*args)
 
 
 class TupleGetItem(TensorOp):
-    """Element ``index`` of a TensorTuple; the adjoint is that element's gradient, zeros elsewhere."""
+    """Element ``index`` of a TensorTuple; the tuple's adjoint is a :class:`TupleAdjoint` holding this
+    element's gradient alone (zeros elsewhere, made only if read)."""
 
     def __init__(self, index):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"tuple_get_item: index must be an int, got {type(index).__name__}")
         self.index = int(index)
 
-    def __call__(self, a: TensorTuple, fold_const=True):
+    def __call__(self, a, fold_const=True):
         if self.index < 0:
             # The adjoint is matched to the element by position: store the index non-negative.
             n = len(a)
@@ -51,10 +133,7 @@ class TupleGetItem(TensorOp):
         return a[self.index]
 
     def gradient(self, out_grad, node):
-        parts = node.inputs[0].realize_cached_data()
-        grads = [out_grad if i == self.index else Tensor.make_const(p.device.full(p.shape, 0.0, dtype=p.dtype))
-                 for i, p in enumerate(parts)]
-        return make_tuple(*grads)
+        return TupleAdjoint(node.inputs[0], {self.index: out_grad})
 
 
 def tuple_get_item(value, index):
@@ -96,7 +175,15 @@ class Stack(TensorOp):
 
 
 def stack(args, axis):
-    """Stack a sequence of equal-shaped tensors along a new ``axis``."""
+    """Stack a sequence of equal-shaped tensors along a new ``axis``.
+
+    >>> import needle as ndl
+    >>> a, b = ndl.Tensor([1.0, 2.0]), ndl.Tensor([3.0, 4.0])
+    >>> ndl.stack([a, b], 0).numpy().tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    >>> ndl.stack([a, b], 1).shape
+    (2, 2)
+    """
     args = _check_same("stack", args)
     shapes = {t.shape for t in args}
     if len(shapes) > 1:
@@ -121,7 +208,15 @@ class Split(TensorTupleOp):
 
 
 def split(a, axis):
-    """The slices of ``a`` along ``axis``, as a TensorTuple."""
+    """The slices of ``a`` along ``axis``, as a TensorTuple.
+
+    >>> import needle as ndl
+    >>> parts = ndl.split(ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 0)
+    >>> len(parts), parts[2].numpy().tolist()
+    (3, [5.0, 6.0])
+    >>> [p.shape for p in ndl.split(ndl.Tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 1)]
+    [(3,), (3,)]
+    """
     normalize_axes(axis, len(a.shape), "axis", a.shape, "split")
     return Split(axis)(a)
 
@@ -155,7 +250,14 @@ class Concatenate(TensorOp):
 
 
 def concatenate(args, axis):
-    """Join a sequence of tensors along an existing ``axis``."""
+    """Join a sequence of tensors along an existing ``axis``.
+
+    >>> import needle as ndl
+    >>> ndl.concatenate([ndl.Tensor([[1.0, 2.0]]), ndl.Tensor([[3.0, 4.0]])], 0).shape
+    (2, 2)
+    >>> ndl.concatenate([ndl.Tensor([[1.0, 2.0]]), ndl.Tensor([[3.0]])], 1).numpy().tolist()
+    [[1.0, 2.0, 3.0]]
+    """
     args = _check_same("concatenate", args)
     ndim = len(args[0].shape)
     ax = normalize_axes(axis, ndim, "axis", args[0].shape, "concatenate")[0]

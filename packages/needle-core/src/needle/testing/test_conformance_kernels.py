@@ -316,6 +316,20 @@ def test_fused_matmul_tn(dev, m, n, p):
                                    atol=1e-5 if dtype == "float32" else 1e-12)
 
 
+@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (5, 7, 3), (13, 1, 11), (17, 33, 65), (97, 64, 131), (0, 3, 4),
+                                   (4, 0, 6), (3, 5, 0)])
+def test_fused_matmul_nt(dev, m, n, p):
+    kernel = _optional(dev, "matmul_nt")
+    for dtype in fused_dtypes(dev):
+        a, b = _data(m * n, dtype, 17).reshape(m, n), _data(p * n, dtype, 18).reshape(p, n)
+        out = dev.Array(m * p, dtype)
+        dev.fill(out, 7.0)  # every element is written, n == 0 included
+        kernel(_buf(dev, a, dtype), _buf(dev, b, dtype), out, m, n, p)
+        expected = a.astype(np.float64) @ b.astype(np.float64).T
+        np.testing.assert_allclose(_read(dev, out).reshape(m, p), expected, rtol=_rtol(dtype) * 10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+
+
 @pytest.mark.parametrize("n", [0, 1, 31, 257])
 def test_fused_ewise_relu_backward(dev, n):
     kernel = _optional(dev, "ewise_relu_backward")

@@ -131,15 +131,9 @@ class CheckpointBackward(TensorTupleOp):
         wrt = [x for x, need in zip(args + list(self.inputs[n:]), self.need) if need]
         out = self._recompute(args)
         seed = Tensor.make_const(arrays[-1])
-        # Plain gradient arrays (no_grad), and a memo of this sweep's own (the outer pass's memo
-        # would keep the transposed copies of recomputed activations, and the activations, to its end):
-        # the recomputed graph dies with this frame.
-        outer_memo, autograd._BACKWARD_MEMO = autograd._BACKWARD_MEMO, None
-        try:
-            with no_grad():
-                grads = gradients(out, seed, wrt)
-        finally:
-            autograd._BACKWARD_MEMO = outer_memo
+        # Plain gradient arrays (no_grad): the recomputed graph dies with this frame.
+        with no_grad():
+            grads = gradients(out, seed, wrt)
         self.missing = {i for i, g in enumerate(grads) if g is None}
         return tuple(g.realize_cached_data() if g is not None else _empty(arrays[-1]) for g in grads)
 
