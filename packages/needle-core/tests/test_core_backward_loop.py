@@ -123,7 +123,7 @@ def test_ndarray_matmul_nt_uses_a_backend_kernel_when_there_is_one(monkeypatch):
         calls.append((m, n, p))
         out.array[:m * p] = (a.array[:m * n].reshape(m, n) @ b.array[:p * n].reshape(p, n).T).reshape(-1)
 
-    monkeypatch.setitem(NP._optional, "matmul_nt", kernel)
+    monkeypatch.setitem(NP._kernels, "matmul_nt", kernel)
     a, b = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
     close(NDArray(a, device=NP).matmul_nt(NDArray(b, device=NP)).numpy(), a @ b.T)
     assert calls == [(2, 3, 5)]
