@@ -15,9 +15,9 @@ from .. import backends as _backends
 from ..autograd import Tensor as _Tensor
 from ..backend_ndarray.ndarray import NDArray as _NDArray
 from . import _record, _replay
-from ._record import CaptureError, host_step, recording, scalar
+from ._record import CaptureError, host_step, recording, scalar, validation_read
 
-__all__ = ["jit", "Captured", "CaptureError", "scalar", "host_step", "recording"]
+__all__ = ["jit", "Captured", "CaptureError", "scalar", "host_step", "recording", "validation_read"]
 
 #: Signatures kept per captured function (the least recently used is dropped beyond this).
 MAX_SIGNATURES = 8

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from needle import init, ops
+from needle._jit import validation_read
 from needle.autograd import NDArray, Tensor, TensorOp, TensorTupleOp, gradients, is_grad_enabled
 
 from .nn_module import Module, Parameter
@@ -18,36 +19,39 @@ from .nn_module import Module, Parameter
 class _Lookup(TensorOp):
     """Rows ``ids`` of a (num, dim) table: (..., ) ids -> (..., dim). Adjoint of :class:`_ScatterRows`."""
 
-    def __init__(self, ids):
-        self.ids = ids
+    def __init__(self, ids, index=None):
+        self.ids, self.index = ids, index
 
     def compute(self, table: NDArray):
-        index = _device_ids(self.ids, table.device, "gather_rows")
+        index = _device_ids(self.ids, self.index, table.device, "gather_rows")
         if index is not None:  # the backend's gather: no copy of the whole table to the host
             return table.take_rows(index)
         rows = table.numpy()[self.ids]
         return NDArray(rows, device=table.device, dtype=table.dtype)
 
     def gradient(self, out_grad, node):
-        return _ScatterRows(self.ids, node.inputs[0].shape[0])(out_grad)
+        return _ScatterRows(self.ids, node.inputs[0].shape[0], self.index)(out_grad)
 
 
-def _device_ids(ids, device, kernel):
-    """``ids`` as an int64 NDArray on ``device`` when its backend has ``kernel``, else None (host path)."""
+def _device_ids(ids, index, device, kernel):
+    """The ids as an int64 NDArray on ``device`` when its backend has ``kernel``, else None (host path):
+    ``index`` (the input's own buffer, so that needle.jit replays read each call's ids) when given."""
     if getattr(device, "protocol", 1) < 2 or device.optional(kernel) is None:
         return None
+    if index is not None and index.device == device:
+        return index
     return NDArray(ids, device=device, dtype="int64")
 
 
 class _ScatterRows(TensorOp):
     """Sum rows of ``a`` (..., dim) into a (num, dim) table of zeros at ``ids`` (repeated ids add up)."""
 
-    def __init__(self, ids, num):
-        self.ids, self.num = ids, num
+    def __init__(self, ids, num, index=None):
+        self.ids, self.num, self.index = ids, num, index
 
     def compute(self, a: NDArray):
         dim = a.shape[-1]
-        index = _device_ids(self.ids, a.device, "scatter_add_rows")
+        index = _device_ids(self.ids, self.index, a.device, "scatter_add_rows")
         if index is not None:  # a scatter-add on the device: no host round trip of the table
             return a.device.full((self.num, dim), 0.0, dtype=a.dtype).scatter_add_rows(index, a.compact())
         table = np.zeros(self.num * dim, dtype=a.dtype)
@@ -79,14 +83,22 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
     def forward(self, x):
-        ids = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+        index = None
+        if isinstance(x, Tensor):
+            with validation_read():  # a check: allowed while needle.jit records (a replay's kernels check)
+                ids = np.asarray(x.numpy())
+            if x.device == self.weight.device and x.dtype != "bool":
+                index = x.realize_cached_data()
+                index = index if index.dtype == "int64" else index.astype("int64")
+        else:
+            ids = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
         if ids.size and not np.all(np.mod(ids, 1) == 0):
             raise ValueError("Embedding: ids must hold integers")
         ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"Embedding: ids must be in [0, {self.num_embeddings}), "
                              f"got values in [{ids.min()}, {ids.max()}]")
-        return _Lookup(ids)(self.weight)
+        return _Lookup(ids, index)(self.weight)
 
 
 def _uniform(shape, bound, device, dtype):
