@@ -1,4 +1,4 @@
-"""Matmul kernels (packed GEMM, transposed-A, transposed-B, batched, fused bias, course tiled) against numpy, on every ISA."""
+"""Matmul kernels (packed GEMM, transposed A or B, batched, fused bias, course tiled) against numpy, on every ISA."""
 import numpy as np
 import pytest
 
