@@ -329,10 +329,14 @@ void def_reduce(py::module_& m, const char* name, int op, bool arg, const char* 
   }, py::arg("a"), py::arg("out"), py::arg("reduce_size"), doc);
 }
 
-// out = a @ b (+ bias) for `batch` compact products (m x n) @ (n x p), or transpose(a) @ b when
-// `a_transposed` (a is then n x m); sizes and dtypes checked by the caller.
+// Which operand of a 2-D float32 product is stored transposed.
+enum class Transposed { kNone, kA, kB };
+
+// out = a @ b (+ bias) for `batch` compact products (m x n) @ (n x p), transpose(a) @ b when
+// kA (a is then n x m) or a @ transpose(b) when kB (b is then p x n); sizes and dtypes checked by
+// the caller.
 void matmul_into(const char* kernel, const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& out, i64 batch,
-                 i64 m, i64 n, i64 p, bool a_transposed = false) {
+                 i64 m, i64 n, i64 p, Transposed transposed = Transposed::kNone) {
   const bool aliased = overlaps(a, out) || overlaps(b, out) || (bias != nullptr && overlaps(*bias, out));
   MaybeRelease gil(product(kernel, {batch, m, n, p}));
   write_via_scratch_if(aliased, out, batch * m * p, [&](void* dst) {
@@ -346,7 +350,9 @@ void matmul_into(const char* kernel, const Buffer& a, const Buffer& b, const Buf
       return;
     }
     float* c = static_cast<float*>(dst);
-    if (a_transposed) needle_cpu::sgemm_tn(m, n, p, a.data(), m, b.data(), p, c, p, bias ? bias->data() : nullptr);
+    const float* bias_p = bias ? bias->data() : nullptr;
+    if (transposed == Transposed::kA) needle_cpu::sgemm_tn(m, n, p, a.data(), m, b.data(), p, c, p, bias_p);
+    else if (transposed == Transposed::kB) needle_cpu::sgemm_nt(m, n, p, a.data(), n, b.data(), n, c, p, bias_p);
     else if (bias != nullptr) needle_cpu::sgemm(m, n, p, a.data(), n, b.data(), p, c, p, bias->data());
     else needle_cpu::sgemm_batched(batch, m, n, p, a.data(), b.data(), c);
   });
@@ -626,10 +632,20 @@ PYBIND11_MODULE(_core, m) {
     need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
     need_sizes(k, {{"a", a, {n, m_}}, {"b", b, {n, p}}, {"out", out, {m_, p}}});
     need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
-    matmul_into(k, a, b, nullptr, out, 1, m_, n, p, true);
+    matmul_into(k, a, b, nullptr, out, 1, m_, n, p, Transposed::kA);
   }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
      "out (m x p) = transpose(a) @ b with a (n x m) and b (n x p) compact: a weight gradient x^T @ g "
      "without a transposed copy of x.");
+
+  m.def("matmul_nt", [](const Buffer& a, const Buffer& b, Buffer& out, i64 m_, i64 n, i64 p) {
+    const char* k = "matmul_nt";
+    need_counts(k, {{"m", m_}, {"n", n}, {"p", p}});
+    need_sizes(k, {{"a", a, {m_, n}}, {"b", b, {p, n}}, {"out", out, {m_, p}}});
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
+    matmul_into(k, a, b, nullptr, out, 1, m_, n, p, Transposed::kB);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"),
+     "out (m x p) = a @ transpose(b) with a (m x n) and b (p x n) compact: an input gradient g @ W^T "
+     "without a transposed copy of W.");
 
   m.def("ewise_binary_strided", [](const std::string& op, const Buffer& a, std::vector<i64> a_strides, i64 a_offset,
                                    const Buffer& b, std::vector<i64> b_strides, i64 b_offset, Buffer& out,

@@ -241,6 +241,7 @@ def _shaped(name, d):
     table = {
         "matmul": ([m * n, n * p, m * p], [m, n, p]),
         "matmul_tn": ([n * m, n * p, m * p], [m, n, p]),
+        "matmul_nt": ([m * n, p * n, m * p], [m, n, p]),
         "matmul_bias": ([m * n, n * p, p, m * p], [m, n, p]),
         "matmul_batched": ([b * m * n, b * n * p, b * m * p], [b, m, n, p]),
         "reduce_sum": ([m * n, m], [n]), "reduce_max": ([m * n, m], [n]), "reduce_min": ([m * n, m], [n]),
@@ -260,9 +261,9 @@ def _shaped(name, d):
 
 @st.composite
 def shaped_call(draw):
-    name = draw(st.sampled_from(["matmul", "matmul_tn", "matmul_bias", "matmul_batched", "reduce_sum", "reduce_max",
-                                 "reduce_min", "reduce_argmax", "reduce_argmin", "gather_rows", "scatter_add_rows",
-                                 "softmax_xent_forward", "softmax_xent_backward", "conv2d_nhwc",
+    name = draw(st.sampled_from(["matmul", "matmul_tn", "matmul_nt", "matmul_bias", "matmul_batched", "reduce_sum",
+                                 "reduce_max", "reduce_min", "reduce_argmax", "reduce_argmin", "gather_rows",
+                                 "scatter_add_rows", "softmax_xent_forward", "softmax_xent_backward", "conv2d_nhwc",
                                  "lstm_cell_forward", "lstm_cell_backward"]))
     dims = [draw(st.integers(0, 6) | st.sampled_from([17, 40, 70])) for _ in range(3)] + [draw(st.integers(0, 3))]
     sizes, ints = _shaped(name, dims)

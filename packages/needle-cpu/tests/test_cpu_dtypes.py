@@ -675,6 +675,7 @@ def _fused_calls(dt):
     return {
         "matmul_bias": lambda: B.matmul_bias(f(4), g(4), g(2), g(4), 2, 2, 2),
         "matmul_tn": lambda: B.matmul_tn(f(4), g(4), g(4), 2, 2, 2),
+        "matmul_nt": lambda: B.matmul_nt(f(4), g(4), g(4), 2, 2, 2),
         "ewise_relu_backward": lambda: B.ewise_relu_backward(f(4), g(4), g(4)),
         "lstm_cell_forward": lambda: B.lstm_cell_forward(f(8), g(8), g(2), g(2), g(2), g(2), g(2), 0, 1, 2),
         "lstm_cell_backward": lambda: B.lstm_cell_backward(f(2), g(2), g(8), g(2), g(2), g(2), g(8), g(8), 0, 1, 2),

@@ -1,4 +1,4 @@
-"""Matmul kernels (packed GEMM, transposed-A, batched, fused bias, course tiled) against numpy, on every ISA."""
+"""Matmul kernels (packed GEMM, transposed A or B, batched, fused bias, course tiled) against numpy, on every ISA."""
 import numpy as np
 import pytest
 
@@ -56,7 +56,18 @@ def test_matmul_tn(isa, rng, m, n, p):
     assert_matmul_close(from_buffer(out, (m, p)), a.T, b)
 
 
-@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("m,n,p", SHAPES + [(16, 512, 784), (16, 512, 512), (16, 512, 10), (64, 784, 128),
+                                            (20, 1100, 257), (1, 17, 100), (3, 257, 1), (100, 3, 257)])
+def test_matmul_nt(isa, rng, m, n, p):
+    a = rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((p, n)).astype(np.float32)  # out = a @ b.T
+    out = B.Array(m * p)
+    B.fill(out, 7.0)
+    B.matmul_nt(to_buffer(a), to_buffer(b), out, m, n, p)
+    assert_matmul_close(from_buffer(out, (m, p)), a, b.T)
+
+
+@pytest.mark.parametrize("transposed", [False, True, "b"])
 def test_matmul_every_edge_tile(isa, rng, transposed):
     # Every row count of a 12-row tile (two tiles deep) against column counts around the 16/32
     # vector halves, with B read in place (small, or m <= 192 and p <= 256) and packed (p > 256),
@@ -67,7 +78,9 @@ def test_matmul_every_edge_tile(isa, rng, transposed):
                 a = rng.standard_normal((m, n)).astype(np.float32)
                 b = rng.standard_normal((n, p)).astype(np.float32)
                 out = B.Array(m * p)
-                if transposed:
+                if transposed == "b":
+                    B.matmul_nt(to_buffer(a), to_buffer(b.T), out, m, n, p)
+                elif transposed:
                     B.matmul_tn(to_buffer(a.T), to_buffer(b), out, m, n, p)
                 else:
                     B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
@@ -75,7 +88,7 @@ def test_matmul_every_edge_tile(isa, rng, transposed):
 
 
 @pytest.mark.parametrize("m,n,p", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
-@pytest.mark.parametrize("kernel", ["matmul", "matmul_tn"])
+@pytest.mark.parametrize("kernel", ["matmul", "matmul_tn", "matmul_nt"])
 def test_matmul_empty(isa, m, n, p, kernel):
     out = B.Array(m * p)
     B.fill(out, 7.0)
@@ -113,6 +126,20 @@ def test_matmul_tn_out_aliases_input(isa, rng, n):
     assert_matmul_close(from_buffer(b_buf, (n, n)), a.T, b)
     B.matmul_tn(a_buf, to_buffer(b), a_buf, n, n, n)
     assert_matmul_close(from_buffer(a_buf, (n, n)), a.T, b)
+
+
+@pytest.mark.parametrize("n", [9, 300])
+def test_matmul_nt_out_aliases_input(isa, rng, n):
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    buf = to_buffer(a)
+    B.matmul_nt(buf, buf, buf, n, n, n)
+    assert_matmul_close(from_buffer(buf, (n, n)), a, a.T)
+    a_buf, b_buf = to_buffer(a), to_buffer(b)
+    B.matmul_nt(a_buf, b_buf, b_buf, n, n, n)
+    assert_matmul_close(from_buffer(b_buf, (n, n)), a, b.T)
+    B.matmul_nt(a_buf, to_buffer(b), a_buf, n, n, n)
+    assert_matmul_close(from_buffer(a_buf, (n, n)), a, b.T)
 
 
 @pytest.mark.parametrize("m,n,p", [(1, 1, 1), (7, 5, 3), (33, 65, 17), (200, 300, 100)])
@@ -177,6 +204,8 @@ def test_thread_counts_agree(isa, rng, m, n, p):
             B.matmul(to_buffer(a), to_buffer(b), out, m, n, p)
             assert_matmul_close(from_buffer(out, (m, p)), a, b)
             B.matmul_tn(to_buffer(a.T), to_buffer(b), out, m, n, p)
+            assert_matmul_close(from_buffer(out, (m, p)), a, b)
+            B.matmul_nt(to_buffer(a), to_buffer(b.T), out, m, n, p)
             assert_matmul_close(from_buffer(out, (m, p)), a, b)
             B.matmul_bias(to_buffer(a), to_buffer(b), to_buffer(bias), out, m, n, p)
             assert_matmul_close(from_buffer(out, (m, p)) - bias, a, b)

@@ -72,6 +72,7 @@ def test_unary_and_scalar_size_mismatch():
 def test_matmul_bad_sizes(m, n, p, sa, sb, so):
     for call in (lambda: B.matmul(buf(sa), buf(sb), B.Array(so), m, n, p),
                  lambda: B.matmul_tn(buf(sa), buf(sb), B.Array(so), m, n, p),
+                 lambda: B.matmul_nt(buf(sa), buf(sb), B.Array(so), m, n, p),
                  lambda: B.matmul_batched(buf(sa), buf(sb), B.Array(so), 1, m, n, p),
                  lambda: B.matmul_bias(buf(sa), buf(sb), buf(max(p, 0) if 0 <= p < 100 else 1), B.Array(so), m, n, p)):
         with pytest.raises(ValueError):
@@ -84,6 +85,18 @@ def test_matmul_tn_names_the_short_buffer():
         B.matmul_tn(buf(5), buf(12), B.Array(8), 2, 3, 4)
     with pytest.raises(ValueError, match="matmul_tn: buffer out has 7 elements, needs at least 8"):
         B.matmul_tn(buf(6), buf(12), B.Array(7), 2, 3, 4)
+
+
+def test_matmul_nt_names_the_short_buffer():
+    # a is (m x n) = 2 x 3 and b (p x n) = 4 x 3 for m, n, p = 2, 3, 4.
+    with pytest.raises(ValueError, match="matmul_nt: buffer a has 5 elements, needs at least 6"):
+        B.matmul_nt(buf(5), buf(12), B.Array(8), 2, 3, 4)
+    with pytest.raises(ValueError, match="matmul_nt: buffer b has 11 elements, needs at least 12"):
+        B.matmul_nt(buf(6), buf(11), B.Array(8), 2, 3, 4)
+    with pytest.raises(ValueError, match="matmul_nt: buffer out has 7 elements, needs at least 8"):
+        B.matmul_nt(buf(6), buf(12), B.Array(7), 2, 3, 4)
+    with pytest.raises(ValueError, match="matmul_nt: p"):
+        B.matmul_nt(buf(6), buf(12), B.Array(8), 2, 3, -4)
 
 
 def test_matmul_bias_short_bias():

@@ -16,6 +16,11 @@ void sgemm(std::int64_t m, std::int64_t n, std::int64_t p, const float* A, std::
 void sgemm_tn(std::int64_t m, std::int64_t n, std::int64_t p, const float* At, std::int64_t lda, const float* B,
               std::int64_t ldb, float* C, std::int64_t ldc, const float* bias = nullptr, int nthreads = 0);
 
+// C (m x p, ldc) = A (m x n, lda) @ transpose(Bt) [+ bias], where Bt is the p x n matrix B^T (row
+// stride ldb): the input gradient g @ W^T without a transposed copy of W. Same rules as sgemm.
+void sgemm_nt(std::int64_t m, std::int64_t n, std::int64_t p, const float* A, std::int64_t lda, const float* Bt,
+              std::int64_t ldb, float* C, std::int64_t ldc, const float* bias = nullptr, int nthreads = 0);
+
 // batch independent products of compact (m x n) @ (n x p) matrices.
 void sgemm_batched(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t p, const float* A,
                    const float* B, float* C);

@@ -92,8 +92,10 @@ reduce_argmin = _core.reduce_argmin
 #   matmul_bias(a, b, bias, out, m, n, p): out = a @ b + bias (bias of length p on every row)
 #   ewise_relu_backward(a, b, out): out = b where a > 0 else 0 (ReLU input a, output gradient b)
 #   matmul_tn(a, b, out, m, n, p): out (m x p) = transpose(a) @ b, a (n x m) and b (n x p) compact
+#   matmul_nt(a, b, out, m, n, p): out (m x p) = a @ transpose(b), a (m x n) and b (p x n) compact
 matmul_bias = _core.matmul_bias
 matmul_tn = _core.matmul_tn
+matmul_nt = _core.matmul_nt
 ewise_relu_backward = _core.ewise_relu_backward
 # needle.jit: a run of the elementwise kernels named in EWISE_PROGRAM_OPS, block by block, in one call.
 ewise_program = _core.ewise_program
