@@ -30,12 +30,13 @@ def assert_matmul_close(got, a, b):
 
 
 # 1, primes, sizes around the 12x32 / 6x16 / 4x8 register tiles and the 96/256/512 cache blocks; B
-# of at most 2**14 floats, or at most 2**18 with rows of <= 256 floats when m <= 192, is read in
+# of at most 2**14 floats, or any B when m <= 192 (split by columns only up to 128 rows), is read in
 # place by the AVX-512 kernel (one k block or several, one thread or more), other B is packed.
 SHAPES = [(1, 1, 1), (1, 7, 1), (1, 1, 13), (2, 3, 5), (5, 1, 7), (6, 16, 16), (7, 17, 19), (13, 11, 97),
           (12, 5, 32), (11, 40, 31), (24, 64, 64), (25, 33, 65), (31, 37, 41), (64, 64, 64), (97, 257, 33),
           (127, 127, 127), (128, 300, 17), (50, 600, 27), (1000, 128, 127), (37, 70, 300), (200, 513, 129),
-          (300, 129, 130), (3, 1000, 5), (1, 1024, 1000), (1000, 3, 2), (301, 260, 4100)]
+          (300, 129, 130), (3, 1000, 5), (1, 1024, 1000), (1000, 3, 2), (301, 260, 4100), (100, 600, 700),
+          (190, 300, 1000)]
 
 
 @pytest.mark.parametrize("m,n,p", SHAPES)
@@ -56,8 +57,10 @@ def test_matmul_tn(isa, rng, m, n, p):
     assert_matmul_close(from_buffer(out, (m, p)), a.T, b)
 
 
+# m <= 64 rows against n >= 256 and p > m: computed as (b @ a.T).T, b read in place (AVX-512).
 @pytest.mark.parametrize("m,n,p", SHAPES + [(16, 512, 784), (16, 512, 512), (16, 512, 10), (64, 784, 128),
-                                            (20, 1100, 257), (1, 17, 100), (3, 257, 1), (100, 3, 257)])
+                                            (20, 1100, 257), (1, 17, 100), (3, 257, 1), (100, 3, 257),
+                                            (64, 256, 65), (65, 300, 100), (1, 256, 2), (33, 1030, 40)])
 def test_matmul_nt(isa, rng, m, n, p):
     a = rng.standard_normal((m, n)).astype(np.float32)
     b = rng.standard_normal((p, n)).astype(np.float32)  # out = a @ b.T
@@ -142,7 +145,7 @@ def test_matmul_nt_out_aliases_input(isa, rng, n):
     assert_matmul_close(from_buffer(a_buf, (n, n)), a, b.T)
 
 
-@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (7, 5, 3), (33, 65, 17), (200, 300, 100)])
+@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (7, 5, 3), (33, 65, 17), (200, 300, 100), (64, 300, 520)])
 def test_matmul_bias(isa, rng, m, n, p):
     a = rng.standard_normal((m, n)).astype(np.float32)
     b = rng.standard_normal((n, p)).astype(np.float32)
@@ -187,10 +190,11 @@ def test_matmul_tiled_rejects_untiled_sizes():
         B.matmul_tiled(B.Array(81), B.Array(81), B.Array(81), 9, 9, 9)
 
 
-# One shape per schedule at 2 threads (B read in place; a block of C per thread; and, at 6
-# threads, B packed by all threads together), and products too small to split.
+# One shape per schedule at 2 threads (B read in place, split by columns or also by rows; a block
+# of C per thread; a transposed B of a few columns packed once, A read in place (matmul_nt of a few
+# rows); and, at 6 threads, B packed by all threads together), and products too small to split.
 @pytest.mark.parametrize("m,n,p", [(150, 170, 190), (64, 784, 128), (200, 300, 300), (50, 300, 600), (9, 9, 9),
-                                   (5, 2000, 70)])
+                                   (5, 2000, 70), (40, 600, 300), (160, 300, 600)])
 def test_thread_counts_agree(isa, rng, m, n, p):
     import needle_cpu
     a = rng.standard_normal((m, n)).astype(np.float32)

@@ -29,7 +29,14 @@ using i64 = std::int64_t;
 //  - B of at most kDirectB elements (64 KiB) is read in place by kernels that can; so is B of up
 //    to kDirectBRows elements (1 MiB) with rows of at most kDirectCols elements when A has at
 //    most kDirectRows rows (measured on float: 2x faster at 2 threads for 64 x 784 x 128; wider
-//    rows, 2 KiB apart, or more rows of A reusing B are faster packed).
+//    rows, 2 KiB apart, or more rows of A reusing B are faster packed). On Zen 5 (48 KiB L1d,
+//    1 MiB L2) float B of any size is read in place when A has at most kDirectAnyRows rows:
+//    measured 15-50% less CPU time per product for the MLP's x @ W at m = 16 and 64 (784 x 512
+//    to 1024 x 1024 weights), no slower at 96 to 192 rows; those products are split by columns
+//    only up to kDirectSplitRows rows (each thread reads its own columns of B once, instead of
+//    both threads reading all of B for half the rows).
+//  - sgemm_nt with at most kNarrowB rows of A and a depth of at least kSwapDepth computes the
+//    transposed product, reading the large B^T in place (see sgemm_nt).
 //  - With at most kPrivateThreads threads each packs its own blocks of A and B, B in blocks of at
 //    most kPrivateB elements (float: 512 KiB, L2-resident; double: 2 MiB, fewer repacks of A:
 //    measured 2-4% faster than 512 KiB at n = 1024 and 2048 on Zen 4 with 2 threads, and no
@@ -40,12 +47,14 @@ template <>
 struct Blocking<float> {
   static constexpr i64 kKC = 256, kMC = 96, kNC = 4096, kParallelMacs = i64(1) << 19;
   static constexpr i64 kDirectB = i64(1) << 14, kDirectRows = 192, kDirectCols = 256, kDirectBRows = i64(1) << 18;
+  static constexpr i64 kDirectAnyRows = 192, kDirectSplitRows = 128, kNarrowB = 64, kSwapDepth = 256;
   static constexpr i64 kPrivateThreads = 4, kPrivateB = i64(1) << 17;
 };
 template <>
 struct Blocking<double> {
   static constexpr i64 kKC = 256, kMC = 96, kNC = 2048, kParallelMacs = i64(1) << 18;
   static constexpr i64 kDirectB = i64(1) << 13, kDirectRows = 192, kDirectCols = 128, kDirectBRows = i64(1) << 17;
+  static constexpr i64 kDirectAnyRows = 0, kDirectSplitRows = 1, kNarrowB = 0, kSwapDepth = 0;
   static constexpr i64 kPrivateThreads = 4, kPrivateB = i64(1) << 18;
 };
 
@@ -330,11 +339,12 @@ void gemm(i64 m, i64 n, i64 p, const AView<T>& A, const BView<T>& B, T* C, i64 l
   const bool direct_b =
       uk.tile != nullptr && !B.transposed() && (n * p <= NEEDLE_TUNABLE(T, kDirectB) ||
                              (m <= NEEDLE_TUNABLE(T, kDirectRows) && ldb <= NEEDLE_TUNABLE(T, kDirectCols) &&
-                              n * p <= NEEDLE_TUNABLE(T, kDirectBRows)));
+                              n * p <= NEEDLE_TUNABLE(T, kDirectBRows)) ||
+                             m <= NEEDLE_TUNABLE(T, kDirectAnyRows));
   if (direct_b) {
     x.direct_a = (A.transposed() ? uk.tile_col_a : uk.tile_row_a) != nullptr;
     // Row chunks differ by at most one MR unit, so equal numbers of chunks mean equal work.
-    const i64 row_chunks = std::min(row_units, want);
+    const i64 row_chunks = std::min(ceil_div(m, NEEDLE_TUNABLE(T, kDirectSplitRows)), std::min(row_units, want));
     const i64 groups = std::max<i64>(1, std::min(panels_all, ceil_div(want, row_chunks)));
     parallel_chunks(nt, row_chunks * groups, [&](i64 c) {
       i64 r0, r1, q0, q1;
@@ -343,6 +353,27 @@ void gemm(i64 m, i64 n, i64 p, const AView<T>& A, const BView<T>& B, T* C, i64 l
       for (i64 pc = 0; pc < n; pc += kcb)
         multiply_block(x, r0 * mr, std::min(m, r1 * mr), 0, p, q0, q1, pc, std::min(kcb, n - pc),
                        Panels<T>{B.at(pc, 0), nr, ldb}, pc > 0 || bias);
+    });
+    return;
+  }
+
+  // A narrow transposed B (sgemm_nt's swapped product: B^T is the few rows of a batch) is packed
+  // whole once, then the tiles read A in place in row chunks: the large operand is never packed.
+  if (B.transposed() && p <= NEEDLE_TUNABLE(T, kNarrowB) &&
+      (A.transposed() ? uk.tile_col_a : uk.tile_row_a) != nullptr) {
+    x.direct_a = true;
+    Workspace<T> bpack(static_cast<std::size_t>(n * panels_all * nr));
+    for (i64 pc = 0; pc < n; pc += kcb)
+      pack_b(uk, B, B.at(pc, 0), std::min(kcb, n - pc), p, 0, panels_all, bpack.p + pc * panels_all * nr);
+    const i64 row_chunks = std::min(row_units, want);
+    parallel_chunks(nt, row_chunks, [&](i64 c) {
+      i64 r0, r1;
+      split_range(row_units, c, row_chunks, 1, &r0, &r1);
+      for (i64 pc = 0; pc < n; pc += kcb) {
+        const i64 kc = std::min(kcb, n - pc);
+        multiply_block(x, r0 * mr, std::min(m, r1 * mr), 0, p, 0, panels_all, pc, kc,
+                       Panels<T>{bpack.p + pc * panels_all * nr, kc * nr, nr}, pc > 0 || bias);
+      }
     });
     return;
   }
@@ -434,6 +465,22 @@ void sgemm_tn(i64 m, i64 n, i64 p, const float* At, i64 lda, const float* B, i64
 
 void sgemm_nt(i64 m, i64 n, i64 p, const float* A, i64 lda, const float* Bt, i64 ldb, float* C, i64 ldc,
               const float* bias, int nthreads) {
+  // A few rows of A (a batch) against a large B^T (an input gradient g @ W^T): C^T = B^T @ A^T,
+  // so the tiles read the large B^T in place and only the small A is packed (gemm's narrow-B
+  // schedule); C^T goes through scratch and is transposed into C (worth it from a depth n of about
+  // 256: the transpose costs m * p moves). Packing B^T cost as much as the product at m = 16.
+  if (bias == nullptr && m > 0 && p > m && m <= NEEDLE_TUNABLE(float, kNarrowB) &&
+      n >= NEEDLE_TUNABLE(float, kSwapDepth) && pick_kernel<float>().tile_row_a != nullptr) {
+    Workspace<float> t(static_cast<std::size_t>(p * m));
+    gemm(p, n, m, AView<float>{Bt, ldb, 1}, BView<float>{A, 1, lda}, t.p, m, false, nthreads);
+    const float* src = t.p;
+    parallel_for(ceil_div(p, 16), std::max<i64>(1, 4096 / m), [&](i64 lo, i64 hi) {
+      for (i64 j0 = lo * 16; j0 < std::min(p, hi * 16); j0 += 16)
+        for (i64 i = 0; i < m; ++i)
+          for (i64 j = j0; j < std::min(p, j0 + 16); ++j) C[i * ldc + j] = src[j * m + i];
+    });
+    return;
+  }
   gemm_into(m, n, p, AView<float>{A, lda, 1}, BView<float>{Bt, 1, ldb}, C, ldc, bias, nthreads);
 }
 
