@@ -2,8 +2,13 @@
 
 Rank r sets every gradient to r + 1 and reduces with weight r + 1, then with no weight; rank 0
 writes what it got to OUT/reducer.json. Tiny buckets: one parameter per bucket, and two dtypes.
+
+``reducer_worker.py OUT die|die-catch``: rank 1 exits before the all-reduce; rank 0's last bucket
+(run on its own thread) must hit the deadline: ``die`` under ``abort_on_error`` (the job is
+aborted with the timeout message), ``die-catch`` without it (rank 0 catches the error and says so).
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +18,26 @@ import needle as ndl
 import needle.distributed as dist
 
 
+def die(mode):
+    dist.init(abort_on_error=mode == "die")
+    params = [ndl.nn.Parameter(np.zeros(1000, dtype=np.float32)) for _ in range(3)]
+    reducer = dist.GradientAllReducer(params)
+    for p in params:
+        p.grad = ndl.Tensor(np.ones(1000, dtype=np.float32), requires_grad=False)
+    dist.barrier()
+    if dist.rank() == 1:
+        os._exit(3)
+    try:
+        reducer.all_reduce_gradients()
+    except dist.DistributedTimeoutError as exc:
+        print(f"caught DistributedTimeoutError: {exc}", flush=True)
+        os._exit(4)  # the collective thread is stuck in MPI: no clean shutdown
+    print("all-reduce returned", flush=True)
+
+
 def main():
+    if len(sys.argv) > 2:
+        return die(sys.argv[2])
     out = Path(sys.argv[1])
     comm = dist.init()
     r = comm.rank
