@@ -153,6 +153,9 @@ def test_dist_reducer_on_gradients_set_by_hand(tmp_path, nproc):
         for values in got[name]:
             np.testing.assert_allclose(values, np.full(np.shape(values), expected), rtol=1e-6, err_msg=name)
         assert got[name + "_dtypes"] == ["float32", "float32", "float32", "float64"]
+    for values, expected in zip(got["two_reducers"], (ranks.mean(), 10 * ranks.mean())):
+        for v in values:
+            np.testing.assert_allclose(v, np.full(np.shape(v), expected), rtol=1e-6)
 
 
 def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):

@@ -69,11 +69,12 @@ class _CollectiveThread:
 
     def __init__(self, name):
         self._queue = queue.SimpleQueue()
+        self.last = None  # the handle queued last: once it is done, so are all before it
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn):
-        handle = CollectiveHandle(fn)
+        handle = self.last = CollectiveHandle(fn)
         self._queue.put(handle)
         return handle
 
@@ -237,13 +238,16 @@ class MPICommunicator:
     def allreduce_now(self, buf, what="all-reduce"):
         """:meth:`allreduce` when nothing is left to overlap; returns a completed, timed handle.
 
-        Call it only once every handle of :meth:`allreduce_start` has been waited for (one
-        communicator, one order). With ``direct``: a blocking ``Allreduce`` on this thread, watched.
+        With ``direct``: a blocking ``Allreduce`` on this thread, watched, after every collective
+        already queued on the collective thread (by any reducer: one communicator, one order).
         """
         if not self.direct:
             handle = self.allreduce_start(buf)
             self.wait([handle], what)
             return handle
+        last = self._thread.last
+        if last is not None and not last.done.is_set():
+            self.wait([last], what)
         dog = self._watchdog or self._start_watchdog()
         dog.armed = (time.monotonic() + self.timeout, what)
         t_start = time.perf_counter()
