@@ -241,6 +241,7 @@ class GradientAllReducer:
         if self._no_sync:
             raise DistributedError("all_reduce_gradients: called inside no_sync(); call it after the block")
         t_call = time.perf_counter()
+        direct = getattr(self.comm, "direct", False)  # MPI: blocking calls on this thread allowed
         if self._micro == 0:  # not prepared, or a world of one rank with nothing accumulated
             self._prepared = False
             if self.comm.size == 1:
@@ -253,11 +254,13 @@ class GradientAllReducer:
             for b, bucket in enumerate(self.buckets):
                 for i, p in enumerate(bucket.params):
                     self._store(p, b, i, getattr(p, "grad", None))
-                if b < last:
+                if b < last or not direct:
                     self._launch(b)  # it reduces while the next bucket is packed
         elif weight is not None and weight != self._weight:
             raise DistributedError(f"all_reduce_gradients: weight {weight!r} differs from the one given to "
                                    f"prepare() before backward ({self._weight!r})")
+        while self._next_launch < len(self.buckets) and not direct:  # polled requests: all in flight at once
+            self._launch(self._next_launch)
         t_wait = time.perf_counter()
         self.comm.wait(self._handles, what=self._what)
         # Buckets not started yet have nothing left to overlap: reduced on this thread, one by one,
