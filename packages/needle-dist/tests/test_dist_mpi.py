@@ -153,6 +153,9 @@ def test_dist_reducer_on_gradients_set_by_hand(tmp_path, nproc):
         for values in got[name]:
             np.testing.assert_allclose(values, np.full(np.shape(values), expected), rtol=1e-6, err_msg=name)
         assert got[name + "_dtypes"] == ["float32", "float32", "float32", "float64"]
+    for values, expected in zip(got["two_reducers"], (ranks.mean(), 10 * ranks.mean())):
+        for v in values:
+            np.testing.assert_allclose(v, np.full(np.shape(v), expected), rtol=1e-6)
 
 
 def test_dist_rank_raising_aborts_the_job_at_once(tmp_path):
@@ -184,6 +187,26 @@ def test_dist_dead_rank_times_out_on_the_survivors(tmp_path, how):
         launcher_ended_it = "signal 9" in output or "process manager error waiting for completion" in output
         assert timed_out or launcher_ended_it, output
     assert not (tmp_path / "params.npz").exists()
+
+
+@pytest.mark.parametrize("mode", ["die", "die-catch"])
+def test_dist_dead_rank_times_out_in_an_all_reduce_with_nothing_to_overlap(tmp_path, mode):
+    # "die": the last bucket's Allreduce blocks on rank 0's own thread and the watchdog aborts the job with
+    # the timeout message; "die-catch" (abort_on_error=False): the hand-off to the collective thread, which
+    # raises DistributedTimeoutError for the caller to catch.
+    extra = ("-disable-auto-cleanup",) if "hydra" in _launcher_kind() else ()
+    cmd = mpiexec_command(2, [sys.executable, str(HERE / "reducer_worker.py"), str(tmp_path), mode], extra=extra)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S,
+                          env=dict(os.environ, NEEDLE_DIST_TIMEOUT="3"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert time.monotonic() - start < LIMIT_S
+    assert "all-reduce returned" not in output
+    if extra:  # without the launcher's clean-up only the deadline ends rank 0's wait
+        assert "DistributedTimeoutError: rank 0 of 2: gradient all-reduce" in output, output
+        assert "did not complete within 3 s" in output, output
+        assert ("caught DistributedTimeoutError" in output) == (mode == "die-catch"), output
 
 
 def test_dist_dead_rank_with_default_launcher_fails_fast(tmp_path):

@@ -75,6 +75,7 @@ class GradientAllReducer:
         self._weight = None
         hooked = [p for p in self.params if p.requires_grad and p.is_leaf()]
         self._hooks = [register_grad_ready_hook(p, self._on_grad_ready) for p in hooked]
+        self._what = f"gradient all-reduce ({len(self.buckets)} bucket(s), {_size(self.nbytes)})"
         # A bucket is full when every gradient backward can give it is in (frozen parameters give none).
         hooked_ids = {id(p) for p in hooked}
         self._needed = [sum(id(p) in hooked_ids for p in b.params) for b in self.buckets]
@@ -214,14 +215,18 @@ class GradientAllReducer:
                 return
             self._launch(b)
 
-    def _launch(self, b):
+    def _launch(self, b, what=None):
+        """Start bucket ``b``'s all-reduce; with ``what`` (nothing left to overlap) run it now instead."""
         bucket = self.buckets[b]
         for i, done in enumerate(self._written[b]):
             if not done:  # a parameter backward did not reach on this rank counts as zeros
                 bucket.views[i][:] = 0
         self._events.append(("launch", b))
         self._launched_at[b] = time.perf_counter()
-        self._handles[b] = self.comm.allreduce_start(bucket.buf)
+        if what is None:
+            self._handles[b] = self.comm.allreduce_start(bucket.buf)
+        else:
+            self._handles[b] = self.comm.allreduce_now(bucket.buf, what)
         self._next_launch = b + 1
 
     # ---- after backward ----------------------------------------------------------------------
@@ -236,6 +241,7 @@ class GradientAllReducer:
         if self._no_sync:
             raise DistributedError("all_reduce_gradients: called inside no_sync(); call it after the block")
         t_call = time.perf_counter()
+        direct = getattr(self.comm, "direct", False)  # MPI: blocking calls on this thread allowed
         if self._micro == 0:  # not prepared, or a world of one rank with nothing accumulated
             self._prepared = False
             if self.comm.size == 1:
@@ -244,18 +250,23 @@ class GradientAllReducer:
                 raise DistributedError(f"all_reduce_gradients: weight must be >= 0, got {weight!r}")
             self.prepare(weight)
             self._start_micro_batch()
+            last = len(self.buckets) - 1
             for b, bucket in enumerate(self.buckets):
                 for i, p in enumerate(bucket.params):
                     self._store(p, b, i, getattr(p, "grad", None))
-                self._launch(b)  # it reduces while the next bucket is packed
+                if b < last or not direct:
+                    self._launch(b)  # it reduces while the next bucket is packed
         elif weight is not None and weight != self._weight:
             raise DistributedError(f"all_reduce_gradients: weight {weight!r} differs from the one given to "
                                    f"prepare() before backward ({self._weight!r})")
-        while self._next_launch < len(self.buckets):
+        while self._next_launch < len(self.buckets) and not direct:  # polled requests: all in flight at once
             self._launch(self._next_launch)
-        comm = self.comm
         t_wait = time.perf_counter()
-        comm.wait(self._handles, what=f"gradient all-reduce ({len(self.buckets)} bucket(s), {_size(self.nbytes)})")
+        self.comm.wait(self._handles, what=self._what)
+        # Buckets not started yet have nothing left to overlap: reduced on this thread, one by one,
+        # after the started ones (one communicator, the same order on every rank).
+        while self._next_launch < len(self.buckets):
+            self._launch(self._next_launch, self._what)
         t_done = time.perf_counter()
         if self._accumulating and self._weight is not None:
             scale = 1.0 / self._total_weight(self._local_weight)

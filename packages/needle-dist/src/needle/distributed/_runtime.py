@@ -37,14 +37,14 @@ def _timeout(timeout):
     return float(timeout)
 
 
-def _mpi_world(timeout):
+def _mpi_world(timeout, abort_on_error):
     try:
         from mpi4py import MPI
     except ImportError as exc:
         raise DistributedError(f"needle.distributed needs mpi4py and an MPI library for more than one process "
                                f"(pip install mpi4py mpich): {exc}") from exc
     # A duplicate of COMM_WORLD: our collectives can never match the user's own MPI calls.
-    return MPICommunicator(MPI.COMM_WORLD.Dup(), timeout)
+    return MPICommunicator(MPI.COMM_WORLD.Dup(), timeout, abort_on_timeout=abort_on_error)
 
 
 def _default_device_is_cuda():
@@ -88,7 +88,9 @@ def init(backend="auto", timeout=None, abort_on_error=True):
     ``timeout`` (seconds; default ``$NEEDLE_DIST_TIMEOUT`` or 300) bounds every collective: a rank
     whose peers do not arrive in time raises :class:`DistributedTimeoutError`. With
     ``abort_on_error`` (the default) an uncaught exception on any rank prints its traceback and
-    aborts the whole job, so no rank waits for a peer that is gone.
+    aborts the whole job, so no rank waits for a peer that is gone; an all-reduce with nothing left
+    to overlap then runs on the calling thread, and a timeout there prints the
+    :class:`DistributedTimeoutError` message and aborts the job (a blocking MPI call cannot raise).
     """
     global _comm
     if backend not in _BACKENDS:
@@ -106,7 +108,7 @@ def init(backend="auto", timeout=None, abort_on_error=True):
     elif backend == "auto" and launched in (None, 1) and not _mpi_importable():
         comm = LocalCommunicator(timeout)
     else:
-        comm = _mpi_world(timeout)
+        comm = _mpi_world(timeout, abort_on_error)
         if backend == "nccl" or (backend == "auto" and comm.size > 1 and _default_device_is_cuda()
                                  and _nccl_available()):
             comm = NCCLCommunicator(comm)
