@@ -110,6 +110,9 @@ rmsprop_step = _core.rmsprop_step
 # Softmax cross-entropy with class labels (protocol.FUSED_KERNELS): one pass each way, no one-hot.
 softmax_xent_forward = _core.softmax_xent_forward
 softmax_xent_backward = _core.softmax_xent_backward
+# Batch normalisation in training mode (protocol.FUSED_KERNELS): three passes forward, two backward.
+batchnorm_forward = _core.batchnorm_forward
+batchnorm_backward = _core.batchnorm_backward
 # Binary ops on strided (broadcast) float32 views without compact copies (protocol.FUSED_KERNELS).
 ewise_binary_strided = _core.ewise_binary_strided
 
