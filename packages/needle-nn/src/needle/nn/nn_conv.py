@@ -81,6 +81,9 @@ class BatchNorm2d(BatchNorm1d):
     def forward(self, x):
         _check_nchw(f"BatchNorm2d({self.dim})", x, self.dim)
         n, c, h, w = x.shape
+        out = self._fused(x, n * h * w, nchw=True)  # on the NCHW tensor itself: no permute ops
+        if out is not None:
+            return out
         flat = ops.reshape(ops.permute(x, _TO_NHWC), (n * h * w, c))
         out = super().forward(flat)
         return ops.permute(ops.reshape(out, (n, h, w, c)), _TO_NCHW)

@@ -43,43 +43,68 @@ def _fused_kernels(x, weight, bias):
     return None if forward is None or backward is None else (forward, backward)
 
 
+_TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
 class _BatchNormTrain(TensorOp):
-    """Training-mode batch normalisation of x (m, c) over its rows with the backend's fused kernels.
+    """Training-mode batch normalisation with the backend's fused kernels: of x (m, c) over its rows,
+    or (``nchw``) of an NCHW x over all but its channel axis (its NHWC rows: an NCHW view of NHWC
+    data, as ``nn.Conv`` returns, is normalised in place, without a copy).
 
     The batch mean and biased variance are left on the op (``mean``, ``var``) for the running
     statistics. Without a graph the gradient is one kernel call; with one (``create_graph``) it is
     also composed from ops, so it can be differentiated again.
     """
 
-    def __init__(self, eps, kernels):
-        self.eps, self.kernels = eps, kernels
+    def __init__(self, eps, kernels, nchw=False):
+        self.eps, self.kernels, self.nchw = eps, kernels, nchw
         self.mean = self.var = None
 
+    def _rows(self, a: NDArray) -> NDArray:
+        if self.nchw:
+            n, c, h, w = a.shape
+            return a.permute(_TO_NHWC).compact().reshape((n * h * w, c))
+        return a.compact()
+
+    def _unrows(self, a: NDArray, shape) -> NDArray:
+        if self.nchw:
+            n, c, h, w = shape
+            return a.reshape((n, h, w, c)).permute(_TO_NCHW)
+        return a
+
     def compute(self, x: NDArray, weight: NDArray, bias: NDArray):
+        shape = x.shape
+        x, weight, bias = self._rows(x), weight.compact(), bias.compact()
         m, c = x.shape
-        x, weight, bias = x.compact(), weight.compact(), bias.compact()
         out = NDArray._fresh((m, c), x.device, x.dtype)
         self.mean, self.var = NDArray._fresh((c,), x.device, x.dtype), NDArray._fresh((c,), x.device, x.dtype)
         self.kernels[0](x._handle, weight._handle, bias._handle, out._handle, self.mean._handle, self.var._handle,
                         m, c, float(self.eps))
-        return out
+        return self._unrows(out, shape)
 
     def gradient(self, out_grad, node):
         x, weight, bias = node.inputs
-        m, c = x.shape
-        xd, wd = x.realize_cached_data().compact(), weight.realize_cached_data().compact()
-        g = out_grad.realize_cached_data().compact()
+        xd, wd = self._rows(x.realize_cached_data()), weight.realize_cached_data().compact()
+        g = self._rows(out_grad.realize_cached_data())
+        m, c = xd.shape
         grad_x = NDArray._fresh((m, c), xd.device, xd.dtype)
         grad_w, grad_b = NDArray._fresh((c,), xd.device, xd.dtype), NDArray._fresh((c,), xd.device, xd.dtype)
         self.kernels[1](xd._handle, g._handle, wd._handle, self.mean._handle, self.var._handle, grad_x._handle,
                         grad_w._handle, grad_b._handle, m, c, float(self.eps))
-        values = (Tensor.make_const(grad_x), Tensor.make_const(grad_w), Tensor.make_const(grad_b))
+        values = (Tensor.make_const(self._unrows(grad_x, x.shape)), Tensor.make_const(grad_w),
+                  Tensor.make_const(grad_b))
         if not is_grad_enabled():
             return values
         # A graph is wanted: the composed gradient's derivative, with the kernel's values exactly
         # (value + (graph - graph) is the value in floating point), so a gradient taken with a graph
         # equals one taken without (gradient checkpointing compares the two).
-        graph = _graph_gradient(x, weight, out_grad, self.eps)
+        if self.nchw:
+            n, c, h, w = x.shape
+            x2, g2 = (ops.reshape(ops.permute(t, _TO_NHWC), (n * h * w, c)) for t in (x, out_grad))
+            graph = list(_graph_gradient(x2, weight, g2, self.eps))
+            graph[0] = ops.permute(ops.reshape(graph[0], (n, h, w, c)), _TO_NCHW)
+        else:
+            graph = _graph_gradient(x, weight, out_grad, self.eps)
         return tuple(v + (t - t.detach()) for v, t in zip(values, graph))
 
 
@@ -120,17 +145,24 @@ class BatchNorm1d(Module):
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
 
+    def _fused(self, x, rows, nchw):
+        """Training with the backend's fused kernels (one op each way instead of some twenty), else None."""
+        kernels = _fused_kernels(x, self.weight, self.bias) if self.training and rows > 0 else None
+        if kernels is None:
+            return None
+        op = _BatchNormTrain(self.eps, kernels, nchw)
+        out = op(x, self.weight, self.bias)
+        _blend_into(self.running_mean, op.mean, self.momentum)
+        _blend_into(self.running_var, op.var, self.momentum)
+        return out
+
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"BatchNorm1d({self.dim}): input must be (batch, {self.dim}), got shape {x.shape}")
-        kept = (1, self.dim)
-        kernels = _fused_kernels(x, self.weight, self.bias) if self.training and x.shape[0] > 0 else None
-        if kernels is not None:  # one op each way instead of some twenty
-            op = _BatchNormTrain(self.eps, kernels)
-            out = op(x, self.weight, self.bias)
-            _blend_into(self.running_mean, op.mean, self.momentum)
-            _blend_into(self.running_var, op.var, self.momentum)
+        out = self._fused(x, x.shape[0], nchw=False)
+        if out is not None:
             return out
+        kept = (1, self.dim)
         if self.training:
             centered, mean, var = _normalise(x, (0,), kept)
             # Running statistics are data, not graph: update the stored arrays directly.
