@@ -251,7 +251,8 @@ def test_conv_gradient_without_graph_matches_loop(dev, case, with_bias):
     # backward(create_graph=False) computes the conv's gradients on arrays (no graph ops): same values.
     n, h, w, c_in, c_out, k, s, p = case
     rng = np.random.default_rng(6)
-    x, wt, b = rng.standard_normal((n, h, w, c_in)), rng.standard_normal((k, k, c_in, c_out)), rng.standard_normal(c_out)
+    x, wt = rng.standard_normal((n, h, w, c_in)), rng.standard_normal((k, k, c_in, c_out))
+    b = rng.standard_normal(c_out)
     dtype = "float64" if "float64" in dev.dtypes else "float32"
     a, bw = ndl.Tensor(x, device=dev, dtype=dtype), ndl.Tensor(wt, device=dev, dtype=dtype)
     bias = ndl.Tensor(b, device=dev, dtype=dtype)

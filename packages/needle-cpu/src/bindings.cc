@@ -711,6 +711,26 @@ PYBIND11_MODULE(_core, m) {
      "The course's tiled matmul on tile-major layouts (m/T, n/T, T, T) with T = __tile_size__.");
   m.attr("TILE") = needle_cpu::kTile;
 
+  m.def("conv2d_nhwc_grad_weight", [](const Buffer& a, const Buffer& g, Buffer& out, i64 n, i64 h, i64 w, i64 c_in,
+                                      i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw) {
+    const char* k = "conv2d_nhwc_grad_weight";
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}});
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1) fail("conv2d_nhwc_grad_weight: kernel size and stride must be >= 1");
+    if (h < kh || w < kw)
+      fail("conv2d_nhwc_grad_weight: input " + std::to_string(h) + "x" + std::to_string(w) +
+           " is smaller than the kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h - kh) / sh + 1, wo = (w - kw) / sw + 1;
+    need_sizes(k, {{"a", a, {n, h, w, c_in}}, {"g", g, {n, ho, wo, c_out}}, {"out", out, {kh, kw, c_in, c_out}}});
+    need_unaliased_outputs(k, {&out}, {&a, &g});
+    need_float32(k, {{"a", &a}, {"g", &g}, {"out", &out}});
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc_grad_weight(a.data(), g.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw);
+  }, py::arg("a"), py::arg("g"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+     "Weight gradient of conv2d_nhwc: out (kh, kw, c_in, c_out) = im2col(a)^T @ g, g (n, ho, wo, c_out);\n"
+     "the im2col rows gathered a block at a time.");
+
   m.def("conv2d_nhwc", [](const Buffer& a, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out,
                           i64 kh, i64 kw, i64 sh, i64 sw) {
     const char* k = "conv2d_nhwc";

@@ -81,6 +81,8 @@ matmul = _core.matmul
 matmul_batched = _core.matmul_batched
 matmul_tiled = _core.matmul_tiled
 conv2d_nhwc = _core.conv2d_nhwc
+# Its weight gradient (protocol.FUSED_KERNELS): im2col rows gathered a block at a time, never all at once.
+conv2d_nhwc_grad_weight = _core.conv2d_nhwc_grad_weight
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max

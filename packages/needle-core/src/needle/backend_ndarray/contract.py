@@ -468,6 +468,12 @@ class Backend:
         scale stays on the device); labels checked as in :meth:`softmax_xent_forward`."""
 
     @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def conv2d_nhwc_grad_weight(self, a, g, out, n, h, w, c_in, c_out, kh, kw, sh, sw):
+        """Weight gradient of :meth:`conv2d_nhwc` (same ``a`` and sizes): ``out`` (kh, kw, c_in, c_out) =
+        ``im2col(a)^T @ g`` with ``g`` the compact output gradient (n, (h-kh)//sh+1, (w-kw)//sw+1, c_out) and
+        im2col(a) the (n*ho*wo, kh*kw*c_in) matrix of a's windows (fallback: that matrix and one matmul_tn)."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
     def batchnorm_forward(self, x, weight, bias, out, mean, var, m, c, eps):
         """Batch normalisation in training mode (``needle.nn.BatchNorm1d/2d``; used with the backward, both or
         neither) over the compact (m, c) ``x``, one column per channel: ``mean`` (c,) the column means, ``var``

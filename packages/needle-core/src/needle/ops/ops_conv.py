@@ -23,6 +23,8 @@ from .ops_mathematic import (
 #: with ``a`` the compact, already padded input (n, h, w, c_in), ``b`` the compact weight
 #: (kh, kw, c_in, c_out) and ``out`` the compact output (n, (h-kh)//sh+1, (w-kw)//sw+1, c_out).
 CONV_KERNEL = "conv2d_nhwc"
+#: Optional fused kernel for the weight gradient without a graph (see ``contract.Backend``).
+GRAD_WEIGHT_KERNEL = "conv2d_nhwc_grad_weight"
 
 
 # ---- argument handling ---------------------------------------------------------------------------
@@ -251,8 +253,14 @@ class Conv(TensorOp):
             xp = self._padded
             if xp is None:
                 xp = _pad_spatial(x.realize_cached_data(), self.padding).compact()
-            cols = im2col_array(xp, (kh, kw), self.stride).reshape((rows, kh * kw * c_in))
-            grads[1] = cols.matmul_tn(g2).reshape((kh, kw, c_in, c_out))
+            kernel = g.device.fused(GRAD_WEIGHT_KERNEL, g.dtype)
+            if kernel is not None:  # the windows gathered a block at a time, never all at once
+                grads[1] = NDArray._fresh((kh, kw, c_in, c_out), g.device, g.dtype)
+                kernel(xp._handle, g2._handle, grads[1]._handle, n, xp.shape[1], xp.shape[2], c_in, c_out, kh, kw,
+                       *self.stride)
+            else:
+                cols = im2col_array(xp, (kh, kw), self.stride).reshape((rows, kh * kw * c_in))
+                grads[1] = cols.matmul_tn(g2).reshape((kh, kw, c_in, c_out))
         self._padded = None
         if bias is not None:
             grads.append(g2.sum(axis=0) if bias.requires_grad else None)
