@@ -228,3 +228,69 @@ def test_conv_promotes_a_float32_float64_mix_as_other_binary_ops_do():
     np.testing.assert_allclose(y.numpy(), conv_loop(x, wt.astype(np.float32), 1, 1), rtol=1e-6, atol=1e-6)
     y.sum().backward()
     assert a.grad.dtype == "float64" and b.grad.dtype == "float32"  # each gradient keeps its input's dtype
+
+
+def conv_grad_loop(x, w, upstream, stride, padding):
+    """Reference gradients (x, w, bias) of sum(conv(x, w) + bias) * upstream): loops over output pixels."""
+    s, p = stride, padding
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    kh, kw = w.shape[:2]
+    gxp, gw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(upstream.shape[1]):
+        for j in range(upstream.shape[2]):
+            u = upstream[:, i, j, :]
+            gw += np.einsum("nabc,nd->abcd", xp[:, i * s:i * s + kh, j * s:j * s + kw, :], u)
+            gxp[:, i * s:i * s + kh, j * s:j * s + kw, :] += np.einsum("abcd,nd->nabc", w, u)
+    return gxp[:, p:p + x.shape[1], p:p + x.shape[2], :], gw, upstream.sum(axis=(0, 1, 2))
+
+
+@DEVICES
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_conv_gradient_without_graph_matches_loop(dev, case, with_bias):
+    # backward(create_graph=False) computes the conv's gradients on arrays (no graph ops): same values.
+    n, h, w, c_in, c_out, k, s, p = case
+    rng = np.random.default_rng(6)
+    x, wt = rng.standard_normal((n, h, w, c_in)), rng.standard_normal((k, k, c_in, c_out))
+    b = rng.standard_normal(c_out)
+    dtype = "float64" if "float64" in dev.dtypes else "float32"
+    a, bw = ndl.Tensor(x, device=dev, dtype=dtype), ndl.Tensor(wt, device=dev, dtype=dtype)
+    bias = ndl.Tensor(b, device=dev, dtype=dtype)
+    y = ndl.conv(a, bw, stride=s, padding=p, bias=bias if with_bias else None)
+    # An upstream gradient that is a permuted (non-compact) view, as behind an NCHW module.
+    upstream = rng.standard_normal(y.shape)
+    up = ndl.ops.permute(ndl.Tensor(upstream.transpose(0, 3, 1, 2), device=dev, dtype=dtype), (0, 2, 3, 1))
+    y.backward(up, create_graph=False)
+    tol = 1e-9 if dtype == "float64" else 2e-4
+    want = conv_grad_loop(x, wt, upstream, s, p)
+    np.testing.assert_allclose(y.numpy(), conv_loop(x, wt, s, p) + (b if with_bias else 0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(a.grad.numpy(), want[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(bw.grad.numpy(), want[1], rtol=tol, atol=tol)
+    if with_bias:
+        np.testing.assert_allclose(bias.grad.numpy(), want[2], rtol=tol, atol=tol)
+    else:
+        assert bias.grad is None
+
+
+def test_conv_bias_gradient_with_graph_and_second_derivative():
+    rng = np.random.default_rng(7)
+    x = ndl.Tensor(rng.standard_normal((1, 5, 5, 2)), device=NUMPY)
+    wt = ndl.Tensor(rng.standard_normal((3, 3, 2, 3)), device=NUMPY)
+    b = ndl.Tensor(rng.standard_normal(3), device=NUMPY)
+    gradcheck(lambda a, w, c: ndl.conv(a, w, stride=2, padding=1, bias=c), x, wt, b)
+
+    def grad_w(a, w, c):
+        y = ndl.conv(a, w, stride=1, padding=1, bias=c)
+        (y * y).sum().backward()
+        return w.grad
+
+    gradcheck(grad_w, x, wt, b)
+
+
+def test_conv_bias_errors():
+    x = ndl.Tensor(np.zeros((1, 4, 4, 2)), device=NUMPY, dtype="float32")
+    w = ndl.Tensor(np.zeros((3, 3, 2, 3)), device=NUMPY, dtype="float32")
+    for bad in (ndl.Tensor(np.zeros(2), device=NUMPY), ndl.Tensor(np.zeros((1, 3)), device=NUMPY),
+                ndl.Tensor(np.zeros(3), device=NUMPY, dtype="float64"), np.zeros(3)):
+        with pytest.raises(ValueError, match="bias"):
+            ndl.conv(x, w, bias=bad)

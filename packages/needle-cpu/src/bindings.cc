@@ -24,6 +24,7 @@
 #include "kernels/gemm.h"
 #include "kernels/lstm.h"
 #include "kernels/optim.h"
+#include "kernels/batchnorm.h"
 #include "kernels/softmax_xent.h"
 #include "kernels/strided.h"
 #include "kernels/threads.h"
@@ -710,6 +711,26 @@ PYBIND11_MODULE(_core, m) {
      "The course's tiled matmul on tile-major layouts (m/T, n/T, T, T) with T = __tile_size__.");
   m.attr("TILE") = needle_cpu::kTile;
 
+  m.def("conv2d_nhwc_grad_weight", [](const Buffer& a, const Buffer& g, Buffer& out, i64 n, i64 h, i64 w, i64 c_in,
+                                      i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw) {
+    const char* k = "conv2d_nhwc_grad_weight";
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}});
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1) fail("conv2d_nhwc_grad_weight: kernel size and stride must be >= 1");
+    if (h < kh || w < kw)
+      fail("conv2d_nhwc_grad_weight: input " + std::to_string(h) + "x" + std::to_string(w) +
+           " is smaller than the kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h - kh) / sh + 1, wo = (w - kw) / sw + 1;
+    need_sizes(k, {{"a", a, {n, h, w, c_in}}, {"g", g, {n, ho, wo, c_out}}, {"out", out, {kh, kw, c_in, c_out}}});
+    need_unaliased_outputs(k, {&out}, {&a, &g});
+    need_float32(k, {{"a", &a}, {"g", &g}, {"out", &out}});
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc_grad_weight(a.data(), g.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw);
+  }, py::arg("a"), py::arg("g"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+     "Weight gradient of conv2d_nhwc: out (kh, kw, c_in, c_out) = im2col(a)^T @ g, g (n, ho, wo, c_out);\n"
+     "the im2col rows gathered a block at a time.");
+
   m.def("conv2d_nhwc", [](const Buffer& a, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out,
                           i64 kh, i64 kw, i64 sh, i64 sw) {
     const char* k = "conv2d_nhwc";
@@ -850,6 +871,41 @@ PYBIND11_MODULE(_core, m) {
     needle_cpu::softmax_xent_backward(probs.data(), classes.data(), s, out.data(), m_, k);
   }, py::arg("probs"), py::arg("labels"), py::arg("scale"), py::arg("out"), py::arg("m"), py::arg("k"),
      "out (m, k) = (probs - onehot(labels)) * scale[0]; scale is a 1-element buffer (no host read of it).");
+
+  // ---- fused batch normalisation, training mode (batchnorm.h): x (m, c) rows of samples, c channels
+  m.def("batchnorm_forward", [](const Buffer& x, const Buffer& weight, const Buffer& bias, Buffer& out, Buffer& mean,
+                                Buffer& var, i64 m_, i64 c, double eps) {
+    const char* kn = "batchnorm_forward";
+    need_counts(kn, {{"m", m_}, {"c", c}});
+    need_sizes(kn, {{"x", x, {m_, c}}, {"weight", weight, {c}}, {"bias", bias, {c}}, {"out", out, {m_, c}},
+                    {"mean", mean, {c}}, {"var", var, {c}}});
+    need_unaliased_outputs(kn, {&out, &mean, &var}, {&x, &weight, &bias});
+    need_float32(kn, {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"out", &out}, {"mean", &mean}, {"var", &var}});
+    MaybeRelease gil(m_ * c);
+    needle_cpu::batchnorm_forward(x.data(), weight.data(), bias.data(), out.data(), mean.data(), var.data(), m_, c, eps);
+  }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("mean"), py::arg("var"), py::arg("m"),
+     py::arg("c"), py::arg("eps"),
+     "Per column j of the (m, c) x: mean, biased var (two passes) and\n"
+     "out = (x - mean) * weight / sqrt(var + eps) + bias.");
+
+  m.def("batchnorm_backward", [](const Buffer& x, const Buffer& g, const Buffer& weight, const Buffer& mean,
+                                 const Buffer& var, Buffer& grad_x, Buffer& grad_weight, Buffer& grad_bias, i64 m_,
+                                 i64 c, double eps) {
+    const char* kn = "batchnorm_backward";
+    need_counts(kn, {{"m", m_}, {"c", c}});
+    need_sizes(kn, {{"x", x, {m_, c}}, {"g", g, {m_, c}}, {"weight", weight, {c}}, {"mean", mean, {c}},
+                    {"var", var, {c}}, {"grad_x", grad_x, {m_, c}}, {"grad_weight", grad_weight, {c}},
+                    {"grad_bias", grad_bias, {c}}});
+    need_unaliased_outputs(kn, {&grad_x, &grad_weight, &grad_bias}, {&x, &g, &weight, &mean, &var});
+    need_float32(kn, {{"x", &x}, {"g", &g}, {"weight", &weight}, {"mean", &mean}, {"var", &var},
+                      {"grad_x", &grad_x}, {"grad_weight", &grad_weight}, {"grad_bias", &grad_bias}});
+    MaybeRelease gil(m_ * c);
+    needle_cpu::batchnorm_backward(x.data(), g.data(), weight.data(), mean.data(), var.data(), grad_x.data(),
+                                   grad_weight.data(), grad_bias.data(), m_, c, eps);
+  }, py::arg("x"), py::arg("g"), py::arg("weight"), py::arg("mean"), py::arg("var"), py::arg("grad_x"),
+     py::arg("grad_weight"), py::arg("grad_bias"), py::arg("m"), py::arg("c"), py::arg("eps"),
+     "Gradients of batchnorm_forward for the output gradient g: grad_bias = sum g, grad_weight = sum g * xhat,\n"
+     "grad_x = weight / sqrt(var + eps) * (g - grad_bias / m - xhat * grad_weight / m).");
 
   // ---- fused optimiser updates (optim.h): state updated in place, the new weights into `out`
   // All buffers hold one parameter's n elements; param and grad are only read (they may be one

@@ -251,6 +251,10 @@ def _shaped(name, d):
         "softmax_xent_forward": ([m * n, m, m * n, m], [m, n]),
         "softmax_xent_backward": ([m * n, m, 1, m * n], [m, n]),
         "conv2d_nhwc": ([b * m * m * n, 2 * 2 * n * p, b * max(m - 1, 0) ** 2 * p], [b, m, m, n, p, 2, 2, 1, 1]),
+        "conv2d_nhwc_grad_weight": ([b * m * m * n, b * max(m - 1, 0) ** 2 * p, 2 * 2 * n * p],
+                                    [b, m, m, n, p, 2, 2, 1, 1]),
+        "batchnorm_forward": ([m * n, n, n, m * n, n, n], [m, n, 1]),
+        "batchnorm_backward": ([m * n, m * n, n, n, n, m * n, n, n], [m, n, 1]),
         "lstm_cell_forward": ([4 * m * n, (b + 1) * 4 * m * n, m * n, m * n, m * n, m * n, (b + 1) * m * n],
                               [b, m, n]),
         "lstm_cell_backward": ([m * n, (b + 1) * m * n, 4 * m * n, m * n, m * n, m * n, 4 * m * n,
@@ -264,6 +268,7 @@ def shaped_call(draw):
     name = draw(st.sampled_from(["matmul", "matmul_tn", "matmul_nt", "matmul_bias", "matmul_batched", "reduce_sum",
                                  "reduce_max", "reduce_min", "reduce_argmax", "reduce_argmin", "gather_rows",
                                  "scatter_add_rows", "softmax_xent_forward", "softmax_xent_backward", "conv2d_nhwc",
+                                 "conv2d_nhwc_grad_weight", "batchnorm_forward", "batchnorm_backward",
                                  "lstm_cell_forward", "lstm_cell_backward"]))
     dims = [draw(st.integers(0, 6) | st.sampled_from([17, 40, 70])) for _ in range(3)] + [draw(st.integers(0, 3))]
     sizes, ints = _shaped(name, dims)

@@ -243,6 +243,43 @@ def test_conv2d_nhwc(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw):
     np.testing.assert_allclose(got, _conv_reference(a, b, sh, sw), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n,h,w,c_in,c_out,kh,kw,sh,sw", [
+    (1, 1, 1, 1, 1, 1, 1, 1, 1), (2, 5, 7, 3, 4, 3, 3, 1, 1), (3, 9, 8, 2, 5, 3, 2, 2, 3),
+    (2, 34, 34, 32, 17, 3, 3, 1, 1),  # 2 * 32 * 32 rows: several blocks of gathered windows
+    (1, 6, 6, 3, 7, 6, 6, 1, 1), (4, 11, 13, 5, 3, 1, 1, 2, 2),
+])
+def test_conv2d_nhwc_grad_weight(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw):
+    a = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    g = rng.standard_normal((n, ho, wo, c_out)).astype(np.float32)
+    out = to_buffer(np.full(kh * kw * c_in * c_out, 7.0))
+    B.conv2d_nhwc_grad_weight(to_buffer(a), to_buffer(g), out, n, h, w, c_in, c_out, kh, kw, sh, sw)
+    want = np.zeros((kh, kw, c_in, c_out))
+    for p in range(kh):
+        for q in range(kw):
+            patch = a[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw, :].astype(np.float64)
+            want[p, q] = np.einsum("nijc,nijd->cd", patch, g.astype(np.float64))
+    got = from_buffer(out, (kh, kw, c_in, c_out))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_conv2d_nhwc_grad_weight_rejects_bad_arguments():
+    k = B.conv2d_nhwc_grad_weight
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        k(B.Array(4), B.Array(1), B.Array(9), 1, 2, 2, 1, 1, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        k(B.Array(9), B.Array(1), B.Array(9), 1, 3, 3, 1, 1, 3, 3, 1, 0)
+    with pytest.raises(ValueError, match="buffer g"):
+        k(B.Array(50), B.Array(8), B.Array(9), 2, 5, 5, 1, 1, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="buffer out"):
+        k(B.Array(50), B.Array(18), B.Array(8), 2, 5, 5, 1, 1, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="must be in"):
+        k(B.Array(50), B.Array(18), B.Array(9), -2, 5, 5, 1, 1, 3, 3, 1, 1)
+    a = B.Array(50)
+    with pytest.raises(ValueError, match="an output is also an input"):
+        k(a, B.Array(18), a, 2, 5, 5, 1, 1, 3, 3, 1, 1)
+
+
 def test_conv2d_nhwc_rejects_bad_sizes():
     with pytest.raises(ValueError, match="smaller than the kernel"):
         B.conv2d_nhwc(B.Array(4), B.Array(9), B.Array(1), 1, 2, 2, 1, 1, 3, 3, 1, 1)

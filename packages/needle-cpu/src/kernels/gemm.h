@@ -86,4 +86,11 @@ void conv2d_nhwc(const float* a, const float* b, float* out, std::int64_t n, std
                  std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw, std::int64_t sh,
                  std::int64_t sw);
 
+// Its weight gradient: out (kh, kw, c_in, c_out) = im2col(a)^T @ g, g (n, ho, wo, c_out) compact, a
+// as above. The im2col rows are gathered a block at a time (cache-sized, never the whole matrix)
+// and each block's product added into out.
+void conv2d_nhwc_grad_weight(const float* a, const float* g, float* out, std::int64_t n, std::int64_t h,
+                             std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw,
+                             std::int64_t sh, std::int64_t sw);
+
 }  // namespace needle_cpu

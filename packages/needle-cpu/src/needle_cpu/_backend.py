@@ -81,6 +81,8 @@ matmul = _core.matmul
 matmul_batched = _core.matmul_batched
 matmul_tiled = _core.matmul_tiled
 conv2d_nhwc = _core.conv2d_nhwc
+# Its weight gradient (protocol.FUSED_KERNELS): im2col rows gathered a block at a time, never all at once.
+conv2d_nhwc_grad_weight = _core.conv2d_nhwc_grad_weight
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max
@@ -110,6 +112,9 @@ rmsprop_step = _core.rmsprop_step
 # Softmax cross-entropy with class labels (protocol.FUSED_KERNELS): one pass each way, no one-hot.
 softmax_xent_forward = _core.softmax_xent_forward
 softmax_xent_backward = _core.softmax_xent_backward
+# Batch normalisation in training mode (protocol.FUSED_KERNELS): three passes forward, two backward.
+batchnorm_forward = _core.batchnorm_forward
+batchnorm_backward = _core.batchnorm_backward
 # Binary ops on strided (broadcast) float32 views without compact copies (protocol.FUSED_KERNELS).
 ewise_binary_strided = _core.ewise_binary_strided
 

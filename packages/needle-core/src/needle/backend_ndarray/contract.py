@@ -467,6 +467,25 @@ class Backend:
         """``out = (probs - onehot(labels)) * scale[0]`` (m, k); ``scale`` a 1-element buffer (the gradient's
         scale stays on the device); labels checked as in :meth:`softmax_xent_forward`."""
 
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def conv2d_nhwc_grad_weight(self, a, g, out, n, h, w, c_in, c_out, kh, kw, sh, sw):
+        """Weight gradient of :meth:`conv2d_nhwc` (same ``a`` and sizes): ``out`` (kh, kw, c_in, c_out) =
+        ``im2col(a)^T @ g`` with ``g`` the compact output gradient (n, (h-kh)//sh+1, (w-kw)//sw+1, c_out) and
+        im2col(a) the (n*ho*wo, kh*kw*c_in) matrix of a's windows (fallback: that matrix and one matmul_tn)."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def batchnorm_forward(self, x, weight, bias, out, mean, var, m, c, eps):
+        """Batch normalisation in training mode (``needle.nn.BatchNorm1d/2d``; used with the backward, both or
+        neither) over the compact (m, c) ``x``, one column per channel: ``mean`` (c,) the column means, ``var``
+        (c,) the biased variances computed around the mean (two passes), ``out`` (m, c) =
+        ``(x - mean) * weight / sqrt(var + eps) + bias``. ``m >= 1``."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def batchnorm_backward(self, x, g, weight, mean, var, grad_x, grad_weight, grad_bias, m, c, eps):
+        """Gradients of :meth:`batchnorm_forward` (its ``mean`` and ``var``) for the output gradient ``g`` (m, c):
+        with ``xhat = (x - mean) / sqrt(var + eps)``, ``grad_bias = sum_rows g``, ``grad_weight = sum_rows g * xhat``
+        and ``grad_x = weight / sqrt(var + eps) * (g - grad_bias / m - xhat * grad_weight / m)``."""
+
     @_kernel("fused", dtypes="fused")
     def ewise_binary_strided(self, op, a, a_strides, a_offset, b, b_strides, b_offset, out, shape):
         """``out`` (compact, ``shape``) = ``a op b`` over two strided views of ``shape`` (strides and offsets in

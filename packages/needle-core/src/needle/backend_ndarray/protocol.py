@@ -116,7 +116,8 @@ OPTIONAL_KERNELS = names("optional", since=1)
 #: OPTIONAL_KERNELS so that a backend's "every optional kernel" surface stays as it was. They run on
 #: the backend's ``FUSED_DTYPES``; each one's contract is its docstring in ``contract.Backend``, and
 #: without one core composes the operation from the kernels above. Pairs (``lstm_cell_forward`` /
-#: ``lstm_cell_backward``, ``softmax_xent_forward`` / ``softmax_xent_backward``) are used only together.
+#: ``lstm_cell_backward``, ``softmax_xent_forward`` / ``softmax_xent_backward``, ``batchnorm_forward`` /
+#: ``batchnorm_backward``) are used only together.
 FUSED_KERNELS = names("fused")
 
 

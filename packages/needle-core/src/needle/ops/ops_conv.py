@@ -14,15 +14,17 @@ window view, :func:`col2im`, adds every window back into place.
 import builtins
 import math
 
-from ..autograd import NDArray, Tensor, TensorOp
+from ..autograd import NDArray, Tensor, TensorOp, is_grad_enabled
 from .ops_mathematic import (
-    _check_pair, dilate, flip, get_item, matmul_tn, max, mean, pad, reshape, transpose,
+    _check_pair, dilate, flip, get_item, matmul_tn, max, mean, pad, reshape, summation, transpose,
 )
 
 #: Optional backend kernel name: ``conv2d_nhwc(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw)``
 #: with ``a`` the compact, already padded input (n, h, w, c_in), ``b`` the compact weight
 #: (kh, kw, c_in, c_out) and ``out`` the compact output (n, (h-kh)//sh+1, (w-kw)//sw+1, c_out).
 CONV_KERNEL = "conv2d_nhwc"
+#: Optional fused kernel for the weight gradient without a graph (see ``contract.Backend``).
+GRAD_WEIGHT_KERNEL = "conv2d_nhwc_grad_weight"
 
 
 # ---- argument handling ---------------------------------------------------------------------------
@@ -75,12 +77,20 @@ def col2im_array(cols: NDArray, in_shape, stride) -> NDArray:
     return out
 
 
-def conv_array(a: NDArray, b: NDArray, stride, padding) -> NDArray:
-    """NHWC convolution of NDArrays: the backend's native kernel, else im2col + one matmul."""
-    (ph, pw), (sh, sw) = padding, stride
-    if ph or pw:
-        a = a.pad(((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    a, b = a.compact(), b.compact()
+def _pad_spatial(a: NDArray, padding) -> NDArray:
+    (ph, pw) = padding
+    return a.pad(((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else a
+
+
+def conv_array(a: NDArray, b: NDArray, stride, padding, padded=None) -> NDArray:
+    """NHWC convolution of NDArrays: the backend's native kernel, else im2col + one matmul.
+
+    ``padded``: a list that receives the padded compact input (kept by :class:`Conv` for its weight
+    gradient, so the backward pads nothing again)."""
+    (sh, sw) = stride
+    a, b = _pad_spatial(a, padding).compact(), b.compact()
+    if padded is not None:
+        padded.append(a)
     n, h, w, c_in = a.shape
     kh, kw, _, c_out = b.shape
     ho, wo = _out_size(h, kh, sh), _out_size(w, kw, sw)
@@ -152,6 +162,22 @@ def col2im(cols, in_shape, stride=1):
 
 
 # ---- convolution -----------------------------------------------------------------------------------
+def _crop_or_pad_array(a: NDArray, axis, start, length) -> NDArray:
+    """:func:`_crop_or_pad` on an NDArray: ``a[start:start+length]`` along ``axis``, zero-filled past the end."""
+    size = a.shape[axis]
+    if start == 0 and length == size:
+        return a
+    stop = builtins.min(start + length, size)
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(start, stop)
+    a = a[tuple(index)]
+    if stop - start < length:
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, length - (stop - start))
+        a = a.pad(tuple(widths))
+    return a
+
+
 def _crop_or_pad(t, axis, start, length):
     """``t[start:start+length]`` along ``axis``, zero-filled where that runs past the end."""
     size = t.shape[axis]
@@ -169,22 +195,76 @@ def _crop_or_pad(t, axis, start, length):
 
 
 class Conv(TensorOp):
-    """NHWC convolution (cross-correlation, as in the course) of ``a`` with weight ``b``."""
+    """NHWC convolution (cross-correlation, as in the course) of ``a`` with weight ``b``, plus an
+    optional per-channel ``bias`` (a third input, (C_out,))."""
 
     def __init__(self, stride=1, padding=1):
         self.stride = _pair("stride", stride, 1)
         self.padding = _pair("padding", padding, 0)
+        self._padded = None
 
-    def compute(self, a: NDArray, b: NDArray):
-        return conv_array(a, b, self.stride, self.padding)
+    def compute(self, a: NDArray, b: NDArray, bias: NDArray = None):
+        # The padded input is the weight gradient's operand: kept (not re-padded in the backward).
+        padded = [] if is_grad_enabled() else None
+        out = conv_array(a, b, self.stride, self.padding, padded)
+        self._padded = padded[0] if padded else None
+        if bias is not None:
+            out = out + bias.reshape((1, 1, 1, bias.shape[0])).broadcast_to(out.shape)
+        return out
 
     def gradient(self, out_grad, node):
-        x, w = node.inputs
+        x, w = node.inputs[:2]
+        bias = node.inputs[2] if len(node.inputs) > 2 else None
+        if not is_grad_enabled():  # no graph wanted: the same gradients on the arrays, no graph ops
+            grads = self._array_gradient(out_grad.realize_cached_data(), x, w, bias)
+            return tuple(None if g is None else Tensor.make_const(g) for g in grads)
         # An input that needs no gradient (the images fed to a first layer) gets None: the
         # autograd skips it, and its convolution-sized work is never done.
         grad_x = self._grad_input(out_grad, x, w) if x.requires_grad else None
         grad_w = self._grad_weight(out_grad, x, w) if w.requires_grad else None
-        return grad_x, grad_w
+        if bias is None:
+            return grad_x, grad_w
+        return grad_x, grad_w, summation(out_grad, (0, 1, 2)) if bias.requires_grad else None
+
+    def _array_gradient(self, g: NDArray, x, w, bias):
+        """(grad_x, grad_w[, grad_bias]) as NDArrays, by the same algebra as the graph gradients below."""
+        kh, kw, c_in, c_out = w.shape
+        n, ho, wo = g.shape[:3]
+        grads = [None, None]
+        if x.requires_grad:
+            # The output gradient spread to stride 1 and zero-padded by k - 1 - p in one buffer (one
+            # fill, one strided write), then a stride-1 correlation with the flipped weight.
+            lengths, pads = [], []
+            for k, p, size in zip((kh, kw), self.padding, x.shape[1:3]):
+                q = builtins.max(k - 1 - p, 0)
+                lengths.append(size + 2 * p - k + 1 + 2 * q)
+                pads.append(q)
+            spread = g.device.full((n, lengths[0], lengths[1], c_out), 0.0, dtype=g.dtype)
+            (qh, qw), (sh, sw) = pads, self.stride
+            spread[:, qh:qh + (ho - 1) * sh + 1:sh, qw:qw + (wo - 1) * sw + 1:sw, :] = g
+            w_flip = w.realize_cached_data().flip((0, 1)).permute((0, 1, 3, 2))
+            grad_x = conv_array(spread, w_flip, (1, 1), (0, 0))
+            for axis, (k, p, q, size) in enumerate(zip((kh, kw), self.padding, pads, x.shape[1:3]), start=1):
+                grad_x = _crop_or_pad_array(grad_x, axis, p - (k - 1 - q), size)
+            grads[0] = grad_x
+        rows = n * ho * wo
+        g2 = g.compact().reshape((rows, c_out)) if (w.requires_grad or bias is not None) else None
+        if w.requires_grad:
+            xp = self._padded
+            if xp is None:
+                xp = _pad_spatial(x.realize_cached_data(), self.padding).compact()
+            kernel = g.device.fused(GRAD_WEIGHT_KERNEL, g.dtype)
+            if kernel is not None:  # the windows gathered a block at a time, never all at once
+                grads[1] = NDArray._fresh((kh, kw, c_in, c_out), g.device, g.dtype)
+                kernel(xp._handle, g2._handle, grads[1]._handle, n, xp.shape[1], xp.shape[2], c_in, c_out, kh, kw,
+                       *self.stride)
+            else:
+                cols = im2col_array(xp, (kh, kw), self.stride).reshape((rows, kh * kw * c_in))
+                grads[1] = cols.matmul_tn(g2).reshape((kh, kw, c_in, c_out))
+        self._padded = None
+        if bias is not None:
+            grads.append(g2.sum(axis=0) if bias.requires_grad else None)
+        return grads
 
     def _grad_input(self, out_grad, x, w):
         # Spread the output gradient back to stride 1 (dilate, then trim to the stride-1
@@ -219,11 +299,12 @@ class Conv(TensorOp):
         return reshape(matmul_tn(cols, g), (kh, kw, c_in, c_out))
 
 
-def conv(a, b, stride=1, padding=1):
+def conv(a, b, stride=1, padding=1, bias=None):
     """2-D convolution: ``a`` NHWC (N, H, W, C_in), weight ``b`` (K, K, C_in, C_out).
 
     ``stride`` and ``padding`` (zero fill on both sides) are ints or (h, w) pairs; the
-    output is (N, (H + 2p - K) // stride + 1, (W + 2p - K) // stride + 1, C_out).
+    output is (N, (H + 2p - K) // stride + 1, (W + 2p - K) // stride + 1, C_out). ``bias``, a
+    (C_out,) Tensor of the inputs' dtype and device, is added to every output pixel (one op).
     """
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         bad = a if not isinstance(a, Tensor) else b
@@ -237,11 +318,17 @@ def conv(a, b, stride=1, padding=1):
                          f"expects {b.shape[2]} (shape {b.shape})")
     a, b = _check_pair("conv", a, b)  # one device; a float32/float64 mix is promoted, as elsewhere
     stride_, padding_ = _pair("stride", stride, 1), _pair("padding", padding, 0)
+    if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (b.shape[3],)
+                             or bias.dtype != a.dtype or bias.device != a.device):
+        raise ValueError(f"conv: bias must be a ({b.shape[3]},) Tensor of dtype {a.dtype} on {a.device}, got "
+                         f"{getattr(bias, 'shape', type(bias).__name__)}")
     for size, k, p, dim in zip(a.shape[1:3], b.shape[:2], padding_, ("height", "width")):
         if size + 2 * p < k:
             raise ValueError(f"conv: kernel {dim} {k} exceeds the padded input {dim} {size + 2 * p} "
                              f"(input shape {a.shape}, padding {padding})")
-    return Conv(stride_, padding_)(a, b)
+    if bias is None:
+        return Conv(stride_, padding_)(a, b)
+    return Conv(stride_, padding_)(a, b, bias)
 
 
 # ---- pooling ---------------------------------------------------------------------------------------

@@ -60,9 +60,14 @@ class Conv(Module):
 
     def forward(self, x):
         _check_nchw("Conv", x, self.in_channels)
-        out = ops.conv(ops.permute(x, _TO_NHWC), self.weight, stride=self.stride, padding=self.padding)
-        if self.bias is not None:
-            out = out + ops.broadcast_to(ops.reshape(self.bias, (1, 1, 1, self.out_channels)), out.shape)
+        x = ops.permute(x, _TO_NHWC)
+        bias = self.bias
+        if bias is not None and bias.dtype == self.weight.dtype == x.dtype:  # the conv adds it: one op
+            out = ops.conv(x, self.weight, stride=self.stride, padding=self.padding, bias=bias)
+        else:
+            out = ops.conv(x, self.weight, stride=self.stride, padding=self.padding)
+            if bias is not None:  # mixed dtypes: promoted by the add
+                out = out + ops.broadcast_to(ops.reshape(bias, (1, 1, 1, self.out_channels)), out.shape)
         return ops.permute(out, _TO_NCHW)
 
 
@@ -76,6 +81,9 @@ class BatchNorm2d(BatchNorm1d):
     def forward(self, x):
         _check_nchw(f"BatchNorm2d({self.dim})", x, self.dim)
         n, c, h, w = x.shape
+        out = self._fused(x, n * h * w, nchw=True)  # on the NCHW tensor itself: no permute ops
+        if out is not None:
+            return out
         flat = ops.reshape(ops.permute(x, _TO_NHWC), (n * h * w, c))
         out = super().forward(flat)
         return ops.permute(ops.reshape(out, (n, h, w, c)), _TO_NCHW)
