@@ -33,8 +33,11 @@ def test_protocol_tuples_come_from_the_table():
 def test_every_row_is_documented_and_classified():
     for k in contract.KERNELS:
         assert k.doc and k.kind in contract.KINDS and k.since in protocol.SUPPORTED_PROTOCOLS, k
-        assert k.aliasing in (contract.IN_PLACE, contract.DISTINCT, contract.NO_ALIASING), k
+        kinds = (contract.IN_PLACE, contract.DISTINCT, contract.PARAM_IN_PLACE, contract.NO_ALIASING)
+        assert k.aliasing in kinds, k
         assert k.dtypes in ("all", "not bool", "float", "integer, bool", "fused"), k
+    steps = [k.name for k in contract.KERNELS if k.aliasing == contract.PARAM_IN_PLACE]
+    assert steps == ["adam_step", "sgd_step", "rmsprop_step"]  # IN_PLACE_UPDATES may list only these
     ewise = [k for k in contract.KERNELS if k.kind in ("required", "optional") and k.aliasing == contract.IN_PLACE]
     assert all(k.name.startswith(("ewise_", "scalar_")) or k.name in ("cast", "where") for k in ewise)
 

@@ -372,6 +372,25 @@ void need_unaliased_outputs(const char* kernel, std::initializer_list<const Buff
   }
 }
 
+// The optimiser steps (IN_PLACE_UPDATES): out may be param itself, the whole buffer (the loops read
+// each weight before writing it), when grad is another buffer; the state buffers stay apart from all.
+void need_step_buffers(const char* kernel, const Buffer& param, const Buffer& grad, const Buffer& out,
+                       std::initializer_list<const Buffer*> states) {
+  if (overlaps(out, param)) {  // the very same buffer: the callers checked both hold n elements
+    need_unaliased_outputs(kernel, states, {&param, &grad, &out});
+    if (overlaps(out, grad)) fail(std::string(kernel) + ": out is param and grad is the same buffer");
+    return;
+  }
+  std::vector<const Buffer*> outs(states);
+  outs.push_back(&out);
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    for (std::size_t j = i + 1; j < outs.size(); ++j)
+      if (overlaps(*outs[i], *outs[j])) fail(std::string(kernel) + ": two outputs are the same buffer");
+    if (overlaps(*outs[i], param) || overlaps(*outs[i], grad))
+      fail(std::string(kernel) + ": an output is also an input buffer");
+  }
+}
+
 // The softmax cross-entropy kernels index rows with their labels: every one must be a class index.
 // The labels are copied (under the GIL) and the copy is checked and used: another Python thread may
 // write the buffer while the kernel runs without the GIL.
@@ -909,7 +928,7 @@ PYBIND11_MODULE(_core, m) {
 
   // ---- fused optimiser updates (optim.h): state updated in place, the new weights into `out`
   // All buffers hold one parameter's n elements; param and grad are only read (they may be one
-  // buffer), the written ones (state, out) must be buffers of their own.
+  // buffer), the state buffers must be buffers of their own, out too or param itself (need_step_buffers).
   m.def("adam_step", [](const Buffer& param, const Buffer& grad, Buffer& m_, Buffer& v, Buffer& out, double lr,
                         double beta1, double beta2, double eps, double weight_decay, double bias_c1, double bias_c2,
                         bool decoupled) {
@@ -920,7 +939,7 @@ PYBIND11_MODULE(_core, m) {
     if (!(bias_c1 > 0 && bias_c2 > 0))
       fail("adam_step: bias corrections must be > 0, got bias_c1=" + std::to_string(bias_c1) +
            ", bias_c2=" + std::to_string(bias_c2));
-    need_unaliased_outputs(k, {&m_, &v, &out}, {&param, &grad});
+    need_step_buffers(k, param, grad, out, {&m_, &v});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"m", &m_}, {"v", &v}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::adam_step(param.data(), grad.data(), m_.data(), v.data(), out.data(), n, lr, beta1, beta2, eps,
@@ -938,8 +957,8 @@ PYBIND11_MODULE(_core, m) {
     need_size(k, "out", out, n, true);
     if (u) need_size(k, "u", *u, n, true);
     else if (momentum != 0) fail("sgd_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer u");
-    if (u) need_unaliased_outputs(k, {u, &out}, {&param, &grad});
-    else need_unaliased_outputs(k, {&out}, {&param, &grad});
+    if (u) need_step_buffers(k, param, grad, out, {u});
+    else need_step_buffers(k, param, grad, out, {});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"u", u}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::sgd_step(param.data(), grad.data(), u ? u->data() : nullptr, out.data(), n, lr, momentum, weight_decay);
@@ -955,8 +974,8 @@ PYBIND11_MODULE(_core, m) {
       need_size(k, name, *b, n, true);
     if (buf) need_size(k, "buf", *buf, n, true);
     else if (momentum != 0) fail("rmsprop_step: momentum=" + std::to_string(momentum) + " needs a momentum buffer buf");
-    if (buf) need_unaliased_outputs(k, {&v, buf, &out}, {&param, &grad});
-    else need_unaliased_outputs(k, {&v, &out}, {&param, &grad});
+    if (buf) need_step_buffers(k, param, grad, out, {&v, buf});
+    else need_step_buffers(k, param, grad, out, {&v});
     need_float32(k, {{"param", &param}, {"grad", &grad}, {"v", &v}, {"buf", buf}, {"out", &out}});
     MaybeRelease gil(n);
     needle_cpu::rmsprop_step(param.data(), grad.data(), v.data(), buf ? buf->data() : nullptr, out.data(), n, lr, alpha,

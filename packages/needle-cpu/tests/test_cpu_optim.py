@@ -2,8 +2,9 @@
 
 Oracle: the composed update's sequence of float32 operations written with numpy (each rounds once,
 as each elementwise kernel does), so the fused pass must agree bit for bit, inf and nan included;
-sizes straddle the vector widths (8, 16) and the threading grain. The bindings refuse buffers of
-another size, written buffers shared with any other argument, and a momentum without its buffer.
+sizes straddle the vector widths (8, 16) and the threading grain; ``out`` is a buffer of its own or
+``param`` itself (IN_PLACE_UPDATES). The bindings refuse buffers of another size, written buffers
+shared with any other argument (but out may be param), and a momentum without its buffer.
 """
 import numpy as np
 import pytest
@@ -50,20 +51,23 @@ def adam_oracle(w, g, m, v, lr, b1, b2, eps, wd, c1, c2, decoupled):
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("wd,decoupled", [(0.0, False), (1e-4, False), (0.1, True)])
-def test_adam_step_rounds_as_the_composed_update(isa, rng, n, wd, decoupled):
+@pytest.mark.parametrize("in_place", [False, True])  # out a buffer of its own, or param itself
+def test_adam_step_rounds_as_the_composed_update(isa, rng, n, wd, decoupled, in_place):
     w, g, m, v = case(rng, n), case(rng, n), case(rng, n), case(rng, n, positive=True)
     args = (2e-3, 0.9, 0.999, 1e-8, wd, 1 - 0.9 ** 3, 1 - 0.999 ** 3, decoupled)
-    bm, bv, out = to_buffer(m), to_buffer(v), B.Array(n)
+    bw, bm, bv = to_buffer(w), to_buffer(m), to_buffer(v)
+    out = bw if in_place else B.Array(n)
     with np.errstate(all="ignore"):
         want = adam_oracle(w, g, m, v, *args)
-    B.adam_step(to_buffer(w), to_buffer(g), bm, bv, out, *args)
+    B.adam_step(bw, to_buffer(g), bm, bv, out, *args)
     for got, expected in zip((read(bm), read(bv), read(out)), want):
         np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("momentum,wd", [(0.0, 0.0), (0.0, 0.01), (0.9, 0.0), (0.9, 0.01)])
-def test_sgd_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd):
+@pytest.mark.parametrize("in_place", [False, True])  # out a buffer of its own, or param itself
+def test_sgd_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd, in_place):
     w, g, u = case(rng, n), case(rng, n), case(rng, n)
     lr = 0.1
     with np.errstate(all="ignore"):
@@ -71,15 +75,17 @@ def test_sgd_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd):
         if momentum:
             u_want = step = u * f32(momentum) + step * f32(1 - momentum)
         want = w - step * f32(lr)
-    bu, out = to_buffer(u), B.Array(n)
-    B.sgd_step(to_buffer(w), to_buffer(g), bu if momentum else None, out, lr, momentum, wd)
+    bw, bu = to_buffer(w), to_buffer(u)
+    out = bw if in_place else B.Array(n)
+    B.sgd_step(bw, to_buffer(g), bu if momentum else None, out, lr, momentum, wd)
     np.testing.assert_array_equal(read(out), want)
     np.testing.assert_array_equal(read(bu), u_want if momentum else u)  # without momentum u is not touched
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("momentum,wd", [(0.0, 0.0), (0.0, 0.05), (0.5, 0.0), (0.5, 0.05)])
-def test_rmsprop_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd):
+@pytest.mark.parametrize("in_place", [False, True])  # out a buffer of its own, or param itself
+def test_rmsprop_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd, in_place):
     w, g, v, buf = case(rng, n), case(rng, n), case(rng, n, positive=True), case(rng, n)
     lr, alpha, eps = 0.01, 0.99, 1e-8
     with np.errstate(all="ignore"):
@@ -89,8 +95,9 @@ def test_rmsprop_step_rounds_as_the_composed_update(isa, rng, n, momentum, wd):
         if momentum:
             buf_want = step = buf * f32(momentum) + step
         want = w - step * f32(lr)
-    bv, bb, out = to_buffer(v), to_buffer(buf), B.Array(n)
-    B.rmsprop_step(to_buffer(w), to_buffer(g), bv, bb if momentum else None, out, lr, alpha, eps, wd, momentum)
+    bw, bv, bb = to_buffer(w), to_buffer(v), to_buffer(buf)
+    out = bw if in_place else B.Array(n)
+    B.rmsprop_step(bw, to_buffer(g), bv, bb if momentum else None, out, lr, alpha, eps, wd, momentum)
     np.testing.assert_array_equal(read(out), want)
     np.testing.assert_array_equal(read(bv), v_want)
     np.testing.assert_array_equal(read(bb), buf_want if momentum else buf)
@@ -122,8 +129,9 @@ SCALARS = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, bias_
     (dict(grad=B.Array(5)), "adam_step: buffer grad has 5 elements, needs 6"),
     (dict(v=B.Array(7)), "buffer v has 7 elements, needs 6"),
     (dict(out=B.Array(0)), "buffer out has 0 elements, needs 6"),
-    ("out=param", "an output is also an input"),
+    ("out=grad", "an output is also an input"),
     ("m=grad", "an output is also an input"),
+    ("m=param", "an output is also an input"),
     ("m=v", "two outputs are the same buffer"),
     ("out=v", "two outputs are the same buffer"),
     (dict(bias_c1=0.0), "bias corrections must be > 0"),
@@ -150,6 +158,13 @@ def test_sgd_and_rmsprop_refuse_bad_arguments():
     with pytest.raises(ValueError, match="rmsprop_step: two outputs are the same buffer"):
         B.rmsprop_step(a[0], a[1], a[2], a[2], a[3], 0.1, 0.9, 1e-8, 0.0, 0.5)
     with pytest.raises(ValueError, match="rmsprop_step: an output is also an input"):
-        B.rmsprop_step(a[0], a[1], a[2], None, a[0], 0.1, 0.9, 1e-8, 0.0, 0.0)
+        B.rmsprop_step(a[0], a[1], a[2], None, a[1], 0.1, 0.9, 1e-8, 0.0, 0.0)
+    # out may be param itself (IN_PLACE_UPDATES), but then no state buffer nor grad may be that buffer
+    with pytest.raises(ValueError, match="rmsprop_step: an output is also an input"):
+        B.rmsprop_step(a[0], a[1], a[0], None, a[0], 0.1, 0.9, 1e-8, 0.0, 0.0)
+    with pytest.raises(ValueError, match="sgd_step: an output is also an input"):
+        B.sgd_step(a[0], a[1], a[0], a[0], 0.1, 0.9, 0.0)
+    with pytest.raises(ValueError, match="sgd_step: out is param and grad is the same buffer"):
+        B.sgd_step(a[0], a[0], None, a[0], 0.1, 0.0, 0.0)
     with pytest.raises(TypeError):
         B.sgd_step(a[0], np.zeros(4, np.float32), None, a[2], 0.1, 0.0, 0.0)  # buffers only

@@ -1,7 +1,8 @@
 """The optimisers' fused path (the backend's adam_step / sgd_step / rmsprop_step, on needle-cpu)
 against hand-computed float64 steps, against the composed NDArray update on the same device (equal
 bit for bit) and against the numpy backend's composed update; state, ``.grad`` and a tensor detached
-before the step behave as on the composed path (parameters are updated in place); a backend
+before the step behave as on the composed path (parameters are updated in place, by the kernel itself
+where the backend lists it in IN_PLACE_UPDATES); a backend
 without the kernels, or operands in another dtype, take the composed path."""
 import numpy as np
 import pytest
@@ -134,6 +135,33 @@ def test_fused_path_matches_hand_steps_and_the_composed_update(monkeypatch, case
     for a, b in zip(fused, composed):  # the kernel rounds as the composed kernels do
         np.testing.assert_array_equal(a, b)
     check(fused, run(*make(case, NUMPY), GRADS), rtol=1e-6, atol=1e-7)  # the numpy backend's fallback
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("listed", [True, False])
+def test_fused_step_writes_into_the_parameter_only_where_the_backend_lists_it(monkeypatch, case, listed):
+    # IN_PLACE_UPDATES: out is the parameter's own buffer (no new buffer, no copy); unlisted, out is a
+    # buffer of its own that is copied in (today's path). Both equal the composed update bit for bit.
+    dev = _native_cpu()
+    name = CASES[case][2]
+    monkeypatch.setitem(dev.__dict__, "_in_place_updates", frozenset({name} if listed else ()))
+    aliased = []
+
+    def pick(kernel_name, w, g, states):
+        kernel = FUSED_KERNEL(kernel_name, w, g, states)
+        out_at = 3 if kernel_name == "sgd_step" else 4
+
+        def spy(*args):
+            aliased.append(args[out_at] is args[0])
+            return kernel(*args)
+        return spy
+
+    monkeypatch.setattr(optimizer, "_fused_kernel", pick)
+    fused = run(*make(case, dev), GRADS)
+    assert aliased == [listed] * len(GRADS)
+    _use_path(monkeypatch, "composed")
+    for a, b in zip(fused, run(*make(case, dev), GRADS)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -41,6 +41,11 @@ DTYPES = ("float32",)
 #: for no other. Delete it (the default is ("float32",)) when you define none.
 FUSED_DTYPES = ("float32",)
 
+#: The optimiser steps you define (adam_step, sgd_step, rmsprop_step) that stay right with out = param,
+#: the same buffer (each element's param read before its out is written): needle then updates a
+#: parameter's buffer in place, with no copy. Leave it empty unless the conformance suite passes so.
+IN_PLACE_UPDATES = ()
+
 #: Optional kernels this module defines (needle finds them by name; see the bottom of this file).
 OPTIONAL_KERNELS = ()
 

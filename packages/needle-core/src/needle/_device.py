@@ -24,6 +24,7 @@ _MODULE_DUNDERS = frozenset({
 
 # The device's own attributes: never forwarded (one missing before __init__ ends must not recurse).
 _OWN = frozenset({"_backend", "_kernels", "_registry", "_restore", "_dtypes", "_protocol", "_fused_dtypes",
+                  "_in_place_updates",
                   "name", "backend_name", "index", "backend", "mod"})
 _RAISE = object()  # kernel()'s "no default given"
 
@@ -95,6 +96,7 @@ class BackendDevice:
             dtypes = tuple(d for d in dtypes if d in ("float32", "float64"))
         self._dtypes = dtypes
         self.__dict__.setdefault("_fused_dtypes", tuple(getattr(backend, "FUSED_DTYPES", ("float32",))))
+        self.__dict__.setdefault("_in_place_updates", frozenset(getattr(backend, "IN_PLACE_UPDATES", ())))
         self._backend = backend
         return backend
 
@@ -128,6 +130,13 @@ class BackendDevice:
         if self._backend is None:
             self._load()
         return self.kernel(name, None) if dtype in self._fused_dtypes else None
+
+    def in_place_update(self, name):
+        """True when the backend lists the optimiser step ``name`` in ``IN_PLACE_UPDATES``: its ``out``
+        may then be its ``param`` buffer (contract.PARAM_IN_PLACE); else ``out`` must be a buffer of its own."""
+        if self._backend is None:
+            self._load()
+        return name in self._in_place_updates
 
     def _use_module(self, module):
         """Route this device's kernel lookups to ``module`` from now on (needle.jit's recorder puts

@@ -16,6 +16,10 @@ DTYPES = ("float32", "float64", "int32", "int64", "uint8", "bool")
 #: dtypes the fused kernels (protocol.FUSED_KERNELS) and conv2d_nhwc run on; their bindings refuse others.
 FUSED_DTYPES = ("float32",)
 
+#: The optimiser steps whose out may be their param buffer (contract.PARAM_IN_PLACE): optim_loops.cc
+#: reads each element's weight before it writes it, and the bindings allow exactly out == param.
+IN_PLACE_UPDATES = ("adam_step", "sgd_step", "rmsprop_step")
+
 #: Tile size of the course-compatible tiled matmul (``matmul_tiled``).
 __tile_size__ = _core.TILE
 

@@ -22,7 +22,10 @@ maps bool arithmetic to the logical kernels; "float": needle turns integer true 
 float first; "integer, bool": the logical kernels; "fused": the backend's ``FUSED_DTYPES``) and its
 aliasing rule (``aliasing``): ``IN_PLACE`` kernels may get ``out`` equal to any input and must then give
 the same result as with a distinct ``out`` (``x += y`` and the optimisers rely on it); ``DISTINCT``
-kernels never get an output that shares a buffer with another argument.
+kernels never get an output that shares a buffer with another argument; ``PARAM_IN_PLACE`` kernels (the
+optimiser steps) are ``DISTINCT`` unless the backend lists them in ``IN_PLACE_UPDATES``: then ``out`` may
+be the very buffer ``param`` (never a part of it, never ``grad`` or a state buffer too), so each element's
+``param`` must be read before its ``out`` is written.
 """
 import functools
 from typing import NamedTuple
@@ -31,6 +34,8 @@ from typing import NamedTuple
 IN_PLACE = "out may be an input"
 #: outputs never share a buffer with another argument.
 DISTINCT = "outputs are distinct buffers"
+#: ``out`` may be ``param`` itself where the backend lists the kernel in ``IN_PLACE_UPDATES``, else DISTINCT.
+PARAM_IN_PLACE = "out may be param (IN_PLACE_UPDATES)"
 #: no output buffer among the arguments (it returns a value, or only writes ``out``).
 NO_ALIASING = "-"
 
@@ -81,6 +86,10 @@ class Backend:
     - ``EWISE_PROGRAM_OPS`` (optional, with :meth:`ewise_program`): a dict from kernel names (``ewise_*``,
       ``scalar_*``, ``fill``, and ``"copy"`` for a compact-to-compact ``compact``/``ewise_setitem``) to the
       ``(kind, op)`` codes of the backend's choosing that its programs understand.
+    - ``IN_PLACE_UPDATES`` (optional, default ``()``): the ``PARAM_IN_PLACE`` kernels (``sgd_step``,
+      ``adam_step``, ``rmsprop_step``) whose ``out`` may be their ``param`` buffer: needle then updates a
+      parameter's own buffer in one call, without a new buffer and a copy. List only kernels that read
+      each element's ``param`` before writing its ``out``.
     - ``OPTIONAL_KERNELS`` (optional): a tuple naming the optional kernels it defines, for readers and
       tools (needle looks kernels up by name).
 
@@ -430,27 +439,30 @@ class Backend:
         ``dg`` (batch, 4 hid) and ``d_gates[t]``.
         """
 
-    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    @_kernel("fused", dtypes="fused", aliasing=PARAM_IN_PLACE)
     def adam_step(self, param, grad, m, v, out, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2, decoupled):
         """One Adam (AdamW when ``decoupled``) update of one parameter's n elements.
 
         ``g = grad + weight_decay * param``, or ``g = grad`` when ``decoupled``; ``m = beta1 m + (1 - beta1) g``,
         ``v = beta2 v + (1 - beta2) g**2`` (in place); ``out = w - lr * (m / bias_c1) / (sqrt(v / bias_c2) + eps)``
         with ``w = param``, or ``param * (1 - lr * weight_decay)`` when ``decoupled``; ``bias_c1`` and
-        ``bias_c2`` (> 0) are ``1 - beta1**t`` and ``1 - beta2**t``. ``param`` and ``grad`` are only read;
-        scalars are formed in double and rounded to the buffers' dtype; zero ``weight_decay`` terms are skipped.
+        ``bias_c2`` (> 0) are ``1 - beta1**t`` and ``1 - beta2**t``. ``param`` and ``grad`` are only read
+        (``out`` may be ``param`` itself where the backend lists the kernel in ``IN_PLACE_UPDATES``); scalars
+        are formed in double and rounded to the buffers' dtype; zero ``weight_decay`` terms are skipped.
         """
 
-    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    @_kernel("fused", dtypes="fused", aliasing=PARAM_IN_PLACE)
     def sgd_step(self, param, grad, u, out, lr, momentum, weight_decay):
         """One SGD update: ``g = grad + weight_decay * param``; with a momentum buffer ``u`` (None: no momentum),
-        ``u = momentum u + (1 - momentum) g`` in place and g = u; ``out = param - lr g``."""
+        ``u = momentum u + (1 - momentum) g`` in place and g = u; ``out = param - lr g`` (``out`` may be ``param``
+        itself where the backend lists the kernel in ``IN_PLACE_UPDATES``)."""
 
-    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    @_kernel("fused", dtypes="fused", aliasing=PARAM_IN_PLACE)
     def rmsprop_step(self, param, grad, v, buf, out, lr, alpha, eps, weight_decay, momentum):
         """One RMSprop update: ``g = grad + weight_decay * param``; ``v = alpha v + (1 - alpha) g**2``;
         ``d = g / (sqrt(v) + eps)``; with a buffer ``buf`` (None: no momentum), ``buf = momentum buf + d`` and
-        d = buf; ``out = param - lr d``. ``v`` and ``buf`` are updated in place."""
+        d = buf; ``out = param - lr d``. ``v`` and ``buf`` are updated in place (and ``param`` where listed in
+        ``IN_PLACE_UPDATES``)."""
 
     @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
     def softmax_xent_forward(self, z, labels, probs, loss_rows, m, k):

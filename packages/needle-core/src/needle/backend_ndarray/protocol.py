@@ -73,7 +73,8 @@ INTEGER_DTYPES = ("uint8", "int32", "int64")
 #:   give the same result as with a distinct ``out`` (in-place ``+=`` and the optimisers rely on
 #:   it; ``ewise_div`` written as ``out = 1 / b; out *= a`` is wrong when ``out is a``). The
 #:   outputs of ``compact``, ``matmul*``, ``reduce_*``, ``gather_rows`` and the fused kernels are
-#:   never an input buffer.
+#:   never an input buffer, except the optimiser steps' ``out``, which may be ``param`` itself for the
+#:   steps the backend lists in its optional ``IN_PLACE_UPDATES`` (contract.PARAM_IN_PLACE).
 #: - Optional integer indexing: ``gather_rows(a, idx, out, rows, row_size, count)``:
 #:   ``out[i*row_size:(i+1)*row_size] = a[idx[i]*row_size:(idx[i]+1)*row_size]`` for ``i <
 #:   count``, ``idx`` an int64 buffer, ``a`` holding ``rows`` rows; ``scatter_add_rows(g, idx, out,

@@ -11,7 +11,7 @@ same buffer as an input) are checked by the tests imported at the end of this mo
 import numpy as np
 import pytest
 
-from needle.backend_ndarray import protocol
+from needle.backend_ndarray import contract, protocol
 from needle.testing._kernel_helpers import (
     BINARY, COMPARE, FLOATS, POSITIVE, SCALAR, SCALAR_COMPARE, UNARY, buf, check, check_mask, data, dtypes_for,
     exact, fused_dtypes, kernel, mask_dtype, operands, read, rtol, scalars, small, version,
@@ -424,6 +424,22 @@ def _optim_case(dev, n, dtype, seed):
     return (w, g, m, v), tuple(_buf(dev, x, dtype) for x in (w, g, m, v))
 
 
+def _optim_out(dev, name, in_place, w, n, dtype):
+    """The step's ``out``: a buffer of its own, or (``in_place``) the weights' buffer ``w`` itself, checked
+    only where the backend lists ``name`` in ``IN_PLACE_UPDATES`` (contract.PARAM_IN_PLACE)."""
+    if not in_place:
+        return dev.Array(n, dtype)
+    if name not in getattr(dev.backend, "IN_PLACE_UPDATES", ()):
+        pytest.skip(f"backend does not list {name} in IN_PLACE_UPDATES: out is always a buffer of its own")
+    return w
+
+
+def test_in_place_updates_name_optimiser_steps_the_backend_has(dev):
+    steps = [k.name for k in contract.KERNELS if k.aliasing == contract.PARAM_IN_PLACE]
+    listed = getattr(dev.backend, "IN_PLACE_UPDATES", ())
+    assert [n for n in listed if n not in steps or dev.optional(n) is None] == [], listed
+
+
 def _check_optim(dev, dtype, bufs, arrays, want):
     """Each buffer in ``bufs`` holds the float64 oracle value of the same place in ``want`` (None:
     the buffer must still hold its input in ``arrays``, unchanged)."""
@@ -438,13 +454,14 @@ def _check_optim(dev, dtype, bufs, arrays, want):
 @pytest.mark.parametrize("n", OPTIM_SIZES)
 @pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.1, False), (0.1, True)])
 @pytest.mark.parametrize("t", [1, 3])
-def test_fused_adam_step(dev, n, weight_decay, decoupled, t):
+@pytest.mark.parametrize("in_place", [False, True])  # out=param: IN_PLACE_UPDATES
+def test_fused_adam_step(dev, n, weight_decay, decoupled, t, in_place):
     kernel = _optional(dev, "adam_step")
     lr, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3  # a large eps, so that its place in the formula shows
     c1, c2 = 1 - b1 ** t, 1 - b2 ** t
     for dtype in fused_dtypes(dev):
         arrays, (w, g, m, v) = _optim_case(dev, n, dtype, 40)
-        out = dev.Array(n, dtype)
+        out = _optim_out(dev, "adam_step", in_place, w, n, dtype)
         kernel(w, g, m, v, out, lr, b1, b2, eps, weight_decay, c1, c2, decoupled)
         # Oracle: Adam in float64, L2 decay added to the gradient or (decoupled, AdamW) on the weights.
         w0, g0, m0, v0 = (x.astype(np.float64) for x in arrays)
@@ -452,36 +469,38 @@ def test_fused_adam_step(dev, n, weight_decay, decoupled, t):
         m1, v1 = b1 * m0 + (1 - b1) * grad, b2 * v0 + (1 - b2) * grad ** 2
         start = w0 * (1 - lr * weight_decay) if decoupled else w0
         new = start - lr * (m1 / c1) / (np.sqrt(v1 / c2) + eps)
-        _check_optim(dev, dtype, (w, g, m, v, out), arrays + (None,), (None, None, m1, v1, new))
+        _check_optim(dev, dtype, (w, g, m, v, out), arrays + (None,), (new if in_place else None, None, m1, v1, new))
 
 
 @pytest.mark.parametrize("n", OPTIM_SIZES)
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_fused_sgd_step(dev, n, momentum, weight_decay):
+@pytest.mark.parametrize("in_place", [False, True])  # out=param: IN_PLACE_UPDATES
+def test_fused_sgd_step(dev, n, momentum, weight_decay, in_place):
     kernel = _optional(dev, "sgd_step")
     lr = 0.1
     for dtype in fused_dtypes(dev):
         arrays, (w, g, u, _) = _optim_case(dev, n, dtype, 50)
-        out = dev.Array(n, dtype)
+        out = _optim_out(dev, "sgd_step", in_place, w, n, dtype)
         kernel(w, g, u if momentum else None, out, lr, momentum, weight_decay)
         # Oracle: the course's momentum rule in float64.
         w0, g0, u0 = (x.astype(np.float64) for x in arrays[:3])
         grad = g0 + weight_decay * w0
         u1 = momentum * u0 + (1 - momentum) * grad if momentum else None
         new = w0 - lr * (u1 if momentum else grad)
-        _check_optim(dev, dtype, (w, g, u, out), arrays[:3] + (None,), (None, None, u1, new))
+        _check_optim(dev, dtype, (w, g, u, out), arrays[:3] + (None,), (new if in_place else None, None, u1, new))
 
 
 @pytest.mark.parametrize("n", OPTIM_SIZES)
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
-def test_fused_rmsprop_step(dev, n, momentum, weight_decay):
+@pytest.mark.parametrize("in_place", [False, True])  # out=param: IN_PLACE_UPDATES
+def test_fused_rmsprop_step(dev, n, momentum, weight_decay, in_place):
     kernel = _optional(dev, "rmsprop_step")
     lr, alpha, eps = 0.01, 0.9, 1e-3
     for dtype in fused_dtypes(dev):
         arrays, (w, g, buf, v) = _optim_case(dev, n, dtype, 60)
-        out = dev.Array(n, dtype)
+        out = _optim_out(dev, "rmsprop_step", in_place, w, n, dtype)
         kernel(w, g, v, buf if momentum else None, out, lr, alpha, eps, weight_decay, momentum)
         # Oracle: RMSprop in float64; with momentum the step is the buffer's.
         w0, g0, b0, v0 = (x.astype(np.float64) for x in arrays)
@@ -490,7 +509,7 @@ def test_fused_rmsprop_step(dev, n, momentum, weight_decay):
         step = grad / (np.sqrt(v1) + eps)
         b1 = momentum * b0 + step if momentum else None
         new = w0 - lr * (b1 if momentum else step)
-        _check_optim(dev, dtype, (w, g, buf, v, out), arrays + (None,), (None, None, b1, v1, new))
+        _check_optim(dev, dtype, (w, g, buf, v, out), arrays + (None,), (new if in_place else None, None, b1, v1, new))
 
 
 # ---- fused softmax cross-entropy with class labels ------------------------------------------------

@@ -18,48 +18,57 @@ namespace {
 using i64 = std::int64_t;
 
 // restrict on the parameters lets GCC vectorise without run-time alias checks; w and g may be the
-// same buffer (both are only read), the bindings keep every written buffer apart from the rest.
-// The scalars are copied to locals first: read through the struct they could alias the outputs.
+// same buffer (both are only read), the bindings keep every written buffer apart from the rest, but
+// out may be w itself (IN_PLACE_UPDATES): those two are not restrict, each iteration reads w[i] once
+// before it writes out[i], and ivdep (no dependence between iterations) keeps the loops vectorised
+// without alias checks. The scalars are copied to locals first: read through the struct they could
+// alias the outputs.
 template <AdamDecay kDecay>
-void adam_loop(const float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
-               float* __restrict out, i64 n, const AdamScalars& s) {
+void adam_loop(const float* w, const float* __restrict g, float* __restrict m, float* __restrict v, float* out,
+               i64 n, const AdamScalars& s) {
   const float b1 = s.beta1, c1 = s.one_minus_beta1, b2 = s.beta2, c2 = s.one_minus_beta2;
   const float wd = s.weight_decay, decay = s.decay, step = s.step, eps = s.eps;
+#pragma GCC ivdep
   for (i64 i = 0; i < n; ++i) {
+    const float wr = w[i];
     float gi = g[i];
-    if constexpr (kDecay == AdamDecay::kL2) gi = w[i] * wd + gi;
+    if constexpr (kDecay == AdamDecay::kL2) gi = wr * wd + gi;
     const float mi = m[i] * b1 + gi * c1;
     const float vi = v[i] * b2 + (gi * gi) * c2;
     m[i] = mi;
     v[i] = vi;
-    float wi = w[i];
+    float wi = wr;
     if constexpr (kDecay == AdamDecay::kDecoupled) wi = wi * decay;
     out[i] = wi - (mi * step) / (std::sqrt(vi) + eps);
   }
 }
 
 template <bool kDecay, bool kMomentum>
-void sgd_loop(const float* __restrict w, const float* __restrict g, float* __restrict u, float* __restrict out,
-              i64 n, const SgdScalars& s) {
+void sgd_loop(const float* w, const float* __restrict g, float* __restrict u, float* out, i64 n,
+              const SgdScalars& s) {
   const float lr = s.lr, mom = s.momentum, c = s.one_minus_momentum, wd = s.weight_decay;
+#pragma GCC ivdep
   for (i64 i = 0; i < n; ++i) {
+    const float wi = w[i];
     float gi = g[i];
-    if constexpr (kDecay) gi = gi + w[i] * wd;
+    if constexpr (kDecay) gi = gi + wi * wd;
     if constexpr (kMomentum) {
       gi = u[i] * mom + gi * c;
       u[i] = gi;
     }
-    out[i] = w[i] - gi * lr;
+    out[i] = wi - gi * lr;
   }
 }
 
 template <bool kDecay, bool kMomentum>
-void rmsprop_loop(const float* __restrict w, const float* __restrict g, float* __restrict v, float* __restrict buf,
-                  float* __restrict out, i64 n, const RmspropScalars& s) {
+void rmsprop_loop(const float* w, const float* __restrict g, float* __restrict v, float* __restrict buf, float* out,
+                  i64 n, const RmspropScalars& s) {
   const float lr = s.lr, a = s.alpha, c = s.one_minus_alpha, eps = s.eps, wd = s.weight_decay, mom = s.momentum;
+#pragma GCC ivdep
   for (i64 i = 0; i < n; ++i) {
+    const float wi = w[i];
     float gi = g[i];
-    if constexpr (kDecay) gi = gi + w[i] * wd;
+    if constexpr (kDecay) gi = gi + wi * wd;
     const float vi = v[i] * a + (gi * gi) * c;
     v[i] = vi;
     float d = gi / (std::sqrt(vi) + eps);
@@ -67,7 +76,7 @@ void rmsprop_loop(const float* __restrict w, const float* __restrict g, float* _
       d = buf[i] * mom + d;
       buf[i] = d;
     }
-    out[i] = w[i] - d * lr;
+    out[i] = wi - d * lr;
   }
 }
 

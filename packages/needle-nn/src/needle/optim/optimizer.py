@@ -65,14 +65,21 @@ def _state(store, p, w):
     return a
 
 
-def _new_like(w):
-    """A new compact array for the updated weights (the fused kernels write to a buffer of its own)."""
+def _out(name, p, w, g):
+    """Where the fused kernel ``name`` writes the updated weights: ``w`` itself when it is the
+    parameter's compact data, its own buffer, and the backend lists ``name`` in ``IN_PLACE_UPDATES``
+    (no new buffer, no copy), else a new compact array that :func:`_store` then stores."""
+    if (w is p.cached_data and w.is_compact() and g._handle is not w._handle
+            and w.device.in_place_update(name)):
+        return w
     return NDArray.make(w.shape, device=w.device, dtype=w.dtype)
 
 
 def _store(p, w, new):
     """Make ``new`` (the updated weights) the parameter's values, in its own buffer when ``w`` (its
     data) is compact: the parameter keeps its buffer across steps."""
+    if new is w:  # the kernel wrote into the parameter's buffer
+        return
     if w is p.cached_data and w.is_compact():
         w.device.compact(new._handle, w._handle, w.shape, w.strides, 0)
     else:  # a strided parameter (rare): it gets a new array
@@ -145,7 +152,7 @@ class SGD(Optimizer):
             if kernel is not None:
                 w, g = w.compact(), g.compact()
                 u = _state(self.u, p, w)._handle if self.momentum else None
-                out = _new_like(w)
+                out = _out("sgd_step", p, w, g)
                 kernel(w._handle, g._handle, u, out._handle, scalar(self._lr), self.momentum, self.weight_decay)
                 _store(p, w, out)
                 continue
@@ -244,7 +251,7 @@ class Adam(Optimizer):
             kernel = _fused_kernel("adam_step", w, g, (self.m.get(p), self.v.get(p)))
             if kernel is not None:
                 w, g = w.compact(), g.compact()
-                m, v, out = _state(self.m, p, w), _state(self.v, p, w), _new_like(w)
+                m, v, out = _state(self.m, p, w), _state(self.v, p, w), _out("adam_step", p, w, g)
                 kernel(w._handle, g._handle, m._handle, v._handle, out._handle, scalar(self._lr), b1, b2, self.eps,
                        self.weight_decay, scalar(self._correct1), scalar(self._correct2), self._decoupled)
                 _store(p, w, out)
@@ -305,7 +312,7 @@ class RMSprop(Optimizer):
             kernel = _fused_kernel("rmsprop_step", w, g, (self.v.get(p), self.buf.get(p)))
             if kernel is not None:
                 w, g = w.compact(), g.compact()
-                v, out = _state(self.v, p, w), _new_like(w)
+                v, out = _state(self.v, p, w), _out("rmsprop_step", p, w, g)
                 buf = _state(self.buf, p, w)._handle if self.momentum else None
                 kernel(w._handle, g._handle, v._handle, buf, out._handle, scalar(self._lr), a, self.eps,
                        self.weight_decay, self.momentum)
