@@ -168,6 +168,44 @@ class Value:
 
 
 _make_from_op = Value.make_from_op.__func__
+_new = object.__new__
+
+
+def _eager_binary(op, slow):
+    """``call(a, b)``: ``op`` applied to two Tensors, in the common case (eager, both data present,
+    on one device object, in one dtype and shape) with ``make_from_op`` inlined, else ``slow(a, b)``
+    (the checks, promotion and broadcasting). For a small array the layers cost more than the kernel."""
+    compute = op.compute
+
+    def call(a, b):
+        if not LAZY_MODE and isinstance(a, Tensor) and isinstance(b, Tensor):
+            da, db = a.cached_data, b.cached_data
+            if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
+                    and da._shape == db._shape):
+                data = compute(da, db)
+                value = _new(Tensor)
+                if (_grad_enabled and (a.requires_grad or b.requires_grad)
+                        and getattr(data, "_dtype", "float32") in _FLOATS):
+                    value.op, value.inputs, value.cached_data, value.requires_grad = op, [a, b], data, True
+                else:  # nothing upstream needs a gradient (or an integer result): keep the result, not the graph
+                    value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+                return value
+        return slow(a, b)
+    return call
+
+
+def _apply_unary(op, a):
+    """``op(a)`` for a one-input TensorOp: ``make_from_op`` with the eager case of a Tensor whose data
+    is present inlined (a scalar op makes a new op object per call, so this is a function, not a closure)."""
+    if LAZY_MODE or not isinstance(a, Tensor) or a.cached_data is None:
+        return _make_from_op(Tensor, op, (a,))
+    data = op.compute(a.cached_data)
+    value = _new(Tensor)
+    if _grad_enabled and a.requires_grad and getattr(data, "_dtype", "float32") in _FLOATS:
+        value.op, value.inputs, value.cached_data, value.requires_grad = op, [a], data, True
+    else:
+        value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+    return value
 
 
 def _data_property(attr, doc):

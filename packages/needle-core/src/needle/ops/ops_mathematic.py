@@ -15,8 +15,11 @@ import numpy as np
 
 from .. import _dtypes
 from .._argnames import UNSET, axes_and_keepdims, one_of
-from ..autograd import NDArray, Tensor, TensorOp, _make_from_op
+from ..autograd import NDArray, Tensor, TensorOp, _apply_unary, _eager_binary, _make_from_op
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
+
+
+_new = object.__new__
 
 
 # ---- argument checks --------------------------------------------------------------------------
@@ -107,10 +110,14 @@ def _stateless(op_class, elementwise=False):
         op_class.__doc__ = op_class.__doc__ or fn.__doc__
         name = fn.__name__
         if elementwise:
-            def call(a, b):  # straight to the graph in the common case: one device, dtype and shape
-                if not _ready_pair(a, b):
-                    a, b = _check_broadcast(name, a, b)
+            def checked(a, b):  # the general case: promotion and broadcasting checks first
+                a, b = _check_broadcast(name, a, b)
                 return _make_from_op(Tensor, op, (a, b))
+            # straight to the graph in the common case: one device, dtype and shape
+            call = _eager_binary(op, checked)
+        elif type(op).__call__ is TensorOp.__call__:
+            def call(a):
+                return _apply_unary(op, a)
         else:
             def call(a):
                 return op(a)
@@ -132,9 +139,18 @@ def _with_scalar(op_class):
         name = fn.__name__
         op_class.__doc__ = op_class.__doc__ or fn.__doc__
 
+        if op_class.__init__ is not ScalarOp.__init__ or op_class.__call__ is not TensorOp.__call__:
+            @functools.wraps(fn)
+            def call(a, scalar):
+                return op_class(_check_scalar(name, scalar))(a)
+            return call
+
         @functools.wraps(fn)
-        def call(a, scalar):
-            return op_class(_check_scalar(name, scalar))(a)
+        def call(a, scalar):  # the op built and applied without its __init__ and __call__ layers
+            kind = type(scalar)
+            op = _new(op_class)
+            op.scalar = scalar if kind is float or kind is int else _check_scalar(name, scalar)
+            return _apply_unary(op, a)
         return call
     return wrap
 
