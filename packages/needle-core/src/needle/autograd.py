@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple, Union
 
 from . import backends
 from ._dtypes import FLOATS as _FLOATS
+from ._grad_hooks import _HOOKS
 from ._grad_hooks import grad_ready as _grad_ready
 from ._tensor_operators import TensorOperators, _device_or_dtype, _is_dtype_like  # noqa: F401 (re-exported)
 from .backend_ndarray.ndarray import NDArray
@@ -370,23 +371,52 @@ def gradients(output_tensor, out_grad, wrt):
     return [found.get(id(x)) for x in wrt]
 
 
+def _grad_order(output, stop):
+    """``_topo_sort([output], True, stop)`` inlined for the backward sweep: the nodes that require grad
+    (and ``output``), each after its inputs; the inputs of nodes whose id is in ``stop`` not visited."""
+    visited, order = {id(output)}, []
+    stack = [(output, iter(() if id(output) in stop else output.inputs))]
+    while stack:
+        node, children = stack[-1]
+        for child in children:
+            if child.requires_grad and id(child) not in visited:
+                visited.add(id(child))
+                stack.append((child, iter(() if id(child) in stop else child.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+_gradient_as_tuple = Op.gradient_as_tuple
+
+
 def _sweep(output, out_grad, stop=None):
     """The loop: in reverse topological order, each node's adjoint (the sum of its partials, added as
     they come; a TensorTuple's may be sparse, see ``ops_tuple.TupleAdjoint``) goes to its op, which
     gives its inputs' partials. With ``stop`` (node ids), collect their adjoints instead of ``.grad``."""
     adjoints, found = {id(output): out_grad}, {}
-    for node in reversed(_topo_sort([output], True, stop or ())):
+    order = _grad_order(output, stop or ())
+    for node in reversed(order):
         grad = adjoints.pop(id(node), None)  # the sum of its partial adjoints
         if grad is None:
             continue
+        op = node.op
         if stop is not None and id(node) in stop:
             found[id(node)] = grad
-        elif node.is_leaf():
+        elif op is None:  # a leaf
             if stop is None and node.requires_grad:
                 node.grad = grad  # the leaf's gradient is final here: run its gradient-ready hooks
-                _grad_ready(node)
+                if _HOOKS:
+                    _grad_ready(node)
         elif node.requires_grad:
-            for inp, partial in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+            # gradient_as_tuple, inlined unless an op overrides it
+            partials = (op.gradient(grad, node) if type(op).gradient_as_tuple is _gradient_as_tuple
+                        else op.gradient_as_tuple(grad, node))
+            if not isinstance(partials, (tuple, list)):
+                partials = (partials,)
+            for inp, partial in zip(node.inputs, partials):
                 if partial is not None and inp.requires_grad:  # None: the op skipped an input needing none
                     known = adjoints.get(id(inp))
                     adjoints[id(inp)] = partial if known is None else known + partial

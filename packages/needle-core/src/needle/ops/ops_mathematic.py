@@ -84,7 +84,18 @@ def _needed(node, *grads):
     so that no work is done for a constant operand (data fed to a first layer, a mask).
     The autograd skips None.
     """
+    if len(grads) == 2:  # unrolled: a generator costs more than the rest for a small op
+        a, b = node.inputs
+        return grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None
     return tuple(fn() if inp.requires_grad else None for inp, fn in zip(node.inputs, grads))
+
+
+def _unbroadcast_like(grad, x):
+    """``unbroadcast(grad, x.shape)``, with the common case (one shape, both data present) read off the data."""
+    dg, dx = grad.cached_data, x.cached_data
+    if dg is not None and dx is not None and dg._shape == dx._shape:
+        return grad
+    return unbroadcast(grad, x.shape)
 
 
 def unbroadcast(grad, shape):
@@ -162,7 +173,9 @@ class EWiseAdd(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad, a.shape), lambda: unbroadcast(out_grad, b.shape))
+        # out_grad itself where the shapes agree (no node, no copy); summed back where broadcasting added axes
+        return (_unbroadcast_like(out_grad, a) if a.requires_grad else None,
+                _unbroadcast_like(out_grad, b) if b.requires_grad else None)
 
 
 @_stateless(EWiseAdd, elementwise=True)
@@ -189,7 +202,8 @@ class EWiseMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad * b, a.shape), lambda: unbroadcast(out_grad * a, b.shape))
+        return (_unbroadcast_like(out_grad * b, a) if a.requires_grad else None,
+                _unbroadcast_like(out_grad * a, b) if b.requires_grad else None)
 
 
 @_stateless(EWiseMul, elementwise=True)
@@ -266,8 +280,8 @@ class EWiseDiv(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad / b, a.shape),
-                       lambda: unbroadcast(negate(out_grad * a / (b * b)), b.shape))
+        return _needed(node, lambda: _unbroadcast_like(out_grad / b, a),
+                       lambda: _unbroadcast_like(negate(out_grad * a / (b * b)), b))
 
 
 @_stateless(EWiseDiv, elementwise=True)
