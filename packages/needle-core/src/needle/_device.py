@@ -127,7 +127,10 @@ class BackendDevice:
         float32 by default), else None (the caller composes the op)."""
         if self._backend is None:
             self._load()
-        return self.kernel(name, None) if dtype in self._fused_dtypes else None
+        if dtype not in self._fused_dtypes:
+            return None
+        found = self._kernels.get(name, _RAISE)  # looked up before (None: the backend has none)
+        return self.kernel(name, None) if found is _RAISE else found
 
     def _use_module(self, module):
         """Route this device's kernel lookups to ``module`` from now on (needle.jit's recorder puts

@@ -209,13 +209,26 @@ def _apply_unary(op, a):
     return value
 
 
-def _data_property(attr, doc):
-    """A property reading ``attr`` of the node's data: the one shortcut to shape, dtype and device
-    (read several times per op, so the data is read directly when present)."""
-    def read(self):
-        data = self.cached_data
-        return getattr(data if data is not None else self.realize_cached_data(), attr)
-    return property(read, doc=doc)
+# Tensor's shortcuts to its data's shape, dtype and device: read several times per op, so the data is
+# read directly when present, and each has its own function (``getattr`` with a name costs more).
+def _shape_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._shape
+
+
+def _dtype_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._dtype
+
+
+def _device_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._device
+
+
+def _ndim(self):
+    data = self.cached_data
+    return len((data if data is not None else self.realize_cached_data())._shape)
 
 
 class Tensor(Value, TensorOperators):
@@ -282,10 +295,10 @@ class Tensor(Value, TensorOperators):
         """A new leaf Tensor with the same data and no graph."""
         return Tensor.make_const(self.realize_cached_data())
 
-    shape = _data_property("_shape", "The shape, a tuple of ints.")
-    dtype = _data_property("_dtype", "The dtype's name (``'float32'``, ...).")
-    device = _data_property("_device", "The device holding the data.")
-    ndim = property(lambda self: len(self.shape), doc="The number of axes.")
+    shape = property(_shape_of, doc="The shape, a tuple of ints.")
+    dtype = property(_dtype_of, doc="The dtype's name (``'float32'``, ...).")
+    device = property(_device_of, doc="The device holding the data.")
+    ndim = property(_ndim, doc="The number of axes.")
     size = property(lambda self: self.realize_cached_data().size, doc="The number of elements.")
 
     # ---- autograd ---------------------------------------------------------------------

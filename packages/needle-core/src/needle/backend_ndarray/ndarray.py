@@ -74,7 +74,7 @@ def _compact_layout(shape):
 
 def compact_strides(shape):
     """Row-major strides, in elements, of a compact array of ``shape`` (a tuple)."""
-    return _compact_layout(shape)[0]
+    return (_LAYOUTS.get(shape) or _compact_layout(shape))[0]
 
 
 _MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
@@ -176,6 +176,7 @@ def broadcast_shapes(*shapes):
 
 
 _new = object.__new__
+_PERMUTATIONS = {}  #: (axes as given, ndim) -> the checked, non-negative axes of permute
 
 
 def _dtype_name(dtype):
@@ -475,12 +476,19 @@ class NDArray:
         """Reorder the axes (a view); ``new_axes`` is a permutation of the axes (negative ones count
         from the end)."""
         new_axes = tuple(new_axes)
-        ndim = self.ndim
+        ndim = len(self._shape)
+        known = _PERMUTATIONS.get((new_axes, ndim))  # checked before: training repeats a few
+        if known is not None:
+            return NDArray._view(tuple(self._shape[a] for a in known), tuple(self._strides[a] for a in known),
+                                 self._device, self._handle, self._offset)
         if (not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in new_axes)
                 or sorted(a % ndim for a in new_axes) != list(range(ndim))):
             raise ValueError(f"permute: axes {new_axes} are not a permutation of the {ndim} axes "
                              f"of shape {self._shape}")
-        new_axes = tuple(int(a) % ndim for a in new_axes)
+        key, new_axes = (new_axes, ndim), tuple(int(a) % ndim for a in new_axes)
+        if len(_PERMUTATIONS) > 4096:
+            _PERMUTATIONS.clear()
+        _PERMUTATIONS[key] = new_axes
         return NDArray._view(tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes),
                              self._device, self._handle, self._offset)
 
