@@ -172,25 +172,26 @@ _make_from_op = Value.make_from_op.__func__
 _new = object.__new__
 
 
-def _eager_binary(op, slow):
+def _eager_binary(op, slow, scalar=None):
     """``call(a, b)``: ``op`` applied to two Tensors, in the common case (eager, both data present,
     on one device object, in one dtype and shape) with ``make_from_op`` inlined, else ``slow(a, b)``
-    (the checks, promotion and broadcasting). For a small array the layers cost more than the kernel."""
-    compute = op.compute
-
+    (the checks, promotion and broadcasting); ``scalar(a, b)`` when given and ``b`` is no tensor (the
+    Tensor operators: ``t + 1.0``). For a small array the layers cost more than the kernel."""
     def call(a, b):
-        if not LAZY_MODE and isinstance(a, Tensor) and isinstance(b, Tensor):
-            da, db = a.cached_data, b.cached_data
-            if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
-                    and da._shape == db._shape):
-                data = compute(da, db)
-                value = _new(Tensor)
-                if (_grad_enabled and (a.requires_grad or b.requires_grad)
-                        and getattr(data, "_dtype", "float32") in _FLOATS):
-                    value.op, value.inputs, value.cached_data, value.requires_grad = op, [a, b], data, True
-                else:  # nothing upstream needs a gradient (or an integer result): keep the result, not the graph
-                    value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
-                return value
+        if isinstance(b, Tensor):
+            if not LAZY_MODE and isinstance(a, Tensor):
+                da, db = a.cached_data, b.cached_data
+                if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
+                        and da._shape == db._shape):
+                    data = op.compute(da, db)  # looked up per call: a test may patch the class
+                    value = _new(Tensor)
+                    if _grad_enabled and (a.requires_grad or b.requires_grad) and data._dtype in _FLOATS:
+                        value.op, value.inputs, value.cached_data, value.requires_grad = op, [a, b], data, True
+                    else:  # nothing upstream needs a gradient (or an integer result): the result, no graph
+                        value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+                    return value
+        elif scalar is not None and not isinstance(b, TensorOperators):
+            return scalar(a, b)
         return slow(a, b)
     return call
 
@@ -464,3 +465,4 @@ from . import _tensor_operators  # noqa: E402
 from .ops.ops_tuple import TensorTuple  # noqa: E402,F401
 
 _tensor_operators._ops = _ops
+_tensor_operators.bind_operators(_ops)

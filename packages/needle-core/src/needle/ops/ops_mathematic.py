@@ -126,6 +126,7 @@ def _stateless(op_class, elementwise=False):
                 return _make_from_op(Tensor, op, (a, b))
             # straight to the graph in the common case: one device, dtype and shape
             call = _eager_binary(op, checked)
+            call.eager_operator = lambda scalar: _eager_binary(op, functools.wraps(fn)(call), scalar)
         elif type(op).__call__ is TensorOp.__call__:
             def call(a):
                 return _apply_unary(op, a)
