@@ -196,6 +196,26 @@ def _eager_binary(op, slow, scalar=None):
     return call
 
 
+def _eager_scalar(op_class, check):
+    """``call(a, scalar)``: ``op_class`` (a ScalarOp without its own ``__init__`` or ``__call__``) made for
+    ``scalar`` (a float or int as is, anything else through ``check``) and applied to ``a``, with
+    ``_apply_unary`` inlined: the chain of scalar ops (``x * 0.9 + 0.1``) is the commonest small op."""
+    def call(a, scalar):
+        kind = type(scalar)
+        op = _new(op_class)
+        op.scalar = scalar if kind is float or kind is int else check(scalar)
+        if LAZY_MODE or not isinstance(a, Tensor) or a.cached_data is None:
+            return _make_from_op(Tensor, op, (a,))
+        data = op.compute(a.cached_data)
+        value = _new(Tensor)
+        if _grad_enabled and a.requires_grad and data._dtype in _FLOATS:
+            value.op, value.inputs, value.cached_data, value.requires_grad = op, [a], data, True
+        else:
+            value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+        return value
+    return call
+
+
 def _apply_unary(op, a):
     """``op(a)`` for a one-input TensorOp: ``make_from_op`` with the eager case of a Tensor whose data
     is present inlined (a scalar op makes a new op object per call, so this is a function, not a closure)."""

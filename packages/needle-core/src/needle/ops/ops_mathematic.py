@@ -15,11 +15,8 @@ import numpy as np
 
 from .. import _dtypes
 from .._argnames import UNSET, axes_and_keepdims, one_of
-from ..autograd import NDArray, Tensor, TensorOp, _apply_unary, _eager_binary, _make_from_op
+from ..autograd import NDArray, Tensor, TensorOp, _apply_unary, _eager_binary, _eager_scalar, _make_from_op
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
-
-
-_new = object.__new__
 
 
 # ---- argument checks --------------------------------------------------------------------------
@@ -126,7 +123,7 @@ def _stateless(op_class, elementwise=False):
                 return _make_from_op(Tensor, op, (a, b))
             # straight to the graph in the common case: one device, dtype and shape
             call = _eager_binary(op, checked)
-            call.eager_operator = lambda scalar: _eager_binary(op, functools.wraps(fn)(call), scalar)
+            call.eager_operator = lambda scalar: _eager_binary(op, call, scalar)  # Tensor operators (bind_operators)
         elif type(op).__call__ is TensorOp.__call__:
             def call(a):
                 return _apply_unary(op, a)
@@ -157,20 +154,14 @@ def _with_scalar(op_class):
                 return op_class(_check_scalar(name, scalar))(a)
             return call
 
-        @functools.wraps(fn)
-        def call(a, scalar):  # the op built and applied without its __init__ and __call__ layers
-            kind = type(scalar)
-            op = _new(op_class)
-            op.scalar = scalar if kind is float or kind is int else _check_scalar(name, scalar)
-            return _apply_unary(op, a)
-        return call
+        # the op built and applied without its __init__ and __call__ layers
+        return functools.wraps(fn)(_eager_scalar(op_class, functools.partial(_check_scalar, name)))
     return wrap
 
 
 # ---- elementwise arithmetic --------------------------------------------------------------------
 class EWiseAdd(TensorOp):
-    def compute(self, a: NDArray, b: NDArray):
-        return a + b
+    compute = staticmethod(NDArray.__add__)  # ``a + b`` of the NDArrays, with no frame of its own
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
@@ -198,8 +189,7 @@ def add_scalar(a, scalar):
 
 
 class EWiseMul(TensorOp):
-    def compute(self, a: NDArray, b: NDArray):
-        return a * b
+    compute = staticmethod(NDArray.__mul__)  # ``a * b`` of the NDArrays, with no frame of its own
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
@@ -276,8 +266,7 @@ def rpower_scalar(a, scalar):
 
 
 class EWiseDiv(TensorOp):
-    def compute(self, a: NDArray, b: NDArray):
-        return a / b
+    compute = staticmethod(NDArray.__truediv__)  # ``a / b`` of the NDArrays, with no frame of its own
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
