@@ -477,7 +477,10 @@ class NDArray:
         from the end)."""
         new_axes = tuple(new_axes)
         ndim = len(self._shape)
-        known = _PERMUTATIONS.get((new_axes, ndim))  # checked before: training repeats a few
+        try:  # checked before (training repeats a few); ints only: (1.0, 0.0) == (1, 0) but is refused
+            known = _PERMUTATIONS.get((new_axes, ndim)) if type(sum(new_axes)) is int else None
+        except TypeError:  # not numbers: the check below says so
+            known = None
         if known is not None:
             return NDArray._view(tuple(self._shape[a] for a in known), tuple(self._strides[a] for a in known),
                                  self._device, self._handle, self._offset)
