@@ -751,8 +751,9 @@ def matmul_bias(x, w, b):
     """``x @ w + b`` for a 2-D ``x`` (m, n), ``w`` (n, p) and a bias ``b`` of p elements."""
     x, w = _check_pair("matmul_bias", x, w)
     x, b = _check_pair("matmul_bias", x, b)
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0] or prod(b.shape) != w.shape[1]:
-        raise ValueError(f"matmul_bias: x {x.shape} @ w {w.shape} + b {b.shape} need x (m, n), w (n, p) "
+    xs, ws = x.shape, w.shape
+    if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[0] or prod(b.shape) != ws[1]:
+        raise ValueError(f"matmul_bias: x {xs} @ w {ws} + b {b.shape} need x (m, n), w (n, p) "
                          f"and b of p elements")
     return MatMulBias()(x, w, b)
 
@@ -777,8 +778,9 @@ def matmul_tn(a, b):
     [[9.0], [12.0]]
     """
     a, b = _check_pair("matmul_tn", a, b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"matmul_tn: shapes {a.shape} and {b.shape} need a (n, m) and b (n, p)")
+    sa, sb = a.shape, b.shape
+    if len(sa) != 2 or len(sb) != 2 or sa[0] != sb[0]:
+        raise ValueError(f"matmul_tn: shapes {sa} and {sb} need a (n, m) and b (n, p)")
     return _MATMUL_TN(a, b)
 
 
@@ -805,8 +807,9 @@ def matmul_nt(a, b):
     [[3.0, 1.0], [7.0, 3.0]]
     """
     a, b = _check_pair("matmul_nt", a, b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"matmul_nt: shapes {a.shape} and {b.shape} need a (m, n) and b (p, n)")
+    sa, sb = a.shape, b.shape
+    if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[1]:
+        raise ValueError(f"matmul_nt: shapes {sa} and {sb} need a (m, n) and b (p, n)")
     return _MATMUL_NT(a, b)
 
 
