@@ -217,8 +217,8 @@ def _eager_scalar(op_class, check):
 
 
 def _apply_unary(op, a):
-    """``op(a)`` for a one-input TensorOp: ``make_from_op`` with the eager case of a Tensor whose data
-    is present inlined (a scalar op makes a new op object per call, so this is a function, not a closure)."""
+    """``op(a)`` for a one-input TensorOp (the stateless unary ops: negate, exp, relu, ...): ``make_from_op``
+    with the eager case of a Tensor whose data is present inlined."""
     if LAZY_MODE or not isinstance(a, Tensor) or a.cached_data is None:
         return _make_from_op(Tensor, op, (a,))
     data = op.compute(a.cached_data)

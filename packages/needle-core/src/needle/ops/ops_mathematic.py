@@ -161,7 +161,8 @@ def _with_scalar(op_class):
 
 # ---- elementwise arithmetic --------------------------------------------------------------------
 class EWiseAdd(TensorOp):
-    compute = staticmethod(NDArray.__add__)  # ``a + b`` of the NDArrays, with no frame of its own
+    def compute(self, a: NDArray, b: NDArray):
+        return a + b
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
@@ -189,7 +190,8 @@ def add_scalar(a, scalar):
 
 
 class EWiseMul(TensorOp):
-    compute = staticmethod(NDArray.__mul__)  # ``a * b`` of the NDArrays, with no frame of its own
+    def compute(self, a: NDArray, b: NDArray):
+        return a * b
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
@@ -266,7 +268,8 @@ def rpower_scalar(a, scalar):
 
 
 class EWiseDiv(TensorOp):
-    compute = staticmethod(NDArray.__truediv__)  # ``a / b`` of the NDArrays, with no frame of its own
+    def compute(self, a: NDArray, b: NDArray):
+        return a / b
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
