@@ -129,7 +129,10 @@ class BackendDevice:
         float32 by default), else None (the caller composes the op)."""
         if self._backend is None:
             self._load()
-        return self.kernel(name, None) if dtype in self._fused_dtypes else None
+        if dtype not in self._fused_dtypes:
+            return None
+        found = self._kernels.get(name, _RAISE)  # looked up before (None: the backend has none)
+        return self.kernel(name, None) if found is _RAISE else found
 
     def in_place_update(self, name):
         """True when the backend lists the optimiser step ``name`` in ``IN_PLACE_UPDATES``: its ``out``

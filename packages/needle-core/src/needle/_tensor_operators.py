@@ -38,6 +38,21 @@ def _is_dtype_like(value):
     return True
 
 
+def bind_operators(ops):
+    """Give ``TensorOperators`` the ops' own fast versions of ``+ * / **`` (needle.autograd calls this
+    once it has imported ``ops``): a tensor operand goes straight to the op's common case, a number
+    to its scalar op, as the methods below do with one call fewer."""
+    for names, fn, scalar in ((("__add__", "__radd__"), ops.add, ops.add_scalar),
+                              (("__mul__", "__rmul__"), ops.multiply, ops.mul_scalar),
+                              (("__truediv__",), ops.divide, ops.divide_scalar),
+                              (("__pow__",), ops.power, ops.power_scalar)):
+        for name in names:
+            method = fn.eager_operator(scalar)
+            method.__name__ = method.__qualname__ = name
+            method.__doc__ = getattr(TensorOperators, name).__doc__
+            setattr(TensorOperators, name, method)
+
+
 class TensorOperators:
     """Mixin of ``Tensor``: each method reads the data or calls a ``needle.ops`` function."""
 

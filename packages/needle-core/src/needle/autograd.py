@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple, Union
 
 from . import backends
 from ._dtypes import FLOATS as _FLOATS
+from ._grad_hooks import _HOOKS
 from ._grad_hooks import grad_ready as _grad_ready
 from ._tensor_operators import TensorOperators, _device_or_dtype, _is_dtype_like  # noqa: F401 (re-exported)
 from .backend_ndarray.ndarray import NDArray
@@ -168,15 +169,87 @@ class Value:
 
 
 _make_from_op = Value.make_from_op.__func__
+_new = object.__new__
 
 
-def _data_property(attr, doc):
-    """A property reading ``attr`` of the node's data: the one shortcut to shape, dtype and device
-    (read several times per op, so the data is read directly when present)."""
-    def read(self):
-        data = self.cached_data
-        return getattr(data if data is not None else self.realize_cached_data(), attr)
-    return property(read, doc=doc)
+def _eager_binary(op, slow, scalar=None):
+    """``call(a, b)``: ``op`` applied to two Tensors, in the common case (eager, both data present,
+    on one device object, in one dtype and shape) with ``make_from_op`` inlined, else ``slow(a, b)``
+    (the checks, promotion and broadcasting); ``scalar(a, b)`` when given and ``b`` is no tensor (the
+    Tensor operators: ``t + 1.0``). For a small array the layers cost more than the kernel."""
+    def call(a, b):
+        if isinstance(b, Tensor):
+            if not LAZY_MODE and isinstance(a, Tensor):
+                da, db = a.cached_data, b.cached_data
+                if (da is not None and db is not None and da._device is db._device and da._dtype == db._dtype
+                        and da._shape == db._shape):
+                    data = op.compute(da, db)  # looked up per call: a test may patch the class
+                    value = _new(Tensor)
+                    if _grad_enabled and (a.requires_grad or b.requires_grad) and data._dtype in _FLOATS:
+                        value.op, value.inputs, value.cached_data, value.requires_grad = op, [a, b], data, True
+                    else:  # nothing upstream needs a gradient (or an integer result): the result, no graph
+                        value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+                    return value
+        elif scalar is not None and not isinstance(b, TensorOperators):
+            return scalar(a, b)
+        return slow(a, b)
+    return call
+
+
+def _eager_scalar(op_class, check):
+    """``call(a, scalar)``: ``op_class`` (a ScalarOp without its own ``__init__`` or ``__call__``) made for
+    ``scalar`` (a float or int as is, anything else through ``check``) and applied to ``a``, with
+    ``_apply_unary`` inlined: the chain of scalar ops (``x * 0.9 + 0.1``) is the commonest small op."""
+    def call(a, scalar):
+        kind = type(scalar)
+        op = _new(op_class)
+        op.scalar = scalar if kind is float or kind is int else check(scalar)
+        if LAZY_MODE or not isinstance(a, Tensor) or a.cached_data is None:
+            return _make_from_op(Tensor, op, (a,))
+        data = op.compute(a.cached_data)
+        value = _new(Tensor)
+        if _grad_enabled and a.requires_grad and data._dtype in _FLOATS:
+            value.op, value.inputs, value.cached_data, value.requires_grad = op, [a], data, True
+        else:
+            value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+        return value
+    return call
+
+
+def _apply_unary(op, a):
+    """``op(a)`` for a one-input TensorOp (the stateless unary ops: negate, exp, relu, ...): ``make_from_op``
+    with the eager case of a Tensor whose data is present inlined."""
+    if LAZY_MODE or not isinstance(a, Tensor) or a.cached_data is None:
+        return _make_from_op(Tensor, op, (a,))
+    data = op.compute(a.cached_data)
+    value = _new(Tensor)
+    if _grad_enabled and a.requires_grad and getattr(data, "_dtype", "float32") in _FLOATS:
+        value.op, value.inputs, value.cached_data, value.requires_grad = op, [a], data, True
+    else:
+        value.op, value.inputs, value.cached_data, value.requires_grad = None, [], data, False
+    return value
+
+
+# Tensor's shortcuts to its data's shape, dtype and device: read several times per op, so the data is
+# read directly when present, and each has its own function (``getattr`` with a name costs more).
+def _shape_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._shape
+
+
+def _dtype_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._dtype
+
+
+def _device_of(self):
+    data = self.cached_data
+    return (data if data is not None else self.realize_cached_data())._device
+
+
+def _ndim(self):
+    data = self.cached_data
+    return len((data if data is not None else self.realize_cached_data())._shape)
 
 
 class Tensor(Value, TensorOperators):
@@ -243,10 +316,10 @@ class Tensor(Value, TensorOperators):
         """A new leaf Tensor with the same data and no graph."""
         return Tensor.make_const(self.realize_cached_data())
 
-    shape = _data_property("_shape", "The shape, a tuple of ints.")
-    dtype = _data_property("_dtype", "The dtype's name (``'float32'``, ...).")
-    device = _data_property("_device", "The device holding the data.")
-    ndim = property(lambda self: len(self.shape), doc="The number of axes.")
+    shape = property(_shape_of, doc="The shape, a tuple of ints.")
+    dtype = property(_dtype_of, doc="The dtype's name (``'float32'``, ...).")
+    device = property(_device_of, doc="The device holding the data.")
+    ndim = property(_ndim, doc="The number of axes.")
     size = property(lambda self: self.realize_cached_data().size, doc="The number of elements.")
 
     # ---- autograd ---------------------------------------------------------------------
@@ -332,23 +405,52 @@ def gradients(output_tensor, out_grad, wrt):
     return [found.get(id(x)) for x in wrt]
 
 
+def _grad_order(output, stop):
+    """``_topo_sort([output], True, stop)`` inlined for the backward sweep: the nodes that require grad
+    (and ``output``), each after its inputs; the inputs of nodes whose id is in ``stop`` not visited."""
+    visited, order = {id(output)}, []
+    stack = [(output, iter(() if id(output) in stop else output.inputs))]
+    while stack:
+        node, children = stack[-1]
+        for child in children:
+            if child.requires_grad and id(child) not in visited:
+                visited.add(id(child))
+                stack.append((child, iter(() if id(child) in stop else child.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+_gradient_as_tuple = Op.gradient_as_tuple
+
+
 def _sweep(output, out_grad, stop=None):
     """The loop: in reverse topological order, each node's adjoint (the sum of its partials, added as
     they come; a TensorTuple's may be sparse, see ``ops_tuple.TupleAdjoint``) goes to its op, which
     gives its inputs' partials. With ``stop`` (node ids), collect their adjoints instead of ``.grad``."""
     adjoints, found = {id(output): out_grad}, {}
-    for node in reversed(_topo_sort([output], True, stop or ())):
+    order = _grad_order(output, stop or ())
+    for node in reversed(order):
         grad = adjoints.pop(id(node), None)  # the sum of its partial adjoints
         if grad is None:
             continue
+        op = node.op
         if stop is not None and id(node) in stop:
             found[id(node)] = grad
-        elif node.is_leaf():
+        elif op is None:  # a leaf
             if stop is None and node.requires_grad:
                 node.grad = grad  # the leaf's gradient is final here: run its gradient-ready hooks
-                _grad_ready(node)
+                if _HOOKS:
+                    _grad_ready(node)
         elif node.requires_grad:
-            for inp, partial in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+            # gradient_as_tuple, inlined unless an op overrides it
+            partials = (op.gradient(grad, node) if type(op).gradient_as_tuple is _gradient_as_tuple
+                        else op.gradient_as_tuple(grad, node))
+            if not isinstance(partials, (tuple, list)):
+                partials = (partials,)
+            for inp, partial in zip(node.inputs, partials):
                 if partial is not None and inp.requires_grad:  # None: the op skipped an input needing none
                     known = adjoints.get(id(inp))
                     adjoints[id(inp)] = partial if known is None else known + partial
@@ -383,3 +485,4 @@ from . import _tensor_operators  # noqa: E402
 from .ops.ops_tuple import TensorTuple  # noqa: E402,F401
 
 _tensor_operators._ops = _ops
+_tensor_operators.bind_operators(_ops)

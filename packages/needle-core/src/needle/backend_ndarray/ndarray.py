@@ -74,7 +74,7 @@ def _compact_layout(shape):
 
 def compact_strides(shape):
     """Row-major strides, in elements, of a compact array of ``shape`` (a tuple)."""
-    return _compact_layout(shape)[0]
+    return (_LAYOUTS.get(shape) or _compact_layout(shape))[0]
 
 
 _MAX_ELEMENTS = 1 << 58  #: the largest shape (in elements, and per axis) an NDArray may have
@@ -176,11 +176,46 @@ def broadcast_shapes(*shapes):
 
 
 _new = object.__new__
+_PERMUTATIONS = {}  #: (axes as given, ndim) -> the checked, non-negative axes of permute
 
 
 def _dtype_name(dtype):
     """``dtype``'s name (None stays None)."""
     return None if dtype is None else _dtypes.name(dtype)
+
+
+def _arith(ewise, scalar, name):
+    """The method ``a <op> b`` of NDArray for the kernels ``ewise`` and ``scalar`` (names; ``scalar`` None:
+    arrays only): ``_binary`` with the common case inlined, since for a small array the Python layers cost
+    more than the kernel. That case is a compact float array and a compact array of its device, dtype and
+    shape, or a Python float or int, with the kernels already looked up (``device._kernels``, which
+    ``kernel()`` fills and ``_use_module`` empties, so that needle.jit's recorder still sees each launch)."""
+    def method(self, other):
+        dtype = self._dtype
+        if self._compact and dtype in _FLOATS:
+            kind = type(other)
+            if kind is NDArray:
+                kernel = (self._device._kernels.get(ewise) if other._compact and other._device is self._device
+                          and other._dtype == dtype and other._shape == self._shape else None)
+                operand = other._handle
+            elif (kind is float or kind is int) and scalar is not None:
+                kernel, operand = self._device._kernels.get(scalar), other
+            else:
+                kernel = None
+            alloc = self._device._kernels.get("Array") if kernel is not None else None
+            if alloc is not None:
+                shape = self._shape
+                layout = _LAYOUTS.get(shape) or _compact_layout(shape)
+                out = _new(NDArray)  # NDArray._fresh, inlined
+                out._shape, out._strides, out._offset, out._device = shape, layout[0], 0, self._device
+                out._handle, out._dtype, out._compact = alloc(layout[1], dtype), dtype, True
+                kernel(self._handle, operand, out._handle)
+                return out
+        return self._binary(other, ewise, scalar, name)
+
+    method.__name__ = method.__qualname__ = f"_{name}"
+    method.__doc__ = f"Elementwise {name} of this array and an NDArray or a Python scalar (broadcasting)."
+    return method
 
 
 class NDArray:
@@ -272,7 +307,7 @@ class NDArray:
         array._strides = layout[0]
         array._offset = 0
         array._device = device
-        array._handle = device.kernel("Array")(layout[1], dtype)
+        array._handle = (device._kernels.get("Array") or device.kernel("Array"))(layout[1], dtype)
         array._dtype = dtype
         array._compact = True
         return array
@@ -441,12 +476,22 @@ class NDArray:
         """Reorder the axes (a view); ``new_axes`` is a permutation of the axes (negative ones count
         from the end)."""
         new_axes = tuple(new_axes)
-        ndim = self.ndim
+        ndim = len(self._shape)
+        try:  # checked before (training repeats a few); ints only: (1.0, 0.0) == (1, 0) but is refused
+            known = _PERMUTATIONS.get((new_axes, ndim)) if type(sum(new_axes)) is int else None
+        except TypeError:  # not numbers: the check below says so
+            known = None
+        if known is not None:
+            return NDArray._view(tuple(self._shape[a] for a in known), tuple(self._strides[a] for a in known),
+                                 self._device, self._handle, self._offset)
         if (not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in new_axes)
                 or sorted(a % ndim for a in new_axes) != list(range(ndim))):
             raise ValueError(f"permute: axes {new_axes} are not a permutation of the {ndim} axes "
                              f"of shape {self._shape}")
-        new_axes = tuple(int(a) % ndim for a in new_axes)
+        key, new_axes = (new_axes, ndim), tuple(int(a) % ndim for a in new_axes)
+        if len(_PERMUTATIONS) > 4096:
+            _PERMUTATIONS.clear()
+        _PERMUTATIONS[key] = new_axes
         return NDArray._view(tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes),
                              self._device, self._handle, self._offset)
 
@@ -685,6 +730,12 @@ class NDArray:
         return self._device.kernel(name)
 
     def _unary(self, name, out=None):
+        if self._compact and out is None:  # the common case: a compact array and a known kernel
+            kernel = self._device._kernels.get(name)
+            if kernel is not None and (self._dtype in _FLOATS or name not in _FLOAT_UNARY):
+                out = NDArray._fresh(self._shape, self._device, self._dtype)
+                kernel(self._handle, out._handle)
+                return out
         if self._dtype not in _FLOATS and out is None and name in _FLOAT_UNARY:
             return self.astype(_dtypes.DEFAULT_FLOAT)._unary(name)  # exp/log/... of integers: float32
         if out is None and not self.is_compact() and self._is_dense():
@@ -737,12 +788,13 @@ class NDArray:
         return self._binary(0.5, None, "scalar_power", "power", out=self)
 
     # ---- arithmetic -------------------------------------------------------------------
-    def __add__(self, other):
-        return self._binary(other, "ewise_add", "scalar_add", "add")
+    __add__ = __radd__ = _arith("ewise_add", "scalar_add", "add")
 
-    __radd__ = __add__
+    _fast_sub = _arith("ewise_sub", None, "subtract")
 
     def __sub__(self, other):
+        if type(other) is NDArray and self._device._kernels.get("ewise_sub") is not None:
+            return self._fast_sub(other)  # the kernel is known to exist: straight to it
         sub = self._device.optional("ewise_sub")
         if isinstance(other, NDArray) and sub is not None:
             return self._binary(other, "ewise_sub", None, "subtract")
@@ -762,13 +814,8 @@ class NDArray:
             return out
         return (-self) + other
 
-    def __mul__(self, other):
-        return self._binary(other, "ewise_mul", "scalar_mul", "multiply")
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self._binary(other, "ewise_div", "scalar_div", "divide")
+    __mul__ = __rmul__ = _arith("ewise_mul", "scalar_mul", "multiply")
+    __truediv__ = _arith("ewise_div", "scalar_div", "divide")
 
     def __rtruediv__(self, other):
         rdiv = self._device.optional("scalar_rdiv")

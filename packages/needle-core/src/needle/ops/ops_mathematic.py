@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _dtypes
 from .._argnames import UNSET, axes_and_keepdims, one_of
-from ..autograd import NDArray, Tensor, TensorOp, _make_from_op
+from ..autograd import NDArray, Tensor, TensorOp, _apply_unary, _eager_binary, _eager_scalar, _make_from_op
 from ..backend_ndarray.ndarray import broadcast_shapes, normalize_axes, prod
 
 
@@ -81,7 +81,18 @@ def _needed(node, *grads):
     so that no work is done for a constant operand (data fed to a first layer, a mask).
     The autograd skips None.
     """
+    if len(grads) == 2:  # unrolled: a generator costs more than the rest for a small op
+        a, b = node.inputs
+        return grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None
     return tuple(fn() if inp.requires_grad else None for inp, fn in zip(node.inputs, grads))
+
+
+def _unbroadcast_like(grad, x):
+    """``unbroadcast(grad, x.shape)``, with the common case (one shape, both data present) read off the data."""
+    dg, dx = grad.cached_data, x.cached_data
+    if dg is not None and dx is not None and dg._shape == dx._shape:
+        return grad
+    return unbroadcast(grad, x.shape)
 
 
 def unbroadcast(grad, shape):
@@ -107,10 +118,15 @@ def _stateless(op_class, elementwise=False):
         op_class.__doc__ = op_class.__doc__ or fn.__doc__
         name = fn.__name__
         if elementwise:
-            def call(a, b):  # straight to the graph in the common case: one device, dtype and shape
-                if not _ready_pair(a, b):
-                    a, b = _check_broadcast(name, a, b)
+            def checked(a, b):  # the general case: promotion and broadcasting checks first
+                a, b = _check_broadcast(name, a, b)
                 return _make_from_op(Tensor, op, (a, b))
+            # straight to the graph in the common case: one device, dtype and shape
+            call = _eager_binary(op, checked)
+            call.eager_operator = lambda scalar: _eager_binary(op, call, scalar)  # Tensor operators (bind_operators)
+        elif type(op).__call__ is TensorOp.__call__:
+            def call(a):
+                return _apply_unary(op, a)
         else:
             def call(a):
                 return op(a)
@@ -132,10 +148,14 @@ def _with_scalar(op_class):
         name = fn.__name__
         op_class.__doc__ = op_class.__doc__ or fn.__doc__
 
-        @functools.wraps(fn)
-        def call(a, scalar):
-            return op_class(_check_scalar(name, scalar))(a)
-        return call
+        if op_class.__init__ is not ScalarOp.__init__ or op_class.__call__ is not TensorOp.__call__:
+            @functools.wraps(fn)
+            def call(a, scalar):
+                return op_class(_check_scalar(name, scalar))(a)
+            return call
+
+        # the op built and applied without its __init__ and __call__ layers
+        return functools.wraps(fn)(_eager_scalar(op_class, functools.partial(_check_scalar, name)))
     return wrap
 
 
@@ -146,7 +166,9 @@ class EWiseAdd(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad, a.shape), lambda: unbroadcast(out_grad, b.shape))
+        # out_grad itself where the shapes agree (no node, no copy); summed back where broadcasting added axes
+        return (_unbroadcast_like(out_grad, a) if a.requires_grad else None,
+                _unbroadcast_like(out_grad, b) if b.requires_grad else None)
 
 
 @_stateless(EWiseAdd, elementwise=True)
@@ -173,7 +195,8 @@ class EWiseMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad * b, a.shape), lambda: unbroadcast(out_grad * a, b.shape))
+        return (_unbroadcast_like(out_grad * b, a) if a.requires_grad else None,
+                _unbroadcast_like(out_grad * a, b) if b.requires_grad else None)
 
 
 @_stateless(EWiseMul, elementwise=True)
@@ -250,8 +273,8 @@ class EWiseDiv(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        return _needed(node, lambda: unbroadcast(out_grad / b, a.shape),
-                       lambda: unbroadcast(negate(out_grad * a / (b * b)), b.shape))
+        return _needed(node, lambda: _unbroadcast_like(out_grad / b, a),
+                       lambda: _unbroadcast_like(negate(out_grad * a / (b * b)), b))
 
 
 @_stateless(EWiseDiv, elementwise=True)
@@ -731,8 +754,9 @@ def matmul_bias(x, w, b):
     """``x @ w + b`` for a 2-D ``x`` (m, n), ``w`` (n, p) and a bias ``b`` of p elements."""
     x, w = _check_pair("matmul_bias", x, w)
     x, b = _check_pair("matmul_bias", x, b)
-    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0] or prod(b.shape) != w.shape[1]:
-        raise ValueError(f"matmul_bias: x {x.shape} @ w {w.shape} + b {b.shape} need x (m, n), w (n, p) "
+    xs, ws = x.shape, w.shape
+    if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[0] or prod(b.shape) != ws[1]:
+        raise ValueError(f"matmul_bias: x {xs} @ w {ws} + b {b.shape} need x (m, n), w (n, p) "
                          f"and b of p elements")
     return MatMulBias()(x, w, b)
 
@@ -757,8 +781,9 @@ def matmul_tn(a, b):
     [[9.0], [12.0]]
     """
     a, b = _check_pair("matmul_tn", a, b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"matmul_tn: shapes {a.shape} and {b.shape} need a (n, m) and b (n, p)")
+    sa, sb = a.shape, b.shape
+    if len(sa) != 2 or len(sb) != 2 or sa[0] != sb[0]:
+        raise ValueError(f"matmul_tn: shapes {sa} and {sb} need a (n, m) and b (n, p)")
     return _MATMUL_TN(a, b)
 
 
@@ -785,8 +810,9 @@ def matmul_nt(a, b):
     [[3.0, 1.0], [7.0, 3.0]]
     """
     a, b = _check_pair("matmul_nt", a, b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"matmul_nt: shapes {a.shape} and {b.shape} need a (m, n) and b (p, n)")
+    sa, sb = a.shape, b.shape
+    if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[1]:
+        raise ValueError(f"matmul_nt: shapes {sa} and {sb} need a (m, n) and b (p, n)")
     return _MATMUL_NT(a, b)
 
 

@@ -105,21 +105,22 @@ def linear(input, weight, bias=None):  # noqa: A002
     and ``bias`` of out_features elements ((out,) or (1, out)), or None."""
     if not isinstance(input, Tensor):
         raise TypeError(f"linear: expected a Tensor input, got {type(input).__name__}")
-    if weight.ndim != 2 or not input.shape or input.shape[-1] != weight.shape[0]:
-        features = input.shape[-1] if input.shape else "in_features"
-        raise ValueError(f"linear: input of shape {input.shape} needs weight of shape ({features}, out_features) "
-                         f"(needle's (in, out) layout), got {weight.shape}")
-    if bias is not None and math.prod(bias.shape) != weight.shape[1]:
-        raise ValueError(f"linear: bias of shape {bias.shape} must have {weight.shape[1]} elements")
-    in_features, out_features = weight.shape
-    lead = input.shape[:-1]
+    shape, w_shape = input.shape, weight.shape  # read once: each read is a property call
+    if len(w_shape) != 2 or not shape or shape[-1] != w_shape[0]:
+        features = shape[-1] if shape else "in_features"
+        raise ValueError(f"linear: input of shape {shape} needs weight of shape ({features}, out_features) "
+                         f"(needle's (in, out) layout), got {w_shape}")
+    if bias is not None and math.prod(bias.shape) != w_shape[1]:
+        raise ValueError(f"linear: bias of shape {bias.shape} must have {w_shape[1]} elements")
+    in_features, out_features = w_shape
+    lead = shape[:-1]
     # One 2-D matmul for any rank: cheaper than a batched matmul and its gradient.
-    flat = input if input.ndim == 2 else ops.reshape(input, (math.prod(lead), in_features))
+    flat = input if len(shape) == 2 else ops.reshape(input, (math.prod(lead), in_features))
     if bias is not None:  # one fused op (and kernel, where the backend has matmul_bias)
         out = ops.matmul_bias(flat, weight, bias)
     else:
         out = ops.matmul(flat, weight)
-    return out if input.ndim == 2 else ops.reshape(out, lead + (out_features,))
+    return out if len(shape) == 2 else ops.reshape(out, lead + (out_features,))
 
 
 def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
