@@ -747,7 +747,17 @@ class MatMulBias(TensorOp):
     def gradient(self, out_grad, node):
         x, w, b = node.inputs
         return _needed(node, lambda: matmul_nt(out_grad, w), lambda: matmul_tn(x, out_grad),
-                       lambda: reshape(summation(out_grad, (0,)), b.shape))
+                       lambda: _column_sum(out_grad, b.shape))
+
+
+def _column_sum(grad, shape):
+    """``grad`` (m, p) summed over its rows into ``shape`` (p elements): a bias gradient, one op for the
+    common (1, p) and (p,) biases (keepdims instead of a reshape node)."""
+    if len(shape) == 2 and shape[0] == 1:
+        return summation(grad, (0,), keepdims=True)
+    if len(shape) == 1:
+        return summation(grad, (0,))
+    return reshape(summation(grad, (0,)), shape)
 
 
 def matmul_bias(x, w, b):
