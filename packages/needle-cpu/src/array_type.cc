@@ -54,13 +54,15 @@ bool parse_dtype(PyObject* dtype, DType* out) {
 }
 
 // Small buffers die and are born at the rate of ops (~1 us each for an (8, 8) add): a dead Array
-// of at most kFreeMaxBytes keeps its object and its memory block on a free list, by block size, and
+// of less than kFreeMaxBytes keeps its object and its memory block on a free list, by block size, and
 // the next Array of that block size takes both (no tp_alloc/tp_free, no aligned_alloc/free: ~60 ns
-// of the ~150 ns). Blocks under 64 KiB are the size rounded up to kAlignment (alloc_bytes'
-// size_class), so one list per multiple of 64 bytes. The lists are bounded (at most ~2 MiB held in
-// all) and touched only with the GIL held (an Array is created and destroyed only under it). The
-// live-bytes statistics count a buffer as freed when it enters a list and allocated when it leaves.
-constexpr std::size_t kFreeMaxBytes = 4096;
+// of the ~150 ns for a small one, more for the tens of KiB of an MLP's activations). Blocks under
+// 64 KiB are the size rounded up to kAlignment (alloc_bytes' size_class), so one list per multiple
+// of 64 bytes. The lists are bounded (kFreePerClass each, kFreeMaxHeld bytes in all) and touched only
+// with the GIL held (an Array is created and destroyed only under it). The live-bytes statistics
+// count a buffer as freed when it enters a list and allocated when it leaves.
+constexpr std::size_t kFreeMaxBytes = std::size_t(64) << 10;
+constexpr std::size_t kFreeMaxHeld = std::size_t(4) << 20;
 constexpr int kFreeClasses = static_cast<int>(kFreeMaxBytes / needle_cpu::kAlignment);
 constexpr int kFreePerClass = 16;
 struct FreeList {
@@ -68,18 +70,23 @@ struct FreeList {
   ArrayObject* items[kFreePerClass];
 };
 FreeList g_free[kFreeClasses];
+std::size_t g_free_held = 0;  // bytes of the blocks on the lists
 
 // The free list of a buffer of `nbytes` bytes; kFreeClasses when it is too big for one.
 int free_class(std::size_t nbytes) {
-  if (nbytes > kFreeMaxBytes) return kFreeClasses;
+  if (nbytes >= kFreeMaxBytes) return kFreeClasses;
   return nbytes == 0 ? 0 : static_cast<int>((nbytes - 1) / needle_cpu::kAlignment);
 }
+
+// The bytes of a block of free list `cls`.
+std::size_t class_bytes(int cls) { return static_cast<std::size_t>(cls + 1) * needle_cpu::kAlignment; }
 
 // A new Array of `n` (checked: 0 <= n <= kMaxElements) elements of `dt`; nullptr with MemoryError set.
 PyObject* make_array(long long n, DType dt) {
   const int cls = free_class(static_cast<std::size_t>(n) * needle_cpu::itemsize(dt));
   if (cls < kFreeClasses && g_free[cls].count > 0 && !needle_cpu::alloc_failures_pending()) {
     ArrayObject* obj = g_free[cls].items[--g_free[cls].count];
+    g_free_held -= class_bytes(cls);
     PyObject* self = PyObject_Init(reinterpret_cast<PyObject*>(obj), &ArrayType);
     new (obj->storage) Buffer(n, dt, obj->spare);
     return self;
@@ -156,10 +163,11 @@ void array_dealloc(PyObject* self) {
   Buffer& b = obj->buffer();
   if (b.owns_memory()) {
     const int cls = free_class(b.nbytes());
-    if (cls < kFreeClasses && g_free[cls].count < kFreePerClass) {
+    if (cls < kFreeClasses && g_free[cls].count < kFreePerClass && g_free_held + class_bytes(cls) <= kFreeMaxHeld) {
       obj->spare = b.release_memory();
       b.~Buffer();
       g_free[cls].items[g_free[cls].count++] = obj;
+      g_free_held += class_bytes(cls);
       return;
     }
   }

@@ -166,7 +166,8 @@ def test_small_arrays_reused_keep_stats_and_checks():
     from needle_cpu import _core as C
     base = C.memory_stats()["allocated_bytes"]
     for size, dtype, itemsize in ((16, "float32", 4), (8, "float64", 8), (64, "uint8", 1), (0, "int32", 4),
-                                  (1000, "float32", 4), (1100, "float32", 4)):
+                                  (1000, "float32", 4), (6400, "float32", 4),
+                                  (16383, "float32", 4), (16384, "float32", 4)):
         arrays = [C.Array(size, dtype) for _ in range(40)]   # more than a free list holds
         assert C.memory_stats()["allocated_bytes"] == base + 40 * size * itemsize
         for i, a in enumerate(arrays):
