@@ -84,6 +84,10 @@ def _needed(node, *grads):
     if len(grads) == 2:  # unrolled: a generator costs more than the rest for a small op
         a, b = node.inputs
         return grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None
+    if len(grads) == 3:  # x @ w + b (every Linear layer)
+        a, b, c = node.inputs
+        return (grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None,
+                grads[2]() if c.requires_grad else None)
     return tuple(fn() if inp.requires_grad else None for inp, fn in zip(node.inputs, grads))
 
 
