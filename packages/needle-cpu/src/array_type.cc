@@ -161,6 +161,7 @@ PyObject* array_vectorcall(PyObject* type, PyObject* const* args, std::size_t na
 void array_dealloc(PyObject* self) {
   ArrayObject* obj = as_array(self);
   Buffer& b = obj->buffer();
+#ifndef NEEDLE_CPU_NO_BUFFER_CACHE  // sanitizer builds: free for real, so ASan sees a use after free
   if (b.owns_memory()) {
     const int cls = free_class(b.nbytes());
     if (cls < kFreeClasses && g_free[cls].count < kFreePerClass && g_free_held + class_bytes(cls) <= kFreeMaxHeld) {
@@ -171,6 +172,7 @@ void array_dealloc(PyObject* self) {
       return;
     }
   }
+#endif
   b.~Buffer();
   Py_TYPE(self)->tp_free(self);
 }
