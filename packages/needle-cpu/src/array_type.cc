@@ -53,6 +53,56 @@ bool parse_dtype(PyObject* dtype, DType* out) {
   return ok;
 }
 
+// Small buffers die and are born at the rate of ops (~1 us each for an (8, 8) add): a dead Array
+// of less than kFreeMaxBytes keeps its object and its memory block on a free list, by block size, and
+// the next Array of that block size takes both (no tp_alloc/tp_free, no aligned_alloc/free: ~60 ns
+// of the ~150 ns for a small one, more for the tens of KiB of an MLP's activations). Blocks under
+// 64 KiB are the size rounded up to kAlignment (alloc_bytes' size_class), so one list per multiple
+// of 64 bytes. The lists are bounded (kFreePerClass each, kFreeMaxHeld bytes in all) and touched only
+// with the GIL held (an Array is created and destroyed only under it). The live-bytes statistics
+// count a buffer as freed when it enters a list and allocated when it leaves.
+constexpr std::size_t kFreeMaxBytes = std::size_t(64) << 10;
+constexpr std::size_t kFreeMaxHeld = std::size_t(4) << 20;
+constexpr int kFreeClasses = static_cast<int>(kFreeMaxBytes / needle_cpu::kAlignment);
+constexpr int kFreePerClass = 16;
+struct FreeList {
+  int count = 0;
+  ArrayObject* items[kFreePerClass];
+};
+FreeList g_free[kFreeClasses];
+std::size_t g_free_held = 0;  // bytes of the blocks on the lists
+
+// The free list of a buffer of `nbytes` bytes; kFreeClasses when it is too big for one.
+int free_class(std::size_t nbytes) {
+  if (nbytes >= kFreeMaxBytes) return kFreeClasses;
+  return nbytes == 0 ? 0 : static_cast<int>((nbytes - 1) / needle_cpu::kAlignment);
+}
+
+// The bytes of a block of free list `cls`.
+std::size_t class_bytes(int cls) { return static_cast<std::size_t>(cls + 1) * needle_cpu::kAlignment; }
+
+// A new Array of `n` (checked: 0 <= n <= kMaxElements) elements of `dt`; nullptr with MemoryError set.
+PyObject* make_array(long long n, DType dt) {
+  const int cls = free_class(static_cast<std::size_t>(n) * needle_cpu::itemsize(dt));
+  if (cls < kFreeClasses && g_free[cls].count > 0 && !needle_cpu::alloc_failures_pending()) {
+    ArrayObject* obj = g_free[cls].items[--g_free[cls].count];
+    g_free_held -= class_bytes(cls);
+    PyObject* self = PyObject_Init(reinterpret_cast<PyObject*>(obj), &ArrayType);
+    new (obj->storage) Buffer(n, dt, obj->spare);
+    return self;
+  }
+  PyObject* self = ArrayType.tp_alloc(&ArrayType, 0);
+  if (self == nullptr) return nullptr;
+  try {
+    new (as_array(self)->storage) Buffer(n, dt);
+  } catch (const std::bad_alloc&) {
+    ArrayType.tp_free(self);  // no Buffer was made: skip array_dealloc
+    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld %s elements (%lld bytes)", n,
+                        needle_cpu::dtype_name(dt), n * static_cast<long long>(needle_cpu::itemsize(dt)));
+  }
+  return self;
+}
+
 PyObject* array_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   static const char* keywords[] = {"size", "dtype", nullptr};
   PyObject *size = nullptr, *dtype = nullptr;
@@ -70,20 +120,60 @@ PyObject* array_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   Py_DECREF(index);
   if (overflow || n < 0 || n > kMaxElements)
     return PyErr_Format(PyExc_ValueError, "Array: size=%R must be in [0, 2**58]", size);
-  PyObject* self = type->tp_alloc(type, 0);
-  if (self == nullptr) return nullptr;
-  try {
-    new (as_array(self)->storage) Buffer(n, dt);
-  } catch (const std::bad_alloc&) {
-    type->tp_free(self);  // no Buffer was made: skip array_dealloc
-    return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld %s elements (%lld bytes)", n,
-                        needle_cpu::dtype_name(dt), n * static_cast<long long>(needle_cpu::itemsize(dt)));
+  (void)type;  // the type cannot be subclassed (no Py_TPFLAGS_BASETYPE): always ArrayType
+  return make_array(n, dt);
+}
+
+// Array(size) and Array(size, "float32") (the ops' output buffers) without building an argument
+// tuple or parsing it; anything else goes through array_new.
+PyObject* array_vectorcall(PyObject* type, PyObject* const* args, std::size_t nargsf, PyObject* kwnames) {
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (kwnames == nullptr && (nargs == 1 || nargs == 2) && PyLong_CheckExact(args[0])) {
+    DType dt = DType::kFloat32;
+    if (nargs == 1 || (PyUnicode_CheckExact(args[1]) && dtype_from_name(args[1], &dt))) {
+      int overflow = 0;
+      const long long n = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+      if (!overflow && n >= 0 && n <= kMaxElements) return make_array(n, dt);
+    }
   }
-  return self;
+  PyObject* tuple = PyTuple_New(nargs);
+  if (tuple == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(tuple, i, args[i]);
+  }
+  PyObject* kwds = nullptr;
+  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0) {
+    kwds = PyDict_New();
+    for (Py_ssize_t i = 0; kwds != nullptr && i < PyTuple_GET_SIZE(kwnames); ++i)
+      if (PyDict_SetItem(kwds, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) Py_CLEAR(kwds);
+    if (kwds == nullptr) {
+      Py_DECREF(tuple);
+      return nullptr;
+    }
+  }
+  PyObject* out = array_new(reinterpret_cast<PyTypeObject*>(type), tuple, kwds);
+  Py_DECREF(tuple);
+  Py_XDECREF(kwds);
+  return out;
 }
 
 void array_dealloc(PyObject* self) {
-  as_array(self)->buffer().~Buffer();
+  ArrayObject* obj = as_array(self);
+  Buffer& b = obj->buffer();
+#ifndef NEEDLE_CPU_NO_BUFFER_CACHE  // sanitizer builds: free for real, so ASan sees a use after free
+  if (b.owns_memory()) {
+    const int cls = free_class(b.nbytes());
+    if (cls < kFreeClasses && g_free[cls].count < kFreePerClass && g_free_held + class_bytes(cls) <= kFreeMaxHeld) {
+      obj->spare = b.release_memory();
+      b.~Buffer();
+      g_free[cls].items[g_free[cls].count++] = obj;
+      g_free_held += class_bytes(cls);
+      return;
+    }
+  }
+#endif
+  b.~Buffer();
   Py_TYPE(self)->tp_free(self);
 }
 
@@ -153,16 +243,10 @@ PyGetSetDef array_getset[] = {
 PyTypeObject ArrayType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyObject* new_array(std::int64_t size, DType dtype) {
-  PyObject* self = ArrayType.tp_alloc(&ArrayType, 0);
-  if (self == nullptr) return nullptr;
-  try {
-    new (as_array(self)->storage) Buffer(size, dtype);
-  } catch (const std::bad_alloc&) {
-    ArrayType.tp_free(self);
+  if (size < 0 || size > kMaxElements)
     return PyErr_Format(PyExc_MemoryError, "needle-cpu: cannot allocate %lld %s elements", static_cast<long long>(size),
                         needle_cpu::dtype_name(dtype));
-  }
-  return self;
+  return make_array(size, dtype);
 }
 
 PyObject* new_foreign_array(void* data, std::int64_t size, DType dtype, void (*release)(void*), void* context) {
@@ -184,6 +268,7 @@ void add_array_type(pybind11::module_& m) {
   ArrayType.tp_basicsize = sizeof(ArrayObject);
   ArrayType.tp_flags = Py_TPFLAGS_DEFAULT;
   ArrayType.tp_new = array_new;
+  ArrayType.tp_vectorcall = array_vectorcall;
   ArrayType.tp_dealloc = array_dealloc;
   ArrayType.tp_repr = array_repr;
   ArrayType.tp_as_buffer = &array_as_buffer;

@@ -17,6 +17,7 @@ struct ArrayObject {
   PyObject_HEAD
   alignas(needle_cpu::Buffer) unsigned char storage[sizeof(needle_cpu::Buffer)];  // the Buffer, in place
   Py_ssize_t shape[1], strides[1];  // what the buffer protocol hands out
+  void* spare;  // while on the free list (array_type.cc): the memory block it keeps for reuse
 
   needle_cpu::Buffer& buffer() { return *std::launder(reinterpret_cast<needle_cpu::Buffer*>(storage)); }
 };

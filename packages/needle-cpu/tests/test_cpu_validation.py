@@ -158,3 +158,29 @@ def test_buffer_view_keeps_buffer_alive():
     del a
     view[:] += 1
     np.testing.assert_array_equal(view, np.full(10, 4.0, np.float32))
+
+
+def test_small_arrays_reused_keep_stats_and_checks():
+    """Small Arrays reuse dead ones' memory (array_type.cc's free list): the live-bytes statistics stay
+    exact, a reused block of another dtype holds what is written, and injected failures still fail."""
+    from needle_cpu import _core as C
+    base = C.memory_stats()["allocated_bytes"]
+    for size, dtype, itemsize in ((16, "float32", 4), (8, "float64", 8), (64, "uint8", 1), (0, "int32", 4),
+                                  (1000, "float32", 4), (6400, "float32", 4),
+                                  (16383, "float32", 4), (16384, "float32", 4)):
+        arrays = [C.Array(size, dtype) for _ in range(40)]   # more than a free list holds
+        assert C.memory_stats()["allocated_bytes"] == base + 40 * size * itemsize
+        for i, a in enumerate(arrays):
+            np.asarray(a)[:] = i % 2
+        for i, a in enumerate(arrays):
+            np.testing.assert_array_equal(np.asarray(a), np.full(size, i % 2, dtype))
+        del arrays, a
+        assert C.memory_stats()["allocated_bytes"] == base
+    C.Array(16)   # one on the free list now
+    C._inject_alloc_failures(0, 1)
+    try:
+        with pytest.raises(MemoryError):
+            C.Array(16)
+    finally:
+        C._inject_alloc_failures(0, 0)
+    assert C.Array(size=16, dtype="int32").dtype == "int32" and C.Array(True).size == 1

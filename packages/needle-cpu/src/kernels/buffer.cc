@@ -80,6 +80,8 @@ void inject_alloc_failures(std::int64_t skip, std::int64_t count) noexcept {
   g_inject_fail.store(count);
 }
 
+bool alloc_failures_pending() noexcept { return g_inject_fail.load(std::memory_order_relaxed) > 0; }
+
 void* alloc_bytes(std::size_t n) {
   if (injected_failure()) throw std::bad_alloc();
   std::size_t bytes = size_class(n ? n : 1);

@@ -25,6 +25,8 @@ inline void free_floats(float* p, std::size_t n) noexcept { free_bytes(p, n * si
 // Fault injection for tests: after `skip` more allocations succeed, the next `count` throw
 // std::bad_alloc (count 0: off). Lets a test make a kernel fail inside a parallel region.
 void inject_alloc_failures(std::int64_t skip, std::int64_t count) noexcept;
+// True while inject_alloc_failures has failures to hand out (so a free list must not bypass them).
+bool alloc_failures_pending() noexcept;
 
 // Bytes currently held by the cache, and a way to release them.
 std::size_t cached_bytes() noexcept;
@@ -53,6 +55,20 @@ class Buffer {
   // `data` must be aligned to the dtype's itemsize.
   Buffer(void* data, std::int64_t size, DType dtype, void (*release)(void*), void* context) noexcept
       : size_(size), dtype_(dtype), data_(data), release_(release), context_(context) {}
+  // Over `block`, which it takes over: memory from alloc_bytes(n) with size_class(n) ==
+  // size_class(nbytes()) (a block another Buffer gave up with release_memory()).
+  Buffer(std::int64_t size, DType dtype, void* block) noexcept : size_(size), dtype_(dtype), data_(block) {
+    note_buffer_alloc(nbytes());
+  }
+  // Give up the memory (counted as freed, as by the destructor) and hand it to the caller, who frees
+  // it with free_bytes or passes it to the constructor above. Only for a buffer that owns_memory().
+  void* release_memory() noexcept {
+    void* p = data_;
+    note_buffer_free(nbytes());
+    data_ = nullptr;
+    size_ = 0;
+    return p;
+  }
   ~Buffer() {
     if (release_ != nullptr) {
       release_(context_);

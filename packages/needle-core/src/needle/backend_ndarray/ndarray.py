@@ -5,6 +5,7 @@ reshape of compact arrays change (shape, strides, offset) and share the buffer; 
 that needs real work calls one flat-buffer kernel of the backend protocol.
 """
 import math
+import operator
 from numbers import Number
 
 import numpy as np
@@ -177,6 +178,7 @@ def broadcast_shapes(*shapes):
 
 _new = object.__new__
 _PERMUTATIONS = {}  #: (axes as given, ndim) -> the checked, non-negative axes of permute
+_PICKERS = {}  #: checked axes of two or more -> operator.itemgetter of them (permute's hot path)
 
 
 def _dtype_name(dtype):
@@ -482,6 +484,9 @@ class NDArray:
         except TypeError:  # not numbers: the check below says so
             known = None
         if known is not None:
+            pick = _PICKERS.get(known)
+            if pick is not None:  # two or more axes: the reordered tuples without Python loops
+                return NDArray._view(pick(self._shape), pick(self._strides), self._device, self._handle, self._offset)
             return NDArray._view(tuple(self._shape[a] for a in known), tuple(self._strides[a] for a in known),
                                  self._device, self._handle, self._offset)
         if (not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in new_axes)
@@ -491,7 +496,10 @@ class NDArray:
         key, new_axes = (new_axes, ndim), tuple(int(a) % ndim for a in new_axes)
         if len(_PERMUTATIONS) > 4096:
             _PERMUTATIONS.clear()
+            _PICKERS.clear()
         _PERMUTATIONS[key] = new_axes
+        if ndim >= 2:  # itemgetter of one index gives the item, not a 1-tuple: only for two or more
+            _PICKERS[new_axes] = operator.itemgetter(*new_axes)
         return NDArray._view(tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes),
                              self._device, self._handle, self._offset)
 

@@ -84,6 +84,10 @@ def _needed(node, *grads):
     if len(grads) == 2:  # unrolled: a generator costs more than the rest for a small op
         a, b = node.inputs
         return grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None
+    if len(grads) == 3:  # x @ w + b (every Linear layer)
+        a, b, c = node.inputs
+        return (grads[0]() if a.requires_grad else None, grads[1]() if b.requires_grad else None,
+                grads[2]() if c.requires_grad else None)
     return tuple(fn() if inp.requires_grad else None for inp, fn in zip(node.inputs, grads))
 
 
@@ -747,7 +751,17 @@ class MatMulBias(TensorOp):
     def gradient(self, out_grad, node):
         x, w, b = node.inputs
         return _needed(node, lambda: matmul_nt(out_grad, w), lambda: matmul_tn(x, out_grad),
-                       lambda: reshape(summation(out_grad, (0,)), b.shape))
+                       lambda: _column_sum(out_grad, b.shape))
+
+
+def _column_sum(grad, shape):
+    """``grad`` (m, p) summed over its rows into ``shape`` (p elements): a bias gradient, one op for the
+    common (1, p) and (p,) biases (keepdims instead of a reshape node)."""
+    if len(shape) == 2 and shape[0] == 1:
+        return summation(grad, (0,), keepdims=True)
+    if len(shape) == 1:
+        return summation(grad, (0,))
+    return reshape(summation(grad, (0,)), shape)
 
 
 def matmul_bias(x, w, b):

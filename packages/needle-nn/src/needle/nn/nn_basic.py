@@ -67,9 +67,12 @@ class Flatten(_Stateless):
     """(N, d1, d2, ...) -> (N, d1*d2*...)."""
 
     def forward(self, X):
-        if X.ndim < 1:
+        shape = X.shape
+        if len(shape) < 1:
             raise ValueError("Flatten: input must have a batch axis, got a 0-d tensor")
-        return ops.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
+        if len(shape) == 2:  # flat already: the input itself, as torch.flatten (no reshape node per step)
+            return X
+        return ops.reshape(X, (shape[0], math.prod(shape[1:])))
 
 
 class ReLU(_Stateless):

@@ -32,13 +32,15 @@ def _check_nonneg(name, value):
         raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def _grad_data(p):
-    """The gradient's NDArray in the parameter's dtype (read only; optimisers never write into ``.grad``)."""
-    grad = p.grad.realize_cached_data()
-    if grad.shape != p.shape:
-        raise ValueError(f"optimizer: gradient of shape {grad.shape} for a parameter of shape {p.shape}")
-    if grad.dtype != p.dtype:  # a parameter keeps its dtype: a float64 gradient must not promote it
-        grad = grad.astype(p.dtype)
+def _grad_data(grad, w):
+    """The gradient's NDArray (of the Tensor ``grad``) in the dtype of ``w``, the parameter's data (read
+    only; optimisers never write into ``.grad``). The NDArrays' fields are read directly: this runs per
+    parameter per step."""
+    grad = grad.realize_cached_data()
+    if grad._shape != w._shape:
+        raise ValueError(f"optimizer: gradient of shape {grad._shape} for a parameter of shape {w._shape}")
+    if grad._dtype != w._dtype:  # a parameter keeps its dtype: a float64 gradient must not promote it
+        grad = grad.astype(w._dtype)
     return grad
 
 
@@ -46,12 +48,12 @@ def _fused_kernel(name, w, g, states):
     """The backend's fused update kernel ``name`` for weights ``w``, gradient ``g`` and the
     optimiser's existing state arrays, or None when the backend lacks it or an operand is of
     another device or dtype (the composed update then runs, with its own checks and errors)."""
-    kernel = w.device.fused(name, w.dtype)
+    device, dtype = w._device, w._dtype  # NDArrays' own fields: read per parameter per step
+    kernel = device.fused(name, dtype)
     if kernel is None:
         return None
-    device, dtype = w.device, w.dtype
     for a in (g, *states):
-        if a is not None and (a.device != device or a.dtype != dtype):
+        if a is not None and (a._device is not device and a._device != device or a._dtype != dtype):
             return None
     return kernel
 
@@ -116,8 +118,10 @@ class Optimizer:
     def _with_grads(self):
         """(param, weight NDArray, gradient NDArray) for the parameters that have a gradient."""
         for p in self.params:
-            if getattr(p, "grad", None) is not None:
-                yield p, p.realize_cached_data(), _grad_data(p)
+            grad = getattr(p, "grad", None)
+            if grad is not None:
+                w = p.realize_cached_data()
+                yield p, w, _grad_data(grad, w)
 
 
 class SGD(Optimizer):
