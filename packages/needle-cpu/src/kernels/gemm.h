@@ -93,4 +93,15 @@ void conv2d_nhwc_grad_weight(const float* a, const float* g, float* out, std::in
                              std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw,
                              std::int64_t sh, std::int64_t sw);
 
+// Both with virtual zero padding (ph, pw): a is the unpadded input (n, h, w, c_in), the output
+// (n, (h + 2ph - kh) / sh + 1, (w + 2pw - kw) / sw + 1, c_out). No padded copy is made, and kernel
+// taps that only ever read padding are left out of the GEMM (their weight-gradient rows are zero).
+void conv2d_nhwc_padded(const float* a, const float* b, float* out, std::int64_t n, std::int64_t h, std::int64_t w,
+                        std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw, std::int64_t sh,
+                        std::int64_t sw, std::int64_t ph, std::int64_t pw);
+void conv2d_nhwc_grad_weight_padded(const float* a, const float* g, float* out, std::int64_t n, std::int64_t h,
+                                    std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh,
+                                    std::int64_t kw, std::int64_t sh, std::int64_t sw, std::int64_t ph,
+                                    std::int64_t pw);
+
 }  // namespace needle_cpu
