@@ -60,6 +60,21 @@ struct Geometry {
       std::fill(dst + hi * c_in, dst + run, 0.0f);
     }
   }
+  // The adjoint of gather: src (kk floats, row r of the columns) added into the windows of out.
+  void scatter_add(const float* src, i64 r, float* out) const {
+    const i64 img = r / (ho * wo), rem = r % (ho * wo), i = rem / wo, j = rem % wo;
+    const i64 qn = q.t1 - q.t0, run = qn * c_in;
+    const i64 x0 = j * sw - pw + q.t0;
+    const i64 lo = std::max<i64>(0, -x0), hi = std::min<i64>(qn, w - x0);
+    if (lo >= hi) return;
+    for (i64 t = p.t0; t < p.t1; ++t, src += run) {
+      const i64 y = i * sh - ph + t;
+      if (y < 0 || y >= h) continue;
+      float* dst = out + ((img * h + y) * w + x0 + lo) * c_in;
+      const float* from = src + lo * c_in;
+      for (i64 e = 0, count = (hi - lo) * c_in; e < count; ++e) dst[e] += from[e];
+    }
+  }
   // Copy the live taps' rows of b (kh, kw, c_in, c_out) into dst (kk x c_out), or back (scatter).
   void copy_rows(const float* src, float* dst, i64 c_out, bool scatter) const {
     const i64 run = (q.t1 - q.t0) * c_in * c_out;
@@ -110,6 +125,60 @@ void conv2d_nhwc_padded(const float* a, const float* b, float* out, i64 n, i64 h
 void conv2d_nhwc(const float* a, const float* b, float* out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out, i64 kh, i64 kw,
                  i64 sh, i64 sw) {
   conv2d_nhwc_padded(a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw, 0, 0);
+}
+
+void conv2d_nhwc_grad_input_padded(const float* g, const float* b, float* out, i64 n, i64 h, i64 w, i64 c_in,
+                                   i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+  const Geometry geo(n, h, w, c_in, kh, kw, sh, sw, ph, pw);
+  const i64 per_image = geo.ho * geo.wo, k = geo.kk;
+  if (n <= 0 || h <= 0 || w <= 0 || c_in <= 0) return;
+  if (sh == 1 && sw == 1 && ph < kh && pw < kw && c_out > 0) {
+    // Stride 1: a correlation of g, padded by k - 1 - p, with the flipped, transposed weight (a
+    // small copy) writes each input pixel once, where adding windows back would revisit it.
+    const std::size_t count = static_cast<std::size_t>(kh * kw * c_in * c_out);
+    std::unique_ptr<float, Free> flipped(alloc_floats(count), Free{count});
+    float* f = flipped.get();
+    const Geometry inner(n, geo.ho, geo.wo, c_out, kh, kw, 1, 1, kh - 1 - ph, kw - 1 - pw);
+    constexpr i64 tile = 16;  // transposed in tiles: neither side strides through memory
+    for (i64 p = 0; p < kh; ++p)
+      for (i64 q = 0; q < kw; ++q) {
+        const float* src = b + ((kh - 1 - p) * kw + (kw - 1 - q)) * c_in * c_out;
+        float* dst = f + (p * kw + q) * c_out * c_in;
+        if (p < inner.p.t0 || p >= inner.p.t1 || q < inner.q.t0 || q >= inner.q.t1) {
+          std::fill(dst, dst + c_out * c_in, 0.0f);  // a tap the correlation leaves out
+          continue;
+        }
+        for (i64 c0 = 0; c0 < c_in; c0 += tile)
+          for (i64 o0 = 0; o0 < c_out; o0 += tile)
+            for (i64 ci = c0; ci < std::min(c_in, c0 + tile); ++ci)
+              for (i64 co = o0; co < std::min(c_out, o0 + tile); ++co) dst[co * c_in + ci] = src[ci * c_out + co];
+      }
+    return conv2d_nhwc_padded(g, f, out, n, geo.ho, geo.wo, c_out, c_in, kh, kw, 1, 1, kh - 1 - ph, kw - 1 - pw);
+  }
+  std::fill(out, out + n * h * w * c_in, 0.0f);
+  if (per_image <= 0 || k == 0 || c_out <= 0) return;
+  const float* weight = geo.live_rows(b, c_out);
+  std::unique_ptr<float, Free> packed;
+  if (!geo.contiguous()) {
+    const std::size_t count = static_cast<std::size_t>(k * c_out);
+    packed = std::unique_ptr<float, Free>(alloc_floats(count), Free{count});
+    geo.copy_rows(b, packed.get(), c_out, false);
+    weight = packed.get();
+  }
+  // Whole images per block, so that blocks on different threads add into different images; the
+  // block's columns (g @ W^T, W read transposed in place) stay around 256 KiB.
+  const i64 images = std::max<i64>(1, std::min<i64>(n, (i64(64) << 10) / (per_image * k)));
+  const i64 blocks = (n + images - 1) / images;
+  auto do_block = [&](i64 blk, int threads) {
+    const i64 r0 = blk * images * per_image, r1 = std::min(n, (blk + 1) * images) * per_image;
+    const std::size_t count = static_cast<std::size_t>((r1 - r0) * k);
+    std::unique_ptr<float, Free> owner(alloc_floats(count), Free{count});
+    float* cols = owner.get();
+    sgemm_nt(r1 - r0, c_out, k, g + r0 * c_out, c_out, weight, c_out, cols, k, nullptr, threads);
+    for (i64 r = r0; r < r1; ++r) geo.scatter_add(cols + (r - r0) * k, r, out);
+  };
+  if (blocks == 1) return do_block(0, 0);
+  parallel_chunks(threads_for(blocks, 1), blocks, [&](i64 blk) { do_block(blk, 1); });
 }
 
 void conv2d_nhwc_grad_weight_padded(const float* a, const float* g, float* out, i64 n, i64 h, i64 w, i64 c_in,

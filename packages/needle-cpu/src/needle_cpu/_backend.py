@@ -89,6 +89,7 @@ conv2d_nhwc = _core.conv2d_nhwc
 conv2d_nhwc_grad_weight = _core.conv2d_nhwc_grad_weight
 conv2d_nhwc_padded = _core.conv2d_nhwc_padded
 conv2d_nhwc_grad_weight_padded = _core.conv2d_nhwc_grad_weight_padded
+conv2d_nhwc_grad_input_padded = _core.conv2d_nhwc_grad_input_padded
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max

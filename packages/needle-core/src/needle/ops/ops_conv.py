@@ -28,6 +28,8 @@ GRAD_WEIGHT_KERNEL = "conv2d_nhwc_grad_weight"
 #: Optional variants of both on the unpadded input, the zero padding applied inside the kernel.
 PADDED_KERNEL = "conv2d_nhwc_padded"
 GRAD_WEIGHT_PADDED_KERNEL = "conv2d_nhwc_grad_weight_padded"
+#: Optional kernel for the input gradient without a graph: g @ W^T, its windows added back into place.
+GRAD_INPUT_KERNEL = "conv2d_nhwc_grad_input_padded"
 
 
 # ---- argument handling ---------------------------------------------------------------------------
@@ -246,7 +248,13 @@ class Conv(TensorOp):
         kh, kw, c_in, c_out = w.shape
         n, ho, wo = g.shape[:3]
         grads = [None, None]
-        if x.requires_grad:
+        grad_input = g.device.fused(GRAD_INPUT_KERNEL, g.dtype) if x.requires_grad else None
+        if grad_input is not None:  # no spread gradient, no flipped weight: W read transposed in place
+            grads[0] = NDArray._fresh(tuple(x.shape), g.device, g.dtype)
+            gc, wc = g.compact(), w.realize_cached_data().compact()
+            grad_input(gc._handle, wc._handle, grads[0]._handle, n, x.shape[1], x.shape[2], c_in, c_out, kh, kw,
+                       *self.stride, *self.padding)
+        elif x.requires_grad:
             # The output gradient spread to stride 1 (one fill, one strided write; nothing to spread at
             # stride 1), then a correlation with the flipped weight, zero-padded by k - 1 - p.
             (sh, sw), pads, lengths = self.stride, [], []
