@@ -75,15 +75,16 @@ struct Geometry {
       for (i64 e = 0, count = (hi - lo) * c_in; e < count; ++e) dst[e] += from[e];
     }
   }
-  // Copy the live taps' rows of b (kh, kw, c_in, c_out) into dst (kk x c_out), or back (scatter).
-  void copy_rows(const float* src, float* dst, i64 c_out, bool scatter) const {
+  // The live taps' rows of a (kh, kw, c_in, c_out) array packed into kk x c_out, and back.
+  void pack_rows(const float* full, float* packed, i64 c_out) const {
     const i64 run = (q.t1 - q.t0) * c_in * c_out;
-    for (i64 t = p.t0; t < p.t1; ++t) {
-      float* full = const_cast<float*>(scatter ? dst : src) + (t * kw + q.t0) * c_in * c_out;
-      float* part = const_cast<float*>(scatter ? src : dst) + (t - p.t0) * run;
-      if (scatter) std::memcpy(full, part, run * sizeof(float));
-      else std::memcpy(part, full, run * sizeof(float));
-    }
+    for (i64 t = p.t0; t < p.t1; ++t)
+      std::memcpy(packed + (t - p.t0) * run, full + (t * kw + q.t0) * c_in * c_out, run * sizeof(float));
+  }
+  void unpack_rows(const float* packed, float* full, i64 c_out) const {
+    const i64 run = (q.t1 - q.t0) * c_in * c_out;
+    for (i64 t = p.t0; t < p.t1; ++t)
+      std::memcpy(full + (t * kw + q.t0) * c_in * c_out, packed + (t - p.t0) * run, run * sizeof(float));
   }
 };
 
@@ -103,7 +104,7 @@ void conv2d_nhwc_padded(const float* a, const float* b, float* out, i64 n, i64 h
   if (!geo.contiguous()) {
     const std::size_t count = static_cast<std::size_t>(k * c_out);
     packed = std::unique_ptr<float, Free>(alloc_floats(count), Free{count});
-    geo.copy_rows(b, packed.get(), c_out, false);
+    geo.pack_rows(b, packed.get(), c_out);
     weight = packed.get();
   }
   // Rows per block: enough to amortise packing the weight, small enough for the im2col block
@@ -162,7 +163,7 @@ void conv2d_nhwc_grad_input_padded(const float* g, const float* b, float* out, i
   if (!geo.contiguous()) {
     const std::size_t count = static_cast<std::size_t>(k * c_out);
     packed = std::unique_ptr<float, Free>(alloc_floats(count), Free{count});
-    geo.copy_rows(b, packed.get(), c_out, false);
+    geo.pack_rows(b, packed.get(), c_out);
     weight = packed.get();
   }
   // Whole images per block, so that blocks on different threads add into different images; the
@@ -211,7 +212,7 @@ void conv2d_nhwc_grad_weight_padded(const float* a, const float* g, float* out, 
     if (r0 != 0)
       for (i64 e = 0; e < k * c_out; ++e) sum[e] += part[e];
   }
-  if (sum_owner) geo.copy_rows(sum, out, c_out, true);
+  if (sum_owner) geo.unpack_rows(sum, out, c_out);
 }
 
 void conv2d_nhwc_grad_weight(const float* a, const float* g, float* out, i64 n, i64 h, i64 w, i64 c_in, i64 c_out,
