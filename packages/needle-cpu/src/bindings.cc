@@ -769,6 +769,68 @@ PYBIND11_MODULE(_core, m) {
      py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
      "NHWC convolution of the padded input a (n, h, w, c_in) with b (kh, kw, c_in, c_out), strides (sh, sw).");
 
+  // The padded variants: a unpadded, zero padding (ph, pw) applied virtually.
+  m.def("conv2d_nhwc_padded", [](const Buffer& a, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w, i64 c_in,
+                                 i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+    const char* k = "conv2d_nhwc_padded";
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}, {"ph", ph}, {"pw", pw}});
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1) fail("conv2d_nhwc_padded: kernel size and stride must be >= 1");
+    if (h + 2 * ph < kh || w + 2 * pw < kw)
+      fail("conv2d_nhwc_padded: padded input " + std::to_string(h + 2 * ph) + "x" + std::to_string(w + 2 * pw) +
+           " is smaller than the kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1;
+    need_sizes(k, {{"a", a, {n, h, w, c_in}}, {"b", b, {kh, kw, c_in, c_out}}, {"out", out, {n, ho, wo, c_out}}});
+    if (overlaps(a, out) || overlaps(b, out)) fail("conv2d_nhwc_padded: out must not be a or b");
+    need_float32(k, {{"a", &a}, {"b", &b}, {"out", &out}});
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc_padded(a.data(), b.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
+     "conv2d_nhwc of the unpadded a (n, h, w, c_in) with zero padding (ph, pw) applied virtually (no padded copy).");
+
+  m.def("conv2d_nhwc_grad_input_padded", [](const Buffer& g, const Buffer& b, Buffer& out, i64 n, i64 h, i64 w,
+                                            i64 c_in, i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+    const char* k = "conv2d_nhwc_grad_input_padded";
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}, {"ph", ph}, {"pw", pw}});
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1)
+      fail("conv2d_nhwc_grad_input_padded: kernel size and stride must be >= 1");
+    if (h + 2 * ph < kh || w + 2 * pw < kw)
+      fail("conv2d_nhwc_grad_input_padded: padded input " + std::to_string(h + 2 * ph) + "x" +
+           std::to_string(w + 2 * pw) + " is smaller than the kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1;
+    need_sizes(k, {{"g", g, {n, ho, wo, c_out}}, {"b", b, {kh, kw, c_in, c_out}}, {"out", out, {n, h, w, c_in}}});
+    need_unaliased_outputs(k, {&out}, {&g, &b});
+    need_float32(k, {{"g", &g}, {"b", &b}, {"out", &out}});
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc_grad_input_padded(g.data(), b.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw,
+                                              ph, pw);
+  }, py::arg("g"), py::arg("b"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
+     "Input gradient of conv2d_nhwc_padded: out (n, h, w, c_in) from g (n, ho, wo, c_out) and b (kh, kw, c_in, c_out).");
+
+  m.def("conv2d_nhwc_grad_weight_padded", [](const Buffer& a, const Buffer& g, Buffer& out, i64 n, i64 h, i64 w,
+                                             i64 c_in, i64 c_out, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw) {
+    const char* k = "conv2d_nhwc_grad_weight_padded";
+    need_counts(k, {{"n", n}, {"h", h}, {"w", w}, {"c_in", c_in}, {"c_out", c_out}, {"kh", kh}, {"kw", kw},
+                    {"sh", sh}, {"sw", sw}, {"ph", ph}, {"pw", pw}});
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1)
+      fail("conv2d_nhwc_grad_weight_padded: kernel size and stride must be >= 1");
+    if (h + 2 * ph < kh || w + 2 * pw < kw)
+      fail("conv2d_nhwc_grad_weight_padded: padded input " + std::to_string(h + 2 * ph) + "x" +
+           std::to_string(w + 2 * pw) + " is smaller than the kernel " + std::to_string(kh) + "x" + std::to_string(kw));
+    const i64 ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1;
+    need_sizes(k, {{"a", a, {n, h, w, c_in}}, {"g", g, {n, ho, wo, c_out}}, {"out", out, {kh, kw, c_in, c_out}}});
+    need_unaliased_outputs(k, {&out}, {&a, &g});
+    need_float32(k, {{"a", &a}, {"g", &g}, {"out", &out}});
+    MaybeRelease gil(product(k, {n, ho, wo, c_out, kh, kw, c_in}));
+    needle_cpu::conv2d_nhwc_grad_weight_padded(a.data(), g.data(), out.data(), n, h, w, c_in, c_out, kh, kw, sh, sw,
+                                               ph, pw);
+  }, py::arg("a"), py::arg("g"), py::arg("out"), py::arg("n"), py::arg("h"), py::arg("w"), py::arg("c_in"),
+     py::arg("c_out"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"),
+     "conv2d_nhwc_grad_weight of the unpadded a with zero padding (ph, pw) applied virtually.");
+
   using needle_cpu::TArg;
   using needle_cpu::TReduce;
   def_reduce(m, "reduce_sum", int(TReduce::kSum), false,

@@ -253,6 +253,13 @@ def _shaped(name, d):
         "conv2d_nhwc": ([b * m * m * n, 2 * 2 * n * p, b * max(m - 1, 0) ** 2 * p], [b, m, m, n, p, 2, 2, 1, 1]),
         "conv2d_nhwc_grad_weight": ([b * m * m * n, b * max(m - 1, 0) ** 2 * p, 2 * 2 * n * p],
                                     [b, m, m, n, p, 2, 2, 1, 1]),
+        # 3x3 kernel, stride 2, padding 1: output (m + 1) // 2 on a side (m >= 1).
+        "conv2d_nhwc_padded": ([b * m * m * n, 9 * n * p, b * ((m + 1) // 2) ** 2 * p],
+                               [b, m, m, n, p, 3, 3, 2, 2, 1, 1]),
+        "conv2d_nhwc_grad_input_padded": ([b * ((m + 1) // 2) ** 2 * p, 9 * n * p, b * m * m * n],
+                                          [b, m, m, n, p, 3, 3, 2, 2, 1, 1]),
+        "conv2d_nhwc_grad_weight_padded": ([b * m * m * n, b * ((m + 1) // 2) ** 2 * p, 9 * n * p],
+                                           [b, m, m, n, p, 3, 3, 2, 2, 1, 1]),
         "batchnorm_forward": ([m * n, n, n, m * n, n, n], [m, n, 1]),
         "batchnorm_backward": ([m * n, m * n, n, n, n, m * n, n, n], [m, n, 1]),
         "lstm_cell_forward": ([4 * m * n, (b + 1) * 4 * m * n, m * n, m * n, m * n, m * n, (b + 1) * m * n],
@@ -268,7 +275,9 @@ def shaped_call(draw):
     name = draw(st.sampled_from(["matmul", "matmul_tn", "matmul_nt", "matmul_bias", "matmul_batched", "reduce_sum",
                                  "reduce_max", "reduce_min", "reduce_argmax", "reduce_argmin", "gather_rows",
                                  "scatter_add_rows", "softmax_xent_forward", "softmax_xent_backward", "conv2d_nhwc",
-                                 "conv2d_nhwc_grad_weight", "batchnorm_forward", "batchnorm_backward",
+                                 "conv2d_nhwc_grad_weight", "conv2d_nhwc_padded", "conv2d_nhwc_grad_weight_padded",
+                                 "conv2d_nhwc_grad_input_padded",
+                                 "batchnorm_forward", "batchnorm_backward",
                                  "lstm_cell_forward", "lstm_cell_backward"]))
     dims = [draw(st.integers(0, 6) | st.sampled_from([17, 40, 70])) for _ in range(3)] + [draw(st.integers(0, 3))]
     sizes, ints = _shaped(name, dims)

@@ -685,6 +685,11 @@ def _fused_calls(dt):
         "softmax_xent_forward": lambda: B.softmax_xent_forward(f(4), g(2), g(4), g(2), 2, 2),
         "softmax_xent_backward": lambda: B.softmax_xent_backward(f(4), g(2), g(1), g(4), 2, 2),
         "conv2d_nhwc": lambda: B.conv2d_nhwc(f(4), g(1), g(4), 1, 2, 2, 1, 1, 1, 1, 1, 1),
+        "conv2d_nhwc_padded": lambda: B.conv2d_nhwc_padded(f(4), g(9), g(4), 1, 2, 2, 1, 1, 3, 3, 1, 1, 1, 1),
+        "conv2d_nhwc_grad_weight_padded": lambda: B.conv2d_nhwc_grad_weight_padded(
+            f(4), g(4), g(9), 1, 2, 2, 1, 1, 3, 3, 1, 1, 1, 1),
+        "conv2d_nhwc_grad_input_padded": lambda: B.conv2d_nhwc_grad_input_padded(
+            f(4), g(9), g(4), 1, 2, 2, 1, 1, 3, 3, 1, 1, 1, 1),
     }
 
 
@@ -693,7 +698,8 @@ def _fused_calls(dt):
 def test_fused_kernels_are_float32_only(kernel, dtype):
     assert B.FUSED_DTYPES == ("float32",)
     first = {"lstm_cell_forward": "gates", "lstm_cell_backward": "dh", "softmax_xent_forward": "z",
-             "softmax_xent_backward": "probs"}.get(kernel, "param" if kernel.endswith("_step") else "a")
+             "softmax_xent_backward": "probs",
+             "conv2d_nhwc_grad_input_padded": "g"}.get(kernel, "param" if kernel.endswith("_step") else "a")
     with pytest.raises(TypeError, match=rf"{kernel}: {first} has dtype {dtype}, expected float32"):
         _fused_calls(dtype)[kernel]()
     _fused_calls("float32")[kernel]()  # the same call on float32 runs

@@ -263,6 +263,96 @@ def test_conv2d_nhwc_grad_weight(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+# Padded variants: ResNet9's tiny images (taps that only read padding are left out), padding wider than
+# the kernel, uneven (ph, pw), strides past the image, and more rows than one gathered block.
+PADDED_CASES = [
+    (3, 1, 1, 5, 6, 3, 3, 1, 1, 1, 1), (2, 2, 2, 4, 3, 3, 3, 2, 2, 1, 1), (2, 4, 4, 3, 5, 3, 3, 2, 2, 1, 1),
+    (1, 2, 3, 2, 3, 3, 3, 1, 1, 2, 2), (2, 5, 7, 3, 4, 3, 2, 2, 3, 1, 0), (1, 1, 1, 2, 2, 1, 1, 2, 2, 1, 1),
+    (2, 3, 3, 2, 3, 5, 5, 1, 1, 1, 1), (2, 9, 8, 3, 2, 7, 7, 4, 4, 3, 3), (2, 34, 34, 17, 5, 3, 3, 1, 1, 1, 1),
+    (2, 3, 4, 2, 3, 1, 2, 1, 1, 1, 2),  # padding at least the kernel: stride 1 adds windows back too
+]
+
+
+def _padded_input(a, ph, pw):
+    return np.pad(a, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+
+
+@pytest.mark.parametrize("n,h,w,c_in,c_out,kh,kw,sh,sw,ph,pw", PADDED_CASES)
+def test_conv2d_nhwc_padded(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+    a = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    b = rng.standard_normal((kh, kw, c_in, c_out)).astype(np.float32)
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out = to_buffer(np.full(n * ho * wo * c_out, 7.0))
+    B.conv2d_nhwc_padded(to_buffer(a), to_buffer(b), out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw)
+    want = _conv_reference(_padded_input(a, ph, pw), b, sh, sw)
+    np.testing.assert_allclose(from_buffer(out, (n, ho, wo, c_out)), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,h,w,c_in,c_out,kh,kw,sh,sw,ph,pw", PADDED_CASES)
+def test_conv2d_nhwc_grad_weight_padded(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+    a = rng.standard_normal((n, h, w, c_in)).astype(np.float32)
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    g = rng.standard_normal((n, ho, wo, c_out)).astype(np.float32)
+    out = to_buffer(np.full(kh * kw * c_in * c_out, 7.0))  # every element is written, dead taps with 0
+    B.conv2d_nhwc_grad_weight_padded(to_buffer(a), to_buffer(g), out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw)
+    ap = _padded_input(a, ph, pw).astype(np.float64)
+    want = np.zeros((kh, kw, c_in, c_out))
+    for p in range(kh):
+        for q in range(kw):
+            patch = ap[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw, :]
+            want[p, q] = np.einsum("nijc,nijd->cd", patch, g.astype(np.float64))
+    np.testing.assert_allclose(from_buffer(out, (kh, kw, c_in, c_out)), want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("n,h,w,c_in,c_out,kh,kw,sh,sw,ph,pw", PADDED_CASES + [(3, 8, 8, 16, 32, 3, 3, 2, 2, 1, 1)])
+def test_conv2d_nhwc_grad_input_padded(isa, rng, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+    b = rng.standard_normal((kh, kw, c_in, c_out)).astype(np.float32)
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    g = rng.standard_normal((n, ho, wo, c_out)).astype(np.float32)
+    out = to_buffer(np.full(n * h * w * c_in, 7.0))  # every element is written
+    B.conv2d_nhwc_grad_input_padded(to_buffer(g), to_buffer(b), out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw)
+    # The adjoint of the forward: each tap's g @ b[p, q]^T added at its window offsets, padding cropped.
+    want = np.zeros((n, h + 2 * ph, w + 2 * pw, c_in))
+    for p in range(kh):
+        for q in range(kw):
+            want[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw, :] += g.astype(np.float64) @ b[p, q].T
+    want = want[:, ph:ph + h, pw:pw + w, :]
+    np.testing.assert_allclose(from_buffer(out, (n, h, w, c_in)), want, rtol=1e-4, atol=1e-3)
+
+
+def test_conv2d_nhwc_padded_rejects_bad_arguments():
+    for k, second in ((B.conv2d_nhwc_padded, 9), (B.conv2d_nhwc_grad_weight_padded, 1)):
+        with pytest.raises(ValueError, match="smaller than the kernel"):
+            k(B.Array(1), B.Array(second), B.Array(9), 1, 1, 1, 1, 1, 5, 5, 1, 1, 1, 1)
+        with pytest.raises(ValueError, match="stride"):
+            k(B.Array(1), B.Array(second), B.Array(9), 1, 1, 1, 1, 1, 3, 3, 0, 1, 1, 1)
+        with pytest.raises(ValueError, match="must be in"):
+            k(B.Array(1), B.Array(second), B.Array(9), 1, 1, 1, 1, 1, 3, 3, 1, 1, -1, 1)
+        with pytest.raises(ValueError, match="buffer a"):
+            k(B.Array(1), B.Array(second), B.Array(9), 1, 2, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="buffer out"):
+        B.conv2d_nhwc_padded(B.Array(1), B.Array(9), B.Array(0), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="buffer out"):
+        B.conv2d_nhwc_grad_weight_padded(B.Array(1), B.Array(1), B.Array(8), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    k = B.conv2d_nhwc_grad_input_padded
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        k(B.Array(1), B.Array(9), B.Array(1), 1, 1, 1, 1, 1, 5, 5, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="buffer g"):
+        k(B.Array(0), B.Array(9), B.Array(1), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="buffer b"):
+        k(B.Array(1), B.Array(8), B.Array(1), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="buffer out"):
+        k(B.Array(1), B.Array(9), B.Array(0), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="must be in"):
+        k(B.Array(1), B.Array(9), B.Array(1), 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, -3)
+    g = B.Array(9)
+    with pytest.raises(ValueError, match="an output is also an input"):
+        k(g, B.Array(9), g, 1, 3, 3, 1, 1, 3, 3, 1, 1, 1, 1)
+    a = B.Array(9)
+    with pytest.raises(ValueError, match="must not be"):
+        B.conv2d_nhwc_padded(a, B.Array(9), a, 1, 3, 3, 1, 1, 3, 3, 1, 1, 1, 1)
+
+
 def test_conv2d_nhwc_grad_weight_rejects_bad_arguments():
     k = B.conv2d_nhwc_grad_weight
     with pytest.raises(ValueError, match="smaller than the kernel"):

@@ -74,6 +74,14 @@ MicroKernelF64 gemm_f64_kernel();
 // The course's tiled layout: a is (m/T, n/T, T, T), b is (n/T, p/T, T, T), out (m/T, p/T, T, T).
 constexpr int kTile = 8;
 void matmul_tiled(const float* a, const float* b, float* out, std::int64_t m, std::int64_t n, std::int64_t p);
+// The input gradient (n, h, w, c_in) of conv2d_nhwc_padded for the output gradient g (n, ho, wo,
+// c_out): g @ W^T a block of whole images at a time (W read transposed in place), each row's
+// windows added back into place (col2im); no dilated or padded gradient. At stride 1 (p < k) it is
+// instead conv2d_nhwc_padded of g with a flipped, transposed copy of the (small) weight.
+void conv2d_nhwc_grad_input_padded(const float* g, const float* b, float* out, std::int64_t n, std::int64_t h,
+                                   std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh,
+                                   std::int64_t kw, std::int64_t sh, std::int64_t sw, std::int64_t ph,
+                                   std::int64_t pw);
 
 }  // namespace needle_cpu
 
@@ -92,5 +100,24 @@ void conv2d_nhwc(const float* a, const float* b, float* out, std::int64_t n, std
 void conv2d_nhwc_grad_weight(const float* a, const float* g, float* out, std::int64_t n, std::int64_t h,
                              std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw,
                              std::int64_t sh, std::int64_t sw);
+
+// Both with virtual zero padding (ph, pw): a is the unpadded input (n, h, w, c_in), the output
+// (n, (h + 2ph - kh) / sh + 1, (w + 2pw - kw) / sw + 1, c_out). No padded copy is made, and kernel
+// taps that only ever read padding are left out of the GEMM (their weight-gradient rows are zero).
+void conv2d_nhwc_padded(const float* a, const float* b, float* out, std::int64_t n, std::int64_t h, std::int64_t w,
+                        std::int64_t c_in, std::int64_t c_out, std::int64_t kh, std::int64_t kw, std::int64_t sh,
+                        std::int64_t sw, std::int64_t ph, std::int64_t pw);
+void conv2d_nhwc_grad_weight_padded(const float* a, const float* g, float* out, std::int64_t n, std::int64_t h,
+                                    std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh,
+                                    std::int64_t kw, std::int64_t sh, std::int64_t sw, std::int64_t ph,
+                                    std::int64_t pw);
+// The input gradient (n, h, w, c_in) of conv2d_nhwc_padded for the output gradient g (n, ho, wo,
+// c_out): g @ W^T a block of whole images at a time (W read transposed in place), each row's
+// windows added back into place (col2im); no dilated or padded gradient. At stride 1 (p < k) it is
+// instead conv2d_nhwc_padded of g with a flipped, transposed copy of the (small) weight.
+void conv2d_nhwc_grad_input_padded(const float* g, const float* b, float* out, std::int64_t n, std::int64_t h,
+                                   std::int64_t w, std::int64_t c_in, std::int64_t c_out, std::int64_t kh,
+                                   std::int64_t kw, std::int64_t sh, std::int64_t sw, std::int64_t ph,
+                                   std::int64_t pw);
 
 }  // namespace needle_cpu

@@ -87,6 +87,9 @@ matmul_tiled = _core.matmul_tiled
 conv2d_nhwc = _core.conv2d_nhwc
 # Its weight gradient (protocol.FUSED_KERNELS): im2col rows gathered a block at a time, never all at once.
 conv2d_nhwc_grad_weight = _core.conv2d_nhwc_grad_weight
+conv2d_nhwc_padded = _core.conv2d_nhwc_padded
+conv2d_nhwc_grad_weight_padded = _core.conv2d_nhwc_grad_weight_padded
+conv2d_nhwc_grad_input_padded = _core.conv2d_nhwc_grad_input_padded
 
 reduce_sum = _core.reduce_sum
 reduce_max = _core.reduce_max

@@ -486,6 +486,25 @@ class Backend:
         im2col(a) the (n*ho*wo, kh*kw*c_in) matrix of a's windows (fallback: that matrix and one matmul_tn)."""
 
     @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def conv2d_nhwc_padded(self, a, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+        """:meth:`conv2d_nhwc` of the compact, unpadded ``a`` (n, h, w, c_in) zero-padded by ``ph`` rows and ``pw``
+        columns on each side, without a padded copy: ``out`` (n, (h+2ph-kh)//sh+1, (w+2pw-kw)//sw+1, c_out)
+        (fallback: pad, then :meth:`conv2d_nhwc` or im2col and one matmul)."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def conv2d_nhwc_grad_input_padded(self, g, b, out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+        """Input gradient of :meth:`conv2d_nhwc_padded` (same sizes): ``out`` (n, h, w, c_in) = the windows of
+        ``g @ b^T`` added back into place, padding dropped, with ``g`` the compact output gradient (n,
+        (h+2ph-kh)//sh+1, (w+2pw-kw)//sw+1, c_out) and ``b`` the weight as a (kh*kw*c_in, c_out) matrix
+        (fallback: the spread ``g`` correlated with the flipped weight)."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
+    def conv2d_nhwc_grad_weight_padded(self, a, g, out, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw):
+        """:meth:`conv2d_nhwc_grad_weight` of the unpadded ``a`` zero-padded by (``ph``, ``pw``) as in
+        :meth:`conv2d_nhwc_padded`; ``g`` (n, (h+2ph-kh)//sh+1, (w+2pw-kw)//sw+1, c_out) (fallback: pad, then
+        :meth:`conv2d_nhwc_grad_weight` or im2col and one matmul_tn)."""
+
+    @_kernel("fused", dtypes="fused", aliasing=DISTINCT)
     def batchnorm_forward(self, x, weight, bias, out, mean, var, m, c, eps):
         """Batch normalisation in training mode (``needle.nn.BatchNorm1d/2d``; used with the backward, both or
         neither) over the compact (m, c) ``x``, one column per channel: ``mean`` (c,) the column means, ``var``

@@ -25,6 +25,11 @@ from .ops_mathematic import (
 CONV_KERNEL = "conv2d_nhwc"
 #: Optional fused kernel for the weight gradient without a graph (see ``contract.Backend``).
 GRAD_WEIGHT_KERNEL = "conv2d_nhwc_grad_weight"
+#: Optional variants of both on the unpadded input, the zero padding applied inside the kernel.
+PADDED_KERNEL = "conv2d_nhwc_padded"
+GRAD_WEIGHT_PADDED_KERNEL = "conv2d_nhwc_grad_weight_padded"
+#: Optional kernel for the input gradient without a graph: g @ W^T, its windows added back into place.
+GRAD_INPUT_KERNEL = "conv2d_nhwc_grad_input_padded"
 
 
 # ---- argument handling ---------------------------------------------------------------------------
@@ -85,14 +90,26 @@ def _pad_spatial(a: NDArray, padding) -> NDArray:
 def conv_array(a: NDArray, b: NDArray, stride, padding, padded=None) -> NDArray:
     """NHWC convolution of NDArrays: the backend's native kernel, else im2col + one matmul.
 
-    ``padded``: a list that receives the padded compact input (kept by :class:`Conv` for its weight
-    gradient, so the backward pads nothing again)."""
-    (sh, sw) = stride
-    a, b = _pad_spatial(a, padding).compact(), b.compact()
-    if padded is not None:
-        padded.append(a)
-    n, h, w, c_in = a.shape
+    ``padded``: a list that receives ``(input, padding)``, the compact input the kernel read and the
+    padding still to apply to it (kept by :class:`Conv` for its weight gradient, so the backward pads
+    nothing again)."""
+    (sh, sw), (ph, pw) = stride, padding
+    b = b.compact()
     kh, kw, _, c_out = b.shape
+    kernel = a.device.fused(PADDED_KERNEL, a.dtype) if (ph or pw) else None
+    if kernel is not None:  # zero padding applied inside the kernel: no padded copy
+        a = a.compact()
+        if padded is not None:
+            padded.append((a, (ph, pw)))
+        n, h, w, c_in = a.shape
+        out = NDArray.make((n, _out_size(h + 2 * ph, kh, sh), _out_size(w + 2 * pw, kw, sw), c_out), device=a.device,
+                           dtype=a.dtype)
+        kernel(a._handle, b._handle, out._handle, n, h, w, c_in, c_out, kh, kw, sh, sw, ph, pw)
+        return out
+    a = _pad_spatial(a, padding).compact()
+    if padded is not None:
+        padded.append((a, (0, 0)))
+    n, h, w, c_in = a.shape
     ho, wo = _out_size(h, kh, sh), _out_size(w, kw, sw)
     kernel = a.device.fused(CONV_KERNEL, a.dtype)
     if kernel is not None:
@@ -231,36 +248,47 @@ class Conv(TensorOp):
         kh, kw, c_in, c_out = w.shape
         n, ho, wo = g.shape[:3]
         grads = [None, None]
-        if x.requires_grad:
-            # The output gradient spread to stride 1 and zero-padded by k - 1 - p in one buffer (one
-            # fill, one strided write), then a stride-1 correlation with the flipped weight.
-            lengths, pads = [], []
+        grad_input = g.device.fused(GRAD_INPUT_KERNEL, g.dtype) if x.requires_grad else None
+        if grad_input is not None:  # no spread gradient, no flipped weight: W read transposed in place
+            grads[0] = NDArray._fresh(tuple(x.shape), g.device, g.dtype)
+            gc, wc = g.compact(), w.realize_cached_data().compact()
+            grad_input(gc._handle, wc._handle, grads[0]._handle, n, x.shape[1], x.shape[2], c_in, c_out, kh, kw,
+                       *self.stride, *self.padding)
+        elif x.requires_grad:
+            # The output gradient spread to stride 1 (one fill, one strided write; nothing to spread at
+            # stride 1), then a correlation with the flipped weight, zero-padded by k - 1 - p.
+            (sh, sw), pads, lengths = self.stride, [], []
             for k, p, size in zip((kh, kw), self.padding, x.shape[1:3]):
-                q = builtins.max(k - 1 - p, 0)
-                lengths.append(size + 2 * p - k + 1 + 2 * q)
-                pads.append(q)
-            spread = g.device.full((n, lengths[0], lengths[1], c_out), 0.0, dtype=g.dtype)
-            (qh, qw), (sh, sw) = pads, self.stride
-            spread[:, qh:qh + (ho - 1) * sh + 1:sh, qw:qw + (wo - 1) * sw + 1:sw, :] = g
+                pads.append(builtins.max(k - 1 - p, 0))
+                lengths.append(size + 2 * p - k + 1)
+            spread = g
+            if (sh, sw) != (1, 1):
+                spread = g.device.full((n, lengths[0], lengths[1], c_out), 0.0, dtype=g.dtype)
+                spread[:, 0:(ho - 1) * sh + 1:sh, 0:(wo - 1) * sw + 1:sw, :] = g
             w_flip = w.realize_cached_data().flip((0, 1)).permute((0, 1, 3, 2))
-            grad_x = conv_array(spread, w_flip, (1, 1), (0, 0))
+            grad_x = conv_array(spread, w_flip, (1, 1), tuple(pads))
             for axis, (k, p, q, size) in enumerate(zip((kh, kw), self.padding, pads, x.shape[1:3]), start=1):
                 grad_x = _crop_or_pad_array(grad_x, axis, p - (k - 1 - q), size)
             grads[0] = grad_x
         rows = n * ho * wo
         g2 = g.compact().reshape((rows, c_out)) if (w.requires_grad or bias is not None) else None
         if w.requires_grad:
-            xp = self._padded
-            if xp is None:
-                xp = _pad_spatial(x.realize_cached_data(), self.padding).compact()
-            kernel = g.device.fused(GRAD_WEIGHT_KERNEL, g.dtype)
-            if kernel is not None:  # the windows gathered a block at a time, never all at once
+            xp, (ph, pw) = self._padded or (x.realize_cached_data().compact(), self.padding)
+            kernel = g.device.fused(GRAD_WEIGHT_PADDED_KERNEL, g.dtype) if (ph or pw) else None
+            if kernel is not None:  # padding applied inside the kernel, as in the forward
                 grads[1] = NDArray._fresh((kh, kw, c_in, c_out), g.device, g.dtype)
                 kernel(xp._handle, g2._handle, grads[1]._handle, n, xp.shape[1], xp.shape[2], c_in, c_out, kh, kw,
-                       *self.stride)
+                       *self.stride, ph, pw)
             else:
-                cols = im2col_array(xp, (kh, kw), self.stride).reshape((rows, kh * kw * c_in))
-                grads[1] = cols.matmul_tn(g2).reshape((kh, kw, c_in, c_out))
+                xp = _pad_spatial(xp, (ph, pw)).compact()
+                kernel = g.device.fused(GRAD_WEIGHT_KERNEL, g.dtype)
+                if kernel is not None:  # the windows gathered a block at a time, never all at once
+                    grads[1] = NDArray._fresh((kh, kw, c_in, c_out), g.device, g.dtype)
+                    kernel(xp._handle, g2._handle, grads[1]._handle, n, xp.shape[1], xp.shape[2], c_in, c_out, kh,
+                           kw, *self.stride)
+                else:
+                    cols = im2col_array(xp, (kh, kw), self.stride).reshape((rows, kh * kw * c_in))
+                    grads[1] = cols.matmul_tn(g2).reshape((kh, kw, c_in, c_out))
         self._padded = None
         if bias is not None:
             grads.append(g2.sum(axis=0) if bias.requires_grad else None)
